@@ -1,0 +1,38 @@
+// The attention half of a decoder layer:
+//   h = RMSNorm(x);  q, k, v = h Wq^T, h Wk^T, h Wv^T;  RoPE(q, k);  a = causal_gqa(q, k, v);
+//   x_out = x + a Wo^T
+#pragma once
+
+#include <cstdint>
+
+#include "core/buffer.h"
+#include "model/config.h"
+#include "ops/rope.h"
+
+namespace flywheel {
+
+struct AttentionWeights {
+  const float *norm, *q, *k, *v, *o;
+};
+struct AttentionGrads {
+  float *norm, *q, *k, *v, *o;
+};
+
+struct AttentionActivations {
+  Buffer<float> normed;      // [n, d]
+  Buffer<float> rstd;        // [n]
+  Buffer<float> q, k, v;     // after RoPE: [n, n_heads * hd], [n, n_kv * hd] x2
+  Buffer<float> attn;        // [n, n_heads * hd]
+  Buffer<float> lse;         // [batch, n_heads, seq]
+};
+
+// x_out[n, d] = x + attention(x); x and x_out may not alias.
+void attention_block_forward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,
+                             const float* x, float* x_out, int64_t batch, int64_t seq, AttentionActivations& act);
+
+// dx[n, d] = dx_out + d(attention path)/dx. Weight grads accumulate.
+void attention_block_backward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,
+                              const AttentionGrads& g, const float* x, const float* dx_out, float* dx, int64_t batch,
+                              int64_t seq, AttentionActivations& act);
+
+}  // namespace flywheel

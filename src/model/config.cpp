@@ -1,0 +1,62 @@
+#include "model/config.h"
+
+#include "core/error.h"
+
+namespace flywheel {
+
+void ModelConfig::validate() const {
+  auto positive = [](const char* key, int64_t value) {
+    FW_CHECK(value > 0, "model.", key, " = ", value, ": must be a positive integer");
+  };
+  positive("vocab_size", vocab_size);
+  positive("d_model", d_model);
+  positive("n_layers", n_layers);
+  positive("n_heads", n_heads);
+  positive("n_kv_heads", n_kv_heads);
+  positive("d_ff", d_ff);
+  positive("max_seq_len", max_seq_len);
+  FW_CHECK(head_dim >= 0, "model.head_dim = ", head_dim, ": must be 0 (derive d_model / n_heads) or positive");
+  if (head_dim == 0)
+    FW_CHECK(d_model % n_heads == 0, "model.n_heads = ", n_heads, " does not divide model.d_model = ", d_model,
+             ": choose n_heads dividing d_model, or set model.head_dim explicitly");
+  FW_CHECK(resolved_head_dim() % 2 == 0, "head_dim = ", resolved_head_dim(),
+           " is odd: rotary embeddings rotate pairs, so head_dim must be even");
+  FW_CHECK(n_heads % n_kv_heads == 0, "model.n_kv_heads = ", n_kv_heads, " does not divide model.n_heads = ",
+           n_heads, ": each key/value head must serve a whole group of query heads");
+  FW_CHECK(rope_theta > 0, "model.rope_theta = ", rope_theta, ": must be > 0");
+  FW_CHECK(norm_eps > 0, "model.norm_eps = ", norm_eps, ": must be > 0");
+  FW_CHECK(init_std > 0, "model.init_std = ", init_std, ": must be > 0");
+  FW_CHECK(moe_experts >= 0, "model.moe_experts = ", moe_experts, ": must be 0 (dense) or a positive count");
+  if (is_moe()) {
+    FW_CHECK(moe_top_k >= 1 && moe_top_k <= moe_experts, "model.moe_top_k = ", moe_top_k,
+             " is not in [1, model.moe_experts = ", moe_experts, "]: a token cannot pick more experts than exist");
+    FW_CHECK(moe_d_ff >= 0, "model.moe_d_ff = ", moe_d_ff, ": must be 0 (use d_ff) or positive");
+    FW_CHECK(moe_aux_loss_coef >= 0, "model.moe_aux_loss_coef = ", moe_aux_loss_coef, ": must be >= 0");
+  }
+}
+
+int64_t ModelConfig::active_matmul_params() const {
+  const int64_t hd = resolved_head_dim();
+  const int64_t attention = d_model * hd * (2 * n_heads + 2 * n_kv_heads);
+  int64_t ffn = 3 * d_model * d_ff;
+  if (is_moe()) {
+    const int64_t experts_used = moe_top_k + (moe_shared_expert ? 1 : 0);
+    ffn = experts_used * 3 * d_model * resolved_moe_d_ff() + moe_experts * d_model;  // + router
+  }
+  return n_layers * (attention + ffn) + vocab_size * d_model;  // + LM head
+}
+
+int64_t ModelConfig::total_params() const {
+  const int64_t hd = resolved_head_dim();
+  const int64_t attention = d_model * hd * (2 * n_heads + 2 * n_kv_heads);
+  int64_t ffn = 3 * d_model * d_ff;
+  if (is_moe()) {
+    const int64_t experts = moe_experts + (moe_shared_expert ? 1 : 0);
+    ffn = experts * 3 * d_model * resolved_moe_d_ff() + moe_experts * d_model;
+  }
+  const int64_t norms = n_layers * 2 * d_model + d_model;
+  const int64_t embeddings = vocab_size * d_model * (tie_embeddings ? 1 : 2);
+  return n_layers * (attention + ffn) + norms + embeddings;
+}
+
+}  // namespace flywheel

@@ -1,0 +1,46 @@
+// Model hyper-parameters: a decoder-only transformer of the Llama / Qwen3 family.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace flywheel {
+
+struct ModelConfig {
+  int64_t vocab_size = 259;  // byte tokenizer: 256 bytes + BOS/EOS/PAD
+  int64_t d_model = 64;
+  int64_t n_layers = 2;
+  int64_t n_heads = 4;
+  int64_t n_kv_heads = 4;  // grouped-query attention: n_heads / n_kv_heads query heads share a K/V head
+  int64_t head_dim = 0;    // 0: d_model / n_heads
+  int64_t d_ff = 172;      // dense SwiGLU hidden width
+  int64_t max_seq_len = 256;
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  bool tie_embeddings = false;  // LM head reuses the token embedding matrix
+  double init_std = 0.02;       // N(0, init_std); o_proj/down_proj scaled by 1/sqrt(2 n_layers) (GPT-2)
+
+  // Mixture of experts (moe_experts == 0: dense FFN in every layer).
+  int64_t moe_experts = 0;
+  int64_t moe_top_k = 2;
+  int64_t moe_d_ff = 0;  // expert hidden width; 0: d_ff
+  bool moe_shared_expert = false;
+  bool moe_normalize_topk = true;
+  double moe_aux_loss_coef = 0.01;
+
+  bool is_moe() const { return moe_experts > 0; }
+  int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
+  int64_t resolved_moe_d_ff() const { return moe_d_ff > 0 ? moe_d_ff : d_ff; }
+
+  // Throws flywheel::Error naming the offending key (as written in a shape file: "model.n_heads"),
+  // its value, and what is allowed.
+  void validate() const;
+
+  // Parameters that take part in matrix products per token (for FLOP counts): everything except
+  // the input embedding lookup (which counts when tied, as the LM head) and the norm vectors.
+  // Active parameters for MoE count top_k experts (+ shared expert), not all experts.
+  int64_t active_matmul_params() const;
+  int64_t total_params() const;
+};
+
+}  // namespace flywheel

@@ -1,0 +1,36 @@
+// SwiGLU feed-forward network: y = down( silu(gate(x)) * up(x) ), weights in Hugging Face layout
+// gate/up [hidden, d], down [d, hidden]. Used for the dense MLP, every MoE expert and the shared expert.
+#pragma once
+
+#include <cstdint>
+
+#include "core/buffer.h"
+
+namespace flywheel {
+
+struct SwiGluWeights {
+  const float* gate;
+  const float* up;
+  const float* down;
+};
+struct SwiGluGrads {
+  float* gate;
+  float* up;
+  float* down;
+};
+
+// What backward needs from forward for n rows: the gate and up projections and the gated product.
+struct SwiGluActivations {
+  Buffer<float> gate, up, act;  // [n, hidden] each
+  void resize(int64_t n, int64_t hidden);
+};
+
+// y[n, d] = FFN(x[n, d]) (overwrites y).
+void swiglu_ffn_forward(const SwiGluWeights& w, const float* x, float* y, int64_t n, int64_t d, int64_t hidden,
+                        SwiGluActivations& saved);
+
+// dx[n, d] (+)= d/dx, weight grads accumulate. Reuses saved.gate/up as scratch (they are dead after this).
+void swiglu_ffn_backward(const SwiGluWeights& w, const SwiGluGrads& g, const float* x, const float* dy, float* dx,
+                         int64_t n, int64_t d, int64_t hidden, SwiGluActivations& saved, bool accumulate_dx);
+
+}  // namespace flywheel

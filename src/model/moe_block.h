@@ -1,0 +1,53 @@
+// Mixture-of-experts FFN (dropless): every token goes to its top-k experts, no capacity limit.
+//   p = softmax(h Wr^T); w = top-k of p (renormalised if moe_normalize_topk);
+//   y = sum_j w_j Expert_{e_j}(h) [+ SharedExpert(h)]
+// Load balancing (Switch Transformer, Fedus et al. 2021, eq. 4), over the n tokens of the call:
+//   f_e = (tokens routed to e) / (n k)  (constant),  P_e = mean_t p[t, e],  aux = E * sum_e f_e P_e
+// aux is 1 for a perfectly balanced router. Tokens are grouped per expert in token order so every
+// expert runs one GEMM per projection, and results are combined per token in slot order:
+// deterministic for any thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/buffer.h"
+#include "model/config.h"
+#include "model/ffn_block.h"
+
+namespace flywheel {
+
+struct MoeWeights {
+  const float* router;                // [E, d]
+  std::vector<SwiGluWeights> experts;  // E entries
+  SwiGluWeights shared{};             // valid when cfg.moe_shared_expert
+};
+struct MoeGrads {
+  float* router;
+  std::vector<SwiGluGrads> experts;
+  SwiGluGrads shared{};
+};
+
+struct MoeActivations {
+  Buffer<float> router_probs;           // [n, E]
+  std::vector<int32_t> expert_of_slot;  // [n, k]
+  Buffer<float> slot_weight;            // [n, k]
+  std::vector<int64_t> expert_offset;   // [E + 1]: rows of expert e are [offset[e], offset[e+1])
+  std::vector<int64_t> row_of_slot;     // [n, k] -> row in the grouped buffers
+  std::vector<int64_t> token_of_row;    // [n k]
+  Buffer<float> expert_out;             // [n k, d]: each expert's output for its rows
+  std::vector<SwiGluActivations> expert_act;  // per expert
+  SwiGluActivations shared_act;
+  std::vector<double> routed_fraction;  // f_e
+  double aux = 0;                       // aux_layer (coefficient-free)
+};
+
+// y[n, d] = MoE(h) (overwrites y); fills act (and act.aux).
+void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float* h, float* y, int64_t n,
+                       MoeActivations& act);
+
+// dh[n, d] = d/dh of (dy . y) + aux_weight * d aux / dh. Weight grads accumulate.
+void moe_block_backward(const ModelConfig& cfg, const MoeWeights& w, const MoeGrads& g, const float* h,
+                        const float* dy, float* dh, int64_t n, double aux_weight, MoeActivations& act);
+
+}  // namespace flywheel

@@ -1,0 +1,53 @@
+#include "ops/rope.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace flywheel::ops {
+
+template <typename T>
+RopeTable<T>::RopeTable(int64_t head_dim_, int64_t max_positions_, double theta)
+    : head_dim(head_dim_), max_positions(max_positions_) {
+  FW_CHECK(head_dim % 2 == 0, "RoPE needs an even head_dim, got ", head_dim);
+  const int64_t half = head_dim / 2;
+  cos.resize(static_cast<size_t>(max_positions * half));
+  sin.resize(cos.size());
+  for (int64_t p = 0; p < max_positions; ++p)
+    for (int64_t j = 0; j < half; ++j) {
+      const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
+      const double angle = static_cast<double>(p) * inv_freq;
+      cos[p * half + j] = static_cast<T>(std::cos(angle));
+      sin[p * half + j] = static_cast<T>(std::sin(angle));
+    }
+}
+
+template <typename T>
+void rope_apply(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int64_t heads,
+                int64_t position_offset, bool inverse) {
+  const int64_t hd = table.head_dim, half = hd / 2;
+  FW_CHECK(position_offset + seq <= table.max_positions, "RoPE position ", position_offset + seq - 1,
+           " is beyond the table (max_seq_len ", table.max_positions, ")");
+  const T sign = inverse ? T(-1) : T(1);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < seq; ++t) {
+      const T* c = table.cos.data() + (position_offset + t) * half;
+      const T* s = table.sin.data() + (position_offset + t) * half;
+      for (int64_t h = 0; h < heads; ++h) {
+        T* v = x + ((b * seq + t) * heads + h) * hd;
+        for (int64_t j = 0; j < half; ++j) {
+          const T lo = v[j], hi = v[j + half], sn = sign * s[j];
+          v[j] = lo * c[j] - hi * sn;
+          v[j + half] = hi * c[j] + lo * sn;
+        }
+      }
+    }
+}
+
+template struct RopeTable<float>;
+template struct RopeTable<double>;
+template void rope_apply<float>(const RopeTable<float>&, float*, int64_t, int64_t, int64_t, int64_t, bool);
+template void rope_apply<double>(const RopeTable<double>&, double*, int64_t, int64_t, int64_t, int64_t, bool);
+
+}  // namespace flywheel::ops

@@ -1,0 +1,27 @@
+// Rotary position embedding (Su et al. 2021), Hugging Face "rotate_half" convention:
+// for a head vector x of width hd and half = hd/2, inv_freq[j] = theta^(-2j/hd), a = pos * inv_freq[j]:
+//   x'[j]        = x[j] cos a - x[j+half] sin a
+//   x'[j + half] = x[j+half] cos a + x[j] sin a
+// Backward is the rotation by -a (the map is orthogonal).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace flywheel::ops {
+
+// cos/sin for positions [0, max_positions), computed in double, stored per T.
+template <typename T>
+struct RopeTable {
+  RopeTable(int64_t head_dim, int64_t max_positions, double theta);
+  int64_t head_dim, max_positions;
+  std::vector<T> cos, sin;  // [max_positions, head_dim / 2]
+};
+
+// In place on x[batch, seq, heads, head_dim]; position of token t is position_offset + t.
+// inverse = true applies the backward (rotation by -angle).
+template <typename T>
+void rope_apply(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int64_t heads,
+                int64_t position_offset = 0, bool inverse = false);
+
+}  // namespace flywheel::ops

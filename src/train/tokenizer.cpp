@@ -1,0 +1,35 @@
+#include "train/tokenizer.h"
+
+namespace flywheel {
+
+std::vector<int32_t> ByteTokenizer::encode(std::string_view text) {
+  std::vector<int32_t> ids;
+  ids.reserve(text.size());
+  for (char c : text) ids.push_back(static_cast<int32_t>(static_cast<unsigned char>(c)));
+  return ids;
+}
+
+std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) {
+  std::string text;
+  text.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id == kEos) break;
+    if (id < 0 || id > 255) continue;  // BOS, PAD and out-of-range ids render as nothing
+    text.push_back(static_cast<char>(static_cast<unsigned char>(id)));
+  }
+  return text;
+}
+
+std::vector<int32_t> ByteTokenizer::encode_sft(std::string_view prompt, std::string_view completion,
+                                               int64_t* loss_start) {
+  std::vector<int32_t> ids;
+  ids.reserve(prompt.size() + completion.size() + 2);
+  ids.push_back(kBos);
+  for (char c : prompt) ids.push_back(static_cast<unsigned char>(c));
+  for (char c : completion) ids.push_back(static_cast<unsigned char>(c));
+  ids.push_back(kEos);
+  if (loss_start) *loss_start = 1 + static_cast<int64_t>(prompt.size());
+  return ids;
+}
+
+}  // namespace flywheel

@@ -1,0 +1,39 @@
+#include "train/train_config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+
+namespace flywheel {
+
+void TrainConfig::validate() const {
+  FW_CHECK(steps > 0, "train.steps = ", steps, ": must be a positive integer");
+  FW_CHECK(seq_len > 0, "train.seq_len = ", seq_len, ": must be a positive integer");
+  FW_CHECK(micro_batch > 0, "train.micro_batch = ", micro_batch, ": must be a positive integer");
+  FW_CHECK(grad_accum > 0, "train.grad_accum = ", grad_accum, ": must be a positive integer");
+  FW_CHECK(objective == "sft", "train.objective = '", objective, "': allowed objectives are: sft");
+  FW_CHECK(lr > 0, "train.lr = ", lr, ": must be > 0");
+  FW_CHECK(min_lr >= 0 && min_lr <= lr, "train.min_lr = ", min_lr, ": must be in [0, train.lr = ", lr, "]");
+  FW_CHECK(warmup_steps >= 0, "train.warmup_steps = ", warmup_steps, ": must be >= 0");
+  FW_CHECK(weight_decay >= 0, "train.weight_decay = ", weight_decay, ": must be >= 0");
+  FW_CHECK(beta1 >= 0 && beta1 < 1, "train.beta1 = ", beta1, ": must be in [0, 1)");
+  FW_CHECK(beta2 >= 0 && beta2 < 1, "train.beta2 = ", beta2, ": must be in [0, 1)");
+  FW_CHECK(adam_eps > 0, "train.adam_eps = ", adam_eps, ": must be > 0");
+  FW_CHECK(grad_clip >= 0, "train.grad_clip = ", grad_clip, ": must be >= 0 (0 turns clipping off)");
+  FW_CHECK(threads >= 0, "train.threads = ", threads, ": must be >= 0 (0: automatic)");
+  FW_CHECK(log_every > 0, "train.log_every = ", log_every, ": must be a positive integer");
+  FW_CHECK(!out_dir.empty(), "train.out_dir is empty: give a directory for runs");
+  FW_CHECK(run_name.find('/') == std::string::npos, "train.run_name = '", run_name,
+           "': must be a plain name without '/' (it becomes a directory under train.out_dir)");
+}
+
+double learning_rate(const TrainConfig& c, int64_t step) {
+  if (step < c.warmup_steps) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup_steps);
+  const int64_t decay_steps = std::max<int64_t>(1, c.steps - 1 - c.warmup_steps);
+  const double progress = std::min(1.0, static_cast<double>(step - c.warmup_steps) / decay_steps);
+  return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1.0 + std::cos(std::numbers::pi * progress));
+}
+
+}  // namespace flywheel

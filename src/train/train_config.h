@@ -1,0 +1,38 @@
+// Optimisation and run settings: the [train] section of a training shape.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace flywheel {
+
+struct TrainConfig {
+  uint64_t seed = 1234;
+  int64_t steps = 100;
+  int64_t seq_len = 128;        // tokens per row (inputs; the sample is seq_len + 1 long)
+  int64_t micro_batch = 8;      // rows per micro-batch
+  int64_t grad_accum = 1;       // micro-batches per optimizer step; global batch = micro_batch * grad_accum
+  std::string objective = "sft";
+
+  double lr = 3e-3;             // peak learning rate
+  double min_lr = 3e-4;         // floor of the cosine decay
+  int64_t warmup_steps = 10;    // linear warmup from lr / warmup_steps to lr
+  double weight_decay = 0.1;    // AdamW decoupled decay on matrices (not on norm gains)
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double adam_eps = 1e-8;
+  double grad_clip = 1.0;       // clip the global gradient L2 norm to this (0: off)
+
+  int threads = 0;              // per rank; 0: cores on the node / ranks on the node
+  std::string out_dir = "checkpoints";
+  std::string run_name;         // empty: <shape name>-<UTC date>-<time>
+  int64_t log_every = 1;        // progress line every N steps (metrics.jsonl gets every step)
+
+  int64_t global_batch() const { return micro_batch * grad_accum; }
+  void validate() const;
+};
+
+// Learning rate at 0-based step: linear warmup, then cosine from lr to min_lr at the last step.
+double learning_rate(const TrainConfig& config, int64_t step);
+
+}  // namespace flywheel

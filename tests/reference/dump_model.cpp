@@ -1,0 +1,123 @@
+// Writes a dump for tests/reference/torch_reference.py: the model's weights (from a shape file,
+// with a larger init so gradients are far from zero), a random batch, and what the C++ model
+// computes for it: logits, losses and every parameter's gradient.
+//
+//   dump_model --shape FILE --out DIR [--rows R] [--seq T] [--section.key=value ...]
+//
+// Format: DIR/manifest.json {"config": {...}, "tensors": {name: {dtype, shape, offset}}} and
+// DIR/tensors.bin (raw little-endian, row-major).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/rng.h"
+#include "launch/shape.h"
+#include "model/transformer.h"
+
+using namespace flywheel;
+
+namespace {
+
+class DumpWriter {
+ public:
+  template <typename T>
+  void add(const std::string& name, const char* dtype, std::vector<int64_t> shape, const T* data, int64_t count) {
+    tensors_[name] = {{"dtype", dtype}, {"shape", shape}, {"offset", blob_.size()}};
+    const auto* bytes = reinterpret_cast<const char*>(data);
+    blob_.insert(blob_.end(), bytes, bytes + count * sizeof(T));
+  }
+  void write(const std::string& dir, const nlohmann::json& config) const {
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/manifest.json") << nlohmann::json{{"config", config}, {"tensors", tensors_}}.dump(1);
+    std::ofstream(dir + "/tensors.bin", std::ios::binary).write(blob_.data(), static_cast<std::streamsize>(blob_.size()));
+  }
+
+ private:
+  nlohmann::json tensors_ = nlohmann::json::object();
+  std::vector<char> blob_;
+};
+
+nlohmann::json config_json(const ModelConfig& m) {
+  return {{"vocab_size", m.vocab_size},       {"d_model", m.d_model},
+          {"n_layers", m.n_layers},           {"n_heads", m.n_heads},
+          {"n_kv_heads", m.n_kv_heads},       {"head_dim", m.resolved_head_dim()},
+          {"d_ff", m.d_ff},                   {"rope_theta", m.rope_theta},
+          {"norm_eps", m.norm_eps},           {"tie_embeddings", m.tie_embeddings},
+          {"moe_experts", m.moe_experts},     {"moe_top_k", m.moe_top_k},
+          {"moe_d_ff", m.resolved_moe_d_ff()}, {"moe_shared_expert", m.moe_shared_expert},
+          {"moe_normalize_topk", m.moe_normalize_topk}, {"moe_aux_loss_coef", m.moe_aux_loss_coef}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shape_path, out_dir;
+  int64_t rows = 2, seq = 16;
+  std::vector<std::string> overrides;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--shape" && i + 1 < argc) shape_path = argv[++i];
+    else if (arg == "--out" && i + 1 < argc) out_dir = argv[++i];
+    else if (arg == "--rows" && i + 1 < argc) rows = std::stoll(argv[++i]);
+    else if (arg == "--seq" && i + 1 < argc) seq = std::stoll(argv[++i]);
+    else overrides.push_back(arg);
+  }
+  if (shape_path.empty() || out_dir.empty()) {
+    std::fprintf(stderr, "usage: dump_model --shape FILE --out DIR [--rows R] [--seq T] [--section.key=value ...]\n");
+    return 2;
+  }
+  try {
+    const Shape shape = load_shape(shape_path, overrides);
+    Transformer model(shape.model);
+    model.initialize(shape.train.seed);
+    const int64_t n = rows * seq, vocab = shape.model.vocab_size;
+
+    // A random batch with about a quarter of the positions masked out of the loss.
+    CounterRng rng(RngKey{shape.train.seed, RngPurpose::kDataShuffle, 99, 0});
+    std::vector<int32_t> tokens(n), targets(n);
+    std::vector<float> mask(n), ce_weight(n);
+    for (int64_t i = 0; i < n; ++i) {
+      tokens[i] = static_cast<int32_t>(rng.below(vocab));
+      targets[i] = static_cast<int32_t>(rng.below(vocab));
+      mask[i] = rng.uniform() < 0.75 ? 1.0f : 0.0f;
+    }
+    mask[0] = 1.0f;
+    double mask_sum = 0;
+    for (float m : mask) mask_sum += m;
+    for (int64_t i = 0; i < n; ++i) ce_weight[i] = static_cast<float>(mask[i] / mask_sum);
+
+    const double coef = shape.model.moe_aux_loss_coef;
+    const MicroBatchResult r =
+        model.forward_backward(tokens.data(), targets.data(), ce_weight.data(), rows, seq, shape.model.is_moe() ? coef : 0.0);
+    std::vector<float> logits(n * vocab);
+    model.forward_logits(tokens.data(), rows, seq, logits.data());
+
+    DumpWriter dump;
+    for (size_t id = 0; id < model.params().list().size(); ++id) {
+      const ParamInfo& p = model.params().info(static_cast<int>(id));
+      dump.add(p.name, "f32", p.shape, model.params().value(static_cast<int>(id)), p.numel);
+      dump.add("grad." + p.name, "f32", p.shape, model.params().grad(static_cast<int>(id)), p.numel);
+    }
+    dump.add("batch.tokens", "i32", {rows, seq}, tokens.data(), n);
+    dump.add("batch.targets", "i32", {rows, seq}, targets.data(), n);
+    dump.add("batch.loss_mask", "f32", {rows, seq}, mask.data(), n);
+    dump.add("out.logits", "f32", {rows, seq, vocab}, logits.data(), n * vocab);
+    const float ce = static_cast<float>(r.ce_loss);
+    const float aux = static_cast<float>(r.aux_loss);
+    const float loss = static_cast<float>(r.ce_loss + (shape.model.is_moe() ? coef * r.aux_loss : 0.0));
+    dump.add("out.ce_loss", "f32", {1}, &ce, 1);
+    dump.add("out.loss", "f32", {1}, &loss, 1);
+    if (shape.model.is_moe()) dump.add("out.aux_loss", "f32", {1}, &aux, 1);
+    dump.write(out_dir, config_json(shape.model));
+    std::printf("dump_model: wrote %s (%zu parameters, loss %.6f)\n", out_dir.c_str(), model.params().list().size(),
+                loss);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dump_model: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
