@@ -40,9 +40,7 @@ constexpr double kGradTol = 1e-6;
 // within ~1e-6 of the double path. 1e-5 tolerates that and catches float-only template bugs.
 constexpr double kFloatTol = 1e-5;
 
-double relative_error(double a, double b) {
-  return std::abs(a - b) / std::max({1.0, std::abs(a), std::abs(b)});
-}
+double relative_error(double a, double b) { return std::abs(a - b) / std::max({1.0, std::abs(a), std::abs(b)}); }
 
 Vec random_vector(int64_t n, std::mt19937& rng, double lo = -1.0, double hi = 1.0) {
   std::uniform_real_distribution<double> dist(lo, hi);
@@ -129,7 +127,7 @@ TEST(OpGradientHarness, RejectsWrongGradients) {
   EXPECT_FALSE(matches_finite_differences(loss, gate, wrong));
   Vec dgate(n), dup(n);
   ops::swiglu_backward<double>(gate.data(), up.data(), dout.data(), dgate.data(), dup.data(), n);
-  dgate[3] *= 1.001;  // one element off by 0.1%
+  dgate[3] += 1e-4;  // one element off by 100x the tolerance
   EXPECT_FALSE(matches_finite_differences(loss, gate, dgate));
 }
 
@@ -231,18 +229,6 @@ TEST(OpGradientRope, ForwardFollowsRotateHalfAtOffsetPositionsAndInverseRestores
         }
   const Vec back = rope(table, y, batch, seq, heads, offset, true);
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(back[i], x[i], 1e-12);
-
-  // Decoding in chunks: tokens [0, 4) at offset 0 then [4, 7) at offset 4 equal one 7-token call.
-  const Vec whole = random_vector(7 * heads * hd, rng);
-  const Vec expected = rope(table, whole, 1, 7, heads, 0, false);
-  const auto split = whole.begin() + 4 * heads * hd;
-  Vec chunked = rope(table, Vec(whole.begin(), split), 1, 4, heads, 0, false);
-  const Vec tail = rope(table, Vec(split, whole.end()), 1, 3, heads, 4, false);
-  chunked.insert(chunked.end(), tail.begin(), tail.end());
-  for (size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(chunked[i], expected[i], 1e-12);
-
-  Vec scratch(3 * heads * hd);  // positions 14..16 overrun a 16-position table
-  EXPECT_THROW(ops::rope_apply<double>(table, scratch.data(), 1, 3, heads, 14), Error);
 }
 
 TEST(OpGradientSwiGlu, BackwardMatchesFiniteDifferencesAndMayAliasInputs) {
@@ -261,13 +247,9 @@ TEST(OpGradientSwiGlu, BackwardMatchesFiniteDifferencesAndMayAliasInputs) {
   EXPECT_TRUE(matches_finite_differences([&](const Vec& g) { return dot(forward(g, up), dout); }, gate, dgate));
   EXPECT_TRUE(matches_finite_differences([&](const Vec& u) { return dot(forward(gate, u), dout); }, up, dup));
 
-  Vec in_place_gate = gate, in_place_up = up;  // documented: dgate/dup may alias gate/up
-  ops::swiglu_backward<double>(in_place_gate.data(), in_place_up.data(), dout.data(), in_place_gate.data(),
-                               in_place_up.data(), n);
-  for (int64_t i = 0; i < n; ++i) {
-    EXPECT_NEAR(in_place_gate[i], dgate[i], 1e-14);
-    EXPECT_NEAR(in_place_up[i], dup[i], 1e-14);
-  }
+  Vec g = gate, u = up;  // documented: dgate/dup may alias gate/up
+  ops::swiglu_backward<double>(g.data(), u.data(), dout.data(), g.data(), u.data(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_LT(relative_error(g[i], dgate[i]) + relative_error(u[i], dup[i]), 1e-14);
 }
 
 TEST(OpGradientCrossEntropy, LossLogprobAndGradientMatchReferenceAndFiniteDifferences) {
@@ -296,20 +278,11 @@ TEST(OpGradientCrossEntropy, LossLogprobAndGradientMatchReferenceAndFiniteDiffer
   EXPECT_TRUE(matches_finite_differences(loss_of, logits, dlogits));
 }
 
-TEST(OpGradientCrossEntropy, OutOfRangeTargetThrows) {
-  Vec logits(2 * 5, 0.0);
-  const std::vector<float> weights = {1.0f, 1.0f};
-  for (int32_t bad : {5, -1}) {
-    const std::vector<int32_t> targets = {1, bad};
-    EXPECT_THROW(ops::cross_entropy<double>(logits.data(), targets.data(), weights.data(), 2, 5, true), Error)
-        << "target " << bad;
-  }
-}
-
 TEST(OpGradientEmbedding, BackwardAccumulatesRepeatedTokens) {
   std::mt19937 rng(8);
-  const int64_t vocab = 6, d = 5;  // d = 5 over 2 threads: an uneven column split
-  const std::vector<int32_t> tokens = {3, 1, 3, 0, 3, 5};  // 3 thrice; 2 and 4 never
+  // Token 3 appears three times, 2 and 4 never; d = 5 columns split unevenly over 2 threads.
+  const std::vector<int32_t> tokens = {3, 1, 3, 0, 3, 5};
+  const int64_t vocab = 6, d = 5;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const Vec table = random_vector(vocab * d, rng), dout = random_vector(n * d, rng);
   auto forward = [&](const Vec& tbl) {
@@ -331,14 +304,18 @@ TEST(OpGradientEmbedding, BackwardAccumulatesRepeatedTokens) {
   }
 }
 
-TEST(OpGradientEmbedding, OutOfRangeTokenThrows) {
-  const Vec table(4 * 3, 1.0);
-  Vec out(2 * 3);
-  for (int32_t bad : {4, -1}) {
-    const std::vector<int32_t> tokens = {0, bad};
-    EXPECT_THROW(ops::embedding_forward<double>(table.data(), tokens.data(), out.data(), 2, 3, 4), Error)
-        << "token " << bad;
+// Ids outside the vocabulary (a cross-entropy target, an embedding token) and positions beyond the
+// RoPE table throw flywheel::Error rather than reading out of bounds.
+TEST(OpGradientInputChecks, OutOfRangeIdsAndPositionsThrow) {
+  Vec buffer(2 * 5, 0.0), out(2 * 5);
+  const std::vector<float> weights = {1.0f, 1.0f};
+  for (int32_t bad : {5, -1}) {
+    const std::vector<int32_t> ids = {1, bad};
+    EXPECT_THROW(ops::cross_entropy<double>(buffer.data(), ids.data(), weights.data(), 2, 5, true), Error) << bad;
+    EXPECT_THROW(ops::embedding_forward<double>(buffer.data(), ids.data(), out.data(), 2, 1, 5), Error) << bad;
   }
+  const ops::RopeTable<double> table(2, 4, 100.0);  // positions 3..4 overrun a 4-position table
+  EXPECT_THROW(ops::rope_apply<double>(table, buffer.data(), 1, 2, 1, 3), Error);
 }
 
 // Router logits whose top-k cannot flip under a 1e-6 step: each row is a random permutation of
@@ -372,7 +349,8 @@ TEST(OpGradientRouter, BackwardMatchesFiniteDifferences) {
   for (int64_t k : {1, 2, 4})
     for (bool normalize : {false, true})
       for (bool with_extra : {false, true}) {
-        SCOPED_TRACE(testing::Message() << "k " << k << " normalize " << normalize << " dprobs_extra " << with_extra);
+        SCOPED_TRACE(testing::Message()
+                     << "k " << k << " normalize " << normalize << " dprobs_extra " << with_extra);
         std::mt19937 rng(static_cast<uint32_t>(9 + k));
         const Vec logits = spread_logits(n, experts, rng);
         const Vec dweight = random_vector(n * k, rng), dprobs_extra = random_vector(n * experts, rng);
@@ -414,8 +392,9 @@ TEST(OpGradientAdamW, TwoStepsMatchHandComputedReference) {
   for (int64_t step : {1, 2}) {
     hyper.step = step;
     ops::adamw_update<double>(p.data(), (step == 1 ? g1 : g2).data(), m.data(), v.data(), 4, hyper);
-    if (step == 1)  // first step: m/(1-b1) = g and v/(1-b2) = g^2, so the Adam part is sign(g)
-      EXPECT_NEAR(p[0], 0.5 - 0.01 * (1 + 0.1 * 0.5), 1e-10);
+    if (step == 1) {  // m/(1-b1) = g, v/(1-b2) = g^2: the Adam part is sign(g), less lr*eps/|g| = 1e-9
+      EXPECT_NEAR(p[0], 0.5 - 0.01 * (1 + 0.1 * 0.5), 2e-9);
+    }
   }
   // Element 0 by hand: m = 0.9*0.01 - 0.1*0.2 = -0.011, v = 0.95*0.0005 + 0.05*0.04 = 0.002475;
   // p = 0.4895 - 0.01 * ((-0.011/0.19) / sqrt(0.002475/0.0975) + 0.1*0.4895) = 0.49264424...
@@ -463,113 +442,114 @@ TEST(OpGradientAdamW, SumOfSquaresAndScaleInPlace) {
   }
 }
 
-// Float against double, one test per op family: same double inputs, every output and gradient.
-TEST(OpGradientFloatVsDouble, AllOpFamilies) {
-  std::mt19937 rng(11);
-  const Vec a = random_vector(256, rng), b = random_vector(256, rng), c = random_vector(256, rng);
-  auto slice = [](const Vec& v, int64_t count) { return Vec(v.begin(), v.begin() + count); };
-  {
-    SCOPED_TRACE("linear");
-    const int64_t n = 4, in = 16, out = 8;
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      const auto x = cast<T>(slice(a, n * in)), w = cast<T>(slice(b, out * in)), dy = cast<T>(slice(c, n * out));
-      std::vector<T> y(n * out), dx(n * in), dw(out * in, T(0));
-      ops::linear_forward<T>(x.data(), w.data(), y.data(), n, in, out);
-      ops::linear_backward<T>(x.data(), w.data(), dy.data(), dx.data(), dw.data(), n, in, out);
-      return std::vector<Vec>{as_double(y), as_double(dx), as_double(dw)};
-    });
-  }
-  {
-    SCOPED_TRACE("rmsnorm");
-    const int64_t n = 4, d = 16;
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      const auto x = cast<T>(slice(a, n * d)), dy = cast<T>(slice(c, n * d));
-      std::vector<T> w(d, T(1)), y(n * d), rstd(n), dx(n * d), dw(d, T(0));
-      ops::rmsnorm_forward<T>(x.data(), w.data(), y.data(), rstd.data(), n, d, 1e-5);
-      ops::rmsnorm_backward<T>(x.data(), w.data(), rstd.data(), dy.data(), dx.data(), dw.data(), n, d);
-      return std::vector<Vec>{as_double(y), as_double(rstd), as_double(dx), as_double(dw)};
-    });
-  }
-  {
-    SCOPED_TRACE("rope");
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      const ops::RopeTable<T> table(8, 32, 10000.0);
-      auto x = cast<T>(slice(a, 2 * 3 * 2 * 8)), dy = cast<T>(slice(c, 2 * 3 * 2 * 8));
-      ops::rope_apply<T>(table, x.data(), 2, 3, 2, 20, false);
-      ops::rope_apply<T>(table, dy.data(), 2, 3, 2, 20, true);
-      return std::vector<Vec>{as_double(x), as_double(dy)};
-    });
-  }
-  {
-    SCOPED_TRACE("swiglu");
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      std::vector<T> g = cast<T>(slice(a, 32)), u = cast<T>(slice(b, 32)), dout = cast<T>(slice(c, 32));
-      for (T& value : g) value *= T(4);  // gate over +-4: both tails of the sigmoid
-      std::vector<T> out(32), dg(32), du(32);
-      ops::swiglu_forward<T>(g.data(), u.data(), out.data(), 32);
-      ops::swiglu_backward<T>(g.data(), u.data(), dout.data(), dg.data(), du.data(), 32);
-      return std::vector<Vec>{as_double(out), as_double(dg), as_double(du)};
-    });
-  }
-  {
-    SCOPED_TRACE("cross_entropy");
-    const std::vector<int32_t> targets = {3, 0, 15};
-    const std::vector<float> weights = {1.0f, 0.0f, 0.25f};
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      std::vector<T> logits = cast<T>(slice(a, 3 * 16)), logprob(3);
-      for (T& value : logits) value *= T(3);
-      const double loss = ops::cross_entropy<T>(logits.data(), targets.data(), weights.data(), 3, 16, true,
-                                                logprob.data());
-      return std::vector<Vec>{Vec{loss}, as_double(logits), as_double(logprob)};
-    });
-  }
-  {
-    SCOPED_TRACE("embedding");
-    const std::vector<int32_t> tokens = {2, 0, 2, 7, 2};
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      const auto table = cast<T>(slice(a, 8 * 6)), dout = cast<T>(slice(c, 5 * 6));
-      std::vector<T> out(5 * 6), dtable(8 * 6, T(0));
-      ops::embedding_forward<T>(table.data(), tokens.data(), out.data(), 5, 6, 8);
-      ops::embedding_backward<T>(tokens.data(), dout.data(), dtable.data(), 5, 6);
-      return std::vector<Vec>{as_double(out), as_double(dtable)};
-    });
-  }
-  {
-    SCOPED_TRACE("moe_router");
-    const Vec logits = spread_logits(4, 8, rng);
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      const auto lg = cast<T>(logits), dw = cast<T>(slice(b, 4 * 2)), extra = cast<T>(slice(c, 4 * 8));
-      std::vector<T> probs(4 * 8), weight(4 * 2), dlogits(4 * 8);
-      std::vector<int32_t> expert(4 * 2);
-      ops::router_forward<T>(lg.data(), probs.data(), expert.data(), weight.data(), 4, 8, 2, true);
-      ops::router_backward<T>(probs.data(), expert.data(), weight.data(), dw.data(), extra.data(), dlogits.data(),
-                              4, 8, 2, true);
-      return std::vector<Vec>{as_double(probs), Vec(expert.begin(), expert.end()), as_double(weight),
-                              as_double(dlogits)};
-    });
-  }
-  {
-    SCOPED_TRACE("adamw");
-    expect_float_agrees_with_double([&](auto tag) {
-      using T = decltype(tag);
-      std::vector<T> p = cast<T>(slice(a, 64)), m(64, T(0)), v(64, T(0));
-      ops::AdamWHyper hyper;
-      hyper.weight_decay = 0.1;
-      for (int64_t step : {1, 2}) {
-        hyper.step = step;
-        const auto g = cast<T>(slice(step == 1 ? b : c, 64));
-        ops::adamw_update<T>(p.data(), g.data(), m.data(), v.data(), 64, hyper);
-      }
-      return std::vector<Vec>{as_double(p), as_double(m), as_double(v)};
-    });
-  }
+// Float against double, one test per op family: the same inputs (sampled in double, then cast)
+// through both instantiations; every output and gradient is compared.
+Vec sample(int64_t count, uint32_t seed, double amplitude = 1.0) {
+  std::mt19937 rng(seed);
+  return random_vector(count, rng, -amplitude, amplitude);
+}
+
+TEST(OpGradientFloatVsDouble, Linear) {
+  const Vec x = sample(4 * 16, 1), w = sample(8 * 16, 2), dy = sample(4 * 8, 3);
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> y(4 * 8), dx(4 * 16), dw(8 * 16, T(0));
+    ops::linear_forward<T>(cast<T>(x).data(), cast<T>(w).data(), y.data(), 4, 16, 8);
+    ops::linear_backward<T>(cast<T>(x).data(), cast<T>(w).data(), cast<T>(dy).data(), dx.data(), dw.data(), 4,
+                            16, 8);
+    return std::vector<Vec>{as_double(y), as_double(dx), as_double(dw)};
+  });
+}
+
+TEST(OpGradientFloatVsDouble, RmsNorm) {
+  const Vec x = sample(4 * 16, 1), w = sample(16, 2), dy = sample(4 * 16, 3);
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> y(4 * 16), rstd(4), dx(4 * 16), dw(16, T(0));
+    ops::rmsnorm_forward<T>(cast<T>(x).data(), cast<T>(w).data(), y.data(), rstd.data(), 4, 16, 1e-5);
+    ops::rmsnorm_backward<T>(cast<T>(x).data(), cast<T>(w).data(), rstd.data(), cast<T>(dy).data(), dx.data(),
+                             dw.data(), 4, 16);
+    return std::vector<Vec>{as_double(y), as_double(rstd), as_double(dx), as_double(dw)};
+  });
+}
+
+TEST(OpGradientFloatVsDouble, Rope) {
+  const Vec x = sample(2 * 3 * 2 * 8, 1), dy = sample(2 * 3 * 2 * 8, 2);
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    const ops::RopeTable<T> table(8, 32, 10000.0);
+    std::vector<T> out = cast<T>(x), din = cast<T>(dy);
+    ops::rope_apply<T>(table, out.data(), 2, 3, 2, 20, false);
+    ops::rope_apply<T>(table, din.data(), 2, 3, 2, 20, true);
+    return std::vector<Vec>{as_double(out), as_double(din)};
+  });
+}
+
+TEST(OpGradientFloatVsDouble, SwiGlu) {
+  const Vec gate = sample(32, 1, 4.0), up = sample(32, 2), dout = sample(32, 3);  // gate: both sigmoid tails
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    const std::vector<T> g = cast<T>(gate), u = cast<T>(up);
+    std::vector<T> out(32), dg(32), du(32);
+    ops::swiglu_forward<T>(g.data(), u.data(), out.data(), 32);
+    ops::swiglu_backward<T>(g.data(), u.data(), cast<T>(dout).data(), dg.data(), du.data(), 32);
+    return std::vector<Vec>{as_double(out), as_double(dg), as_double(du)};
+  });
+}
+
+TEST(OpGradientFloatVsDouble, CrossEntropy) {
+  const Vec logits = sample(3 * 16, 1, 3.0);
+  const std::vector<int32_t> targets = {3, 0, 15};
+  const std::vector<float> weights = {1.0f, 0.0f, 0.25f};
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> grad = cast<T>(logits), logprob(3);
+    const double loss =
+        ops::cross_entropy<T>(grad.data(), targets.data(), weights.data(), 3, 16, true, logprob.data());
+    return std::vector<Vec>{Vec{loss}, as_double(grad), as_double(logprob)};
+  });
+}
+
+TEST(OpGradientFloatVsDouble, Embedding) {
+  const Vec table = sample(8 * 6, 1), dout = sample(5 * 6, 2);
+  const std::vector<int32_t> tokens = {2, 0, 2, 7, 2};
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> out(5 * 6), dtable(8 * 6, T(0));
+    ops::embedding_forward<T>(cast<T>(table).data(), tokens.data(), out.data(), 5, 6, 8);
+    ops::embedding_backward<T>(tokens.data(), cast<T>(dout).data(), dtable.data(), 5, 6);
+    return std::vector<Vec>{as_double(out), as_double(dtable)};
+  });
+}
+
+TEST(OpGradientFloatVsDouble, Router) {
+  std::mt19937 rng(1);
+  const Vec logits = spread_logits(4, 8, rng), dweight = sample(4 * 2, 2), dprobs_extra = sample(4 * 8, 3);
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> probs(4 * 8), weight(4 * 2), dlogits(4 * 8);
+    std::vector<int32_t> expert(4 * 2);
+    ops::router_forward<T>(cast<T>(logits).data(), probs.data(), expert.data(), weight.data(), 4, 8, 2, true);
+    ops::router_backward<T>(probs.data(), expert.data(), weight.data(), cast<T>(dweight).data(),
+                            cast<T>(dprobs_extra).data(), dlogits.data(), 4, 8, 2, true);
+    return std::vector<Vec>{as_double(probs), Vec(expert.begin(), expert.end()), as_double(weight),
+                            as_double(dlogits)};
+  });
+}
+
+TEST(OpGradientFloatVsDouble, AdamW) {
+  const Vec param = sample(64, 1), grad1 = sample(64, 2), grad2 = sample(64, 3);
+  expect_float_agrees_with_double([&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> p = cast<T>(param), m(64, T(0)), v(64, T(0));
+    ops::AdamWHyper hyper;
+    hyper.weight_decay = 0.1;
+    for (int64_t step : {1, 2}) {
+      hyper.step = step;
+      ops::adamw_update<T>(p.data(), cast<T>(step == 1 ? grad1 : grad2).data(), m.data(), v.data(), 64, hyper);
+    }
+    return std::vector<Vec>{as_double(p), as_double(m), as_double(v)};
+  });
 }
 
 }  // namespace
