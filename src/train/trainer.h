@@ -36,6 +36,9 @@ class Trainer {
   StepMetrics train_step(int64_t step);
   Transformer& model() { return model_; }
   const Shape& shape() const { return shape_; }
+  // AdamW first and second moments, laid out like params().values().
+  Buffer<float>& adam_m() { return adam_m_; }
+  Buffer<float>& adam_v() { return adam_v_; }
 
  private:
   void apply_optimizer(int64_t step, double lr);

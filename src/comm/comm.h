@@ -1,0 +1,71 @@
+// Communication interface for the mesh: the collectives FSDP, pipeline, context and expert
+// parallelism need, over one group of ranks. MPI implements it today (mpi_comm.cpp); an NCCL backend
+// for GPU builds slots in behind the same interface. Every call counts the bytes this rank sends, per
+// collective kind, so tests can compare measured traffic against the analytic formula.
+//
+// Semantics follow MPI: all ranks of the group call a collective in the same order. Counts and
+// displacements are in elements. Errors throw flywheel::Error naming the call and the backend's message.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace flywheel {
+
+enum class CommOp { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kBroadcast, kSendRecv, kCount };
+const char* comm_op_name(CommOp op);
+
+struct CommCounters {
+  std::array<uint64_t, static_cast<size_t>(CommOp::kCount)> bytes_sent{};
+  std::array<uint64_t, static_cast<size_t>(CommOp::kCount)> calls{};
+  uint64_t total_bytes() const;
+  void reset() { *this = CommCounters{}; }
+};
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;  // "world", "fsdp", ... for messages
+
+  virtual void barrier() = 0;
+  // In place sum over the group. Deterministic run to run for a fixed group size and count (MPI picks
+  // the same algorithm), but the association order differs from a single rank's sum.
+  virtual void all_reduce_sum(float* data, int64_t count) = 0;
+  virtual void all_reduce_sum(double* data, int64_t count) = 0;
+  virtual void all_reduce_max(double* data, int64_t count) = 0;
+  // out[r-th block] = in of rank r; every rank contributes `count` elements.
+  virtual void all_gather(const float* in, int64_t count, float* out) = 0;
+  // Rank r receives the sum over ranks of in[r * count, (r+1) * count).
+  virtual void reduce_scatter_sum(const float* in, float* out, int64_t count) = 0;
+  // Variable all-to-all of floats (send_counts[r] elements go to rank r).
+  virtual void all_to_all_v(const float* send, const std::vector<int64_t>& send_counts, float* recv,
+                            const std::vector<int64_t>& recv_counts) = 0;
+  virtual void broadcast(void* data, int64_t bytes, int root) = 0;
+  virtual void send(const float* data, int64_t count, int peer, int tag) = 0;
+  virtual void recv(float* data, int64_t count, int peer, int tag) = 0;
+
+  // Sub-group of the ranks passing the same color, ordered by key (MPI_Comm_split).
+  virtual std::unique_ptr<Comm> split(int color, int key, const std::string& name) = 0;
+
+  CommCounters& counters() { return counters_; }
+  const CommCounters& counters() const { return counters_; }
+
+ protected:
+  void record(CommOp op, uint64_t bytes) {
+    counters_.bytes_sent[static_cast<size_t>(op)] += bytes;
+    counters_.calls[static_cast<size_t>(op)] += 1;
+  }
+
+ private:
+  CommCounters counters_;
+};
+
+// MPI_COMM_WORLD (must be initialised; see launch/runtime.h).
+std::unique_ptr<Comm> make_mpi_world_comm();
+
+}  // namespace flywheel
