@@ -10,8 +10,20 @@
 
 namespace flywheel {
 
+int ParameterSet::begin_unit(const std::string& name, int layer, bool experts) {
+  FW_CHECK(values_.empty(), "unit ", name, " opened after allocate()");
+  ParameterUnit unit;
+  unit.name = name;
+  unit.layer = layer;
+  unit.experts = experts;
+  unit.begin = unit.end = (total_ + 15) / 16 * 16;
+  units_.push_back(std::move(unit));
+  return static_cast<int>(units_.size()) - 1;
+}
+
 int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, ParamInit init) {
   FW_CHECK(values_.empty(), "parameter ", name, " registered after allocate()");
+  FW_CHECK(!units_.empty(), "parameter ", name, " registered before any begin_unit()");
   FW_CHECK(!by_name_.count(name), "parameter ", name, " registered twice");
   ParamInfo info;
   info.name = name;
@@ -22,7 +34,10 @@ int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, Param
   info.offset = (total_ + 15) / 16 * 16;
   info.init = init;
   info.weight_decay = info.shape.size() >= 2;
+  info.unit = static_cast<int>(units_.size()) - 1;
   total_ = info.offset + info.numel;
+  units_.back().params.push_back(static_cast<int>(params_.size()));
+  units_.back().end = total_;
   by_name_[name] = static_cast<int>(params_.size());
   params_.push_back(std::move(info));
   return static_cast<int>(params_.size()) - 1;
@@ -31,6 +46,17 @@ int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, Param
 void ParameterSet::allocate() {
   values_.assign(static_cast<size_t>(total_), 0.0f);
   grads_.assign(static_cast<size_t>(total_), 0.0f);
+  unit_values_.resize(units_.size());
+  unit_grads_.resize(units_.size());
+  for (size_t u = 0; u < units_.size(); ++u)
+    bind_unit(static_cast<int>(u), values_.data() + units_[u].begin, grads_.data() + units_[u].begin);
+}
+
+void ParameterSet::bind_unit(int unit, float* values, float* grads) {
+  unit_values_.resize(units_.size(), nullptr);
+  unit_grads_.resize(units_.size(), nullptr);
+  unit_values_[unit] = values;
+  unit_grads_[unit] = grads;
 }
 
 int ParameterSet::find(const std::string& name) const {
@@ -40,25 +66,27 @@ int ParameterSet::find(const std::string& name) const {
 
 void ParameterSet::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
-void ParameterSet::initialize(uint64_t seed, double init_std, int64_t n_layers) {
-  for (size_t id = 0; id < params_.size(); ++id) {
-    const ParamInfo& p = params_[id];
-    float* dst = values_.data() + p.offset;
-    if (p.init == ParamInit::kOnes) {
-      std::fill(dst, dst + p.numel, 1.0f);
-      continue;
-    }
-    const double std_dev =
-        p.init == ParamInit::kNormalScaled ? init_std / std::sqrt(2.0 * static_cast<double>(n_layers)) : init_std;
-    const RngKey base{seed, RngPurpose::kWeightInit, XXH64(p.name.data(), p.name.size(), 0), 0};
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < p.numel; ++i) {
-      RngKey key = base;
-      key.index = static_cast<uint64_t>(i);
-      CounterRng rng(key);
-      dst[i] = static_cast<float>(std_dev * rng.normal());
-    }
+void initialize_elements(const ParamInfo& p, uint64_t seed, double init_std, int64_t n_layers,
+                         int64_t first_element, int64_t count, float* dst) {
+  if (p.init == ParamInit::kOnes) {
+    std::fill(dst, dst + count, 1.0f);
+    return;
   }
+  const double std_dev =
+      p.init == ParamInit::kNormalScaled ? init_std / std::sqrt(2.0 * static_cast<double>(n_layers)) : init_std;
+  const RngKey base{seed, RngPurpose::kWeightInit, XXH64(p.name.data(), p.name.size(), 0), 0};
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    RngKey key = base;
+    key.index = static_cast<uint64_t>(first_element + i);
+    CounterRng rng(key);
+    dst[i] = static_cast<float>(std_dev * rng.normal());
+  }
+}
+
+void ParameterSet::initialize(uint64_t seed, double init_std, int64_t n_layers) {
+  for (size_t id = 0; id < params_.size(); ++id)
+    initialize_elements(params_[id], seed, init_std, n_layers, 0, params_[id].numel, value(static_cast<int>(id)));
 }
 
 }  // namespace flywheel

@@ -21,6 +21,7 @@ enum class ParamInit {
 
 struct ParamInfo {
   std::string name;
+  int unit = 0;          // the FSDP unit (see ParameterUnit) this tensor belongs to
   std::vector<int64_t> shape;
   int64_t offset = 0;  // elements from the start of the flat buffer
   int64_t numel = 0;
@@ -28,36 +29,61 @@ struct ParamInfo {
   bool weight_decay = true;  // AdamW decay applies to matrices, not to norm gains
 };
 
+// A unit is a contiguous run of parameters that is gathered, used and released together under
+// FSDP: the embedding, one layer's dense weights, one layer's experts, the final norm + LM head.
+struct ParameterUnit {
+  std::string name;         // "embed", "layers.3", "layers.3.experts", "head"
+  int layer = -1;           // decoder layer, or -1
+  bool experts = false;     // expert weights: sharded over the expert-data-parallel group
+  std::vector<int> params;  // ids, in registration (= flat) order
+  int64_t begin = 0, end = 0;  // flat element range [begin, end)
+};
+
 class ParameterSet {
  public:
+  // Units partition the parameters: begin_unit() opens a unit that add() appends to.
+  int begin_unit(const std::string& name, int layer, bool experts);
   // Register before allocate(); returns the parameter's id (its index in list()).
   int add(const std::string& name, std::vector<int64_t> shape, ParamInit init);
-  void allocate();  // values and grads, zero-filled
+  // Single-rank storage: full flat values and grads (zero-filled), every unit bound into them.
+  void allocate();
+  // Points a unit's values/grads at other storage laid out like the unit's flat range
+  // (FSDP binds gathered working buffers here). value(id) then reads from that storage.
+  void bind_unit(int unit, float* values, float* grads);
+  const std::vector<ParameterUnit>& units() const { return units_; }
 
   int find(const std::string& name) const;  // -1 when absent
   const std::vector<ParamInfo>& list() const { return params_; }
   const ParamInfo& info(int id) const { return params_[id]; }
-  float* value(int id) { return values_.data() + params_[id].offset; }
-  const float* value(int id) const { return values_.data() + params_[id].offset; }
-  float* grad(int id) { return grads_.data() + params_[id].offset; }
-  const float* grad(int id) const { return grads_.data() + params_[id].offset; }
+  float* value(int id) const { return unit_values_[params_[id].unit] + (params_[id].offset - unit_begin(id)); }
+  float* grad(int id) const { return unit_grads_[params_[id].unit] + (params_[id].offset - unit_begin(id)); }
 
   int64_t numel() const { return total_; }
+  // The single-rank full buffers (empty when units are bound elsewhere).
   Buffer<float>& values() { return values_; }
   const Buffer<float>& values() const { return values_; }
   Buffer<float>& grads() { return grads_; }
   const Buffer<float>& grads() const { return grads_; }
   void zero_grads();
 
-  // Deterministic initialisation: element i of parameter "name" draws from the counter RNG keyed by
+  // Deterministic initialisation (of the single-rank full buffers): element i of parameter "name" draws from the counter RNG keyed by
   // (seed, kWeightInit, xxh64(name), i), so weights do not depend on registration order or the mesh.
   void initialize(uint64_t seed, double init_std, int64_t n_layers);
 
  private:
+  int64_t unit_begin(int id) const { return units_[params_[id].unit].begin; }
+
   std::vector<ParamInfo> params_;
+  std::vector<ParameterUnit> units_;
+  std::vector<float*> unit_values_, unit_grads_;
   std::unordered_map<std::string, int> by_name_;
   Buffer<float> values_, grads_;
   int64_t total_ = 0;
 };
+
+// Fills dst[0, count) with elements [first_element, first_element + count) of the flattened
+// tensor `info` as initialize() would: lets a rank initialise just its shard.
+void initialize_elements(const ParamInfo& info, uint64_t seed, double init_std, int64_t n_layers,
+                         int64_t first_element, int64_t count, float* dst);
 
 }  // namespace flywheel

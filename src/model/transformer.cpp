@@ -22,49 +22,71 @@ void add_in_place(float* dst, const float* src, int64_t count) {
 }
 }  // namespace
 
-Transformer::Transformer(const ModelConfig& config)
-    : config_(config), rope_(config.resolved_head_dim(), config.max_seq_len, config.rope_theta) {
+Transformer::Transformer(const ModelConfig& config, bool allocate_full, StageRange stage)
+    : config_(config), stage_(stage), rope_(config.resolved_head_dim(), config.max_seq_len, config.rope_theta) {
   config_.validate();
+  if (stage_.end_layer < 0) stage_.end_layer = static_cast<int>(config_.n_layers);
+  FW_CHECK(0 <= stage_.first_layer && stage_.first_layer < stage_.end_layer && stage_.end_layer <= config_.n_layers,
+           "stage layers [", stage_.first_layer, ", ", stage_.end_layer, ") are not a range of the model's ",
+           config_.n_layers, " layers");
   register_parameters();
-  params_.allocate();
-  layer_act_.resize(config_.n_layers);
+  if (allocate_full) params_.allocate();
 }
 
 void Transformer::register_parameters() {
   const ModelConfig& c = config_;
   const int64_t d = c.d_model, hd = c.resolved_head_dim();
+  embed_unit_ = params_.begin_unit("embed", -1, false);
   embed_id_ = params_.add("model.embed_tokens.weight", {c.vocab_size, d}, ParamInit::kNormal);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  auto add_swiglu = [&](const std::string& prefix, int64_t hidden, int& gate, int& up, int& down) {
+    gate = params_.add(prefix + "gate_proj.weight", {hidden, d}, ParamInit::kNormal);
+    up = params_.add(prefix + "up_proj.weight", {hidden, d}, ParamInit::kNormal);
+    down = params_.add(prefix + "down_proj.weight", {d, hidden}, ParamInit::kNormalScaled);
+  };
+  for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerIds ids{};
+    ids.unit = params_.begin_unit("layers." + std::to_string(l), l, false);
     ids.input_norm = params_.add(p + "input_layernorm.weight", {d}, ParamInit::kOnes);
     ids.q = params_.add(p + "self_attn.q_proj.weight", {c.n_heads * hd, d}, ParamInit::kNormal);
     ids.k = params_.add(p + "self_attn.k_proj.weight", {c.n_kv_heads * hd, d}, ParamInit::kNormal);
     ids.v = params_.add(p + "self_attn.v_proj.weight", {c.n_kv_heads * hd, d}, ParamInit::kNormal);
     ids.o = params_.add(p + "self_attn.o_proj.weight", {d, c.n_heads * hd}, ParamInit::kNormalScaled);
     ids.post_norm = params_.add(p + "post_attention_layernorm.weight", {d}, ParamInit::kOnes);
-    auto add_swiglu = [&](const std::string& prefix, int64_t hidden, int& gate, int& up, int& down) {
-      gate = params_.add(prefix + "gate_proj.weight", {hidden, d}, ParamInit::kNormal);
-      up = params_.add(prefix + "up_proj.weight", {hidden, d}, ParamInit::kNormal);
-      down = params_.add(prefix + "down_proj.weight", {d, hidden}, ParamInit::kNormalScaled);
-    };
     if (!c.is_moe()) {
       add_swiglu(p + "mlp.", c.d_ff, ids.gate, ids.up, ids.down);
     } else {
       ids.router = params_.add(p + "mlp.gate.weight", {c.moe_experts, d}, ParamInit::kNormal);
+      if (c.moe_shared_expert)
+        add_swiglu(p + "mlp.shared_expert.", c.resolved_moe_d_ff(), ids.shared_gate, ids.shared_up, ids.shared_down);
+      // Experts form their own unit: they are sharded over the expert-parallel layout, not fsdp x cp.
+      ids.expert_unit = params_.begin_unit("layers." + std::to_string(l) + ".experts", l, true);
       ids.expert_gate.resize(c.moe_experts);
       ids.expert_up.resize(c.moe_experts);
       ids.expert_down.resize(c.moe_experts);
       for (int64_t e = 0; e < c.moe_experts; ++e)
         add_swiglu(p + "mlp.experts." + std::to_string(e) + ".", c.resolved_moe_d_ff(), ids.expert_gate[e],
                    ids.expert_up[e], ids.expert_down[e]);
-      if (c.moe_shared_expert)
-        add_swiglu(p + "mlp.shared_expert.", c.resolved_moe_d_ff(), ids.shared_gate, ids.shared_up, ids.shared_down);
     }
     layer_ids_.push_back(std::move(ids));
   }
+  head_unit_ = params_.begin_unit("head", -1, false);
   final_norm_id_ = params_.add("model.norm.weight", {d}, ParamInit::kOnes);
   if (!c.tie_embeddings) lm_head_id_ = params_.add("lm_head.weight", {c.vocab_size, d}, ParamInit::kNormal);
+}
+
+std::vector<int> Transformer::stage_units() const {
+  std::vector<int> units;
+  if (stage_.has_embedding()) units.push_back(embed_unit_);
+  for (int l = stage_.first_layer; l < stage_.end_layer; ++l) {
+    units.push_back(layer_ids_[l].unit);
+    if (layer_ids_[l].expert_unit >= 0) units.push_back(layer_ids_[l].expert_unit);
+  }
+  if (stage_.has_head(config_.n_layers)) {
+    if (config_.tie_embeddings && !stage_.has_embedding()) units.push_back(embed_unit_);
+    units.push_back(head_unit_);
+  }
+  return units;
 }
 
 AttentionWeights Transformer::attention_weights(int l) const {
@@ -100,102 +122,166 @@ MoeGrads Transformer::moe_grads(int l) {
 }
 const float* Transformer::lm_head() const { return params_.value(lm_head_id_ >= 0 ? lm_head_id_ : embed_id_); }
 float* Transformer::lm_head_grad() { return params_.grad(lm_head_id_ >= 0 ? lm_head_id_ : embed_id_); }
+int Transformer::lm_head_unit() const { return lm_head_id_ >= 0 ? head_unit_ : embed_unit_; }
 
-void Transformer::ffn_forward(int l, int64_t n) {
-  const int64_t d = config_.d_model;
-  LayerActivations& a = layer_act_[l];
+void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x_in, float* x_out, int64_t rows,
+                                int64_t seq) {
+  const int64_t n = rows * seq, d = config_.d_model;
   const LayerIds& ids = layer_ids_[l];
+  hooks_->before_use(ids.unit);
+  a.x_in.assign(x_in, x_in + n * d);
+  a.x_mid.resize(n * d);
+  attention_block_forward(config_, rope_, attention_weights(l), a.x_in.data(), a.x_mid.data(), rows, seq,
+                          a.attention);
   a.ffn_normed.resize(n * d);
   a.ffn_rstd.resize(n);
   ops::rmsnorm_forward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_normed.data(), a.ffn_rstd.data(), n, d,
                        config_.norm_eps);
   Buffer<float> y(n * d);
-  if (config_.is_moe())
+  if (config_.is_moe()) {
+    hooks_->before_use(ids.expert_unit);
     moe_block_forward(config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe);
-  else
+    hooks_->after_forward(ids.expert_unit);
+  } else {
     swiglu_ffn_forward(swiglu_weights(ids.gate, ids.up, ids.down), a.ffn_normed.data(), y.data(), n, d,
                        config_.d_ff, a.dense);
-  float* x_out = (l + 1 < config_.n_layers) ? layer_act_[l + 1].x_in.data() : final_in_.data();
+  }
+  hooks_->after_forward(ids.unit);
   const float* x_mid = a.x_mid.data();
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n * d; ++i) x_out[i] = x_mid[i] + y[i];
 }
 
-void Transformer::forward_trunk(const int32_t* tokens, int64_t rows, int64_t seq) {
+void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* dx_out, float* dx_in, int64_t rows,
+                                 int64_t seq, double aux_weight) {
+  const int64_t n = rows * seq, d = config_.d_model;
+  const LayerIds& ids = layer_ids_[l];
+  hooks_->before_use(ids.unit);
+  Buffer<float> dnormed(n * d), dmid(n * d);
+  if (config_.is_moe()) {
+    hooks_->before_use(ids.expert_unit);
+    moe_block_backward(config_, moe_weights(l), moe_grads(l), a.ffn_normed.data(), dx_out, dnormed.data(), n,
+                       aux_weight, a.moe);
+    hooks_->after_backward(ids.expert_unit);
+  } else {
+    swiglu_ffn_backward(swiglu_weights(ids.gate, ids.up, ids.down), swiglu_grads(ids.gate, ids.up, ids.down),
+                        a.ffn_normed.data(), dx_out, dnormed.data(), n, d, config_.d_ff, a.dense, false);
+  }
+  ops::rmsnorm_backward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_rstd.data(), dnormed.data(),
+                        dmid.data(), params_.grad(ids.post_norm), n, d);
+  add_in_place(dmid.data(), dx_out, n * d);
+  attention_block_backward(config_, rope_, attention_weights(l), attention_grads(l), a.x_in.data(), dmid.data(),
+                           dx_in, rows, seq, a.attention);
+  hooks_->after_backward(ids.unit);
+}
+
+void Transformer::stage_forward(ActivationStash& stash, const int32_t* tokens, const float* hidden_in, int64_t rows,
+                                int64_t seq) {
   FW_CHECK(seq <= config_.max_seq_len, "sequence length ", seq, " exceeds model.max_seq_len = ",
            config_.max_seq_len);
   const int64_t n = rows * seq, d = config_.d_model;
-  for (LayerActivations& a : layer_act_) {
-    a.x_in.resize(n * d);
-    a.x_mid.resize(n * d);
+  stash.rows = rows;
+  stash.seq = seq;
+  stash.layers.resize(stage_.end_layer - stage_.first_layer);
+  Buffer<float> x(n * d);
+  if (stage_.has_embedding()) {
+    stash.tokens.assign(tokens, tokens + n);
+    hooks_->before_use(embed_unit_);
+    ops::embedding_forward(params_.value(embed_id_), tokens, x.data(), n, d, config_.vocab_size);
+    hooks_->after_forward(embed_unit_);
+  } else {
+    std::copy(hidden_in, hidden_in + n * d, x.data());
   }
-  final_in_.resize(n * d);
-  final_normed_.resize(n * d);
-  final_rstd_.resize(n);
-  ops::embedding_forward(params_.value(embed_id_), tokens, layer_act_[0].x_in.data(), n, d, config_.vocab_size);
-  for (int l = 0; l < config_.n_layers; ++l) {
-    LayerActivations& a = layer_act_[l];
-    attention_block_forward(config_, rope_, attention_weights(l), a.x_in.data(), a.x_mid.data(), rows, seq,
-                            a.attention);
-    ffn_forward(l, n);
+  stash.stage_out.resize(n * d);
+  for (int l = stage_.first_layer; l < stage_.end_layer; ++l) {
+    layer_forward(l, stash.layers[l - stage_.first_layer], x.data(), stash.stage_out.data(), rows, seq);
+    std::swap(x, stash.stage_out);
   }
-  ops::rmsnorm_forward(final_in_.data(), params_.value(final_norm_id_), final_normed_.data(), final_rstd_.data(), n,
-                       d, config_.norm_eps);
+  std::swap(x, stash.stage_out);
+  if (stage_.has_head(config_.n_layers)) head_forward(stash);
 }
 
-void Transformer::forward_logits(const int32_t* tokens, int64_t rows, int64_t seq, float* logits) {
-  forward_trunk(tokens, rows, seq);
-  ops::linear_forward(final_normed_.data(), lm_head(), logits, rows * seq, config_.d_model, config_.vocab_size);
+void Transformer::head_forward(ActivationStash& stash) {
+  const int64_t n = stash.rows * stash.seq, d = config_.d_model;
+  stash.final_normed.resize(n * d);
+  stash.final_rstd.resize(n);
+  hooks_->before_use(head_unit_);
+  ops::rmsnorm_forward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_normed.data(),
+                       stash.final_rstd.data(), n, d, config_.norm_eps);
+  hooks_->after_forward(head_unit_);
 }
 
-void Transformer::ffn_backward(int l, const float* dx_out, float* dx_mid, int64_t n, double aux_weight) {
-  const int64_t d = config_.d_model;
-  LayerActivations& a = layer_act_[l];
-  const LayerIds& ids = layer_ids_[l];
-  Buffer<float> dnormed(n * d);
-  if (config_.is_moe())
-    moe_block_backward(config_, moe_weights(l), moe_grads(l), a.ffn_normed.data(), dx_out, dnormed.data(), n,
-                       aux_weight, a.moe);
+double Transformer::head_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight, float* dx,
+                                  float* token_logprob) {
+  const int64_t n = stash.rows * stash.seq, d = config_.d_model, vocab = config_.vocab_size;
+  const int lm_unit = lm_head_unit();
+  if (lm_unit != head_unit_) hooks_->before_use(lm_unit);
+  hooks_->before_use(head_unit_);
+  // LM head + cross-entropy, chunk by chunk; dfinal = d loss / d final_normed.
+  Buffer<float> dfinal(n * d);
+  const int64_t chunk = head_chunk_rows(n, vocab);
+  Buffer<float> logits(chunk * vocab);
+  double ce = 0;
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t m = std::min(chunk, n - r0);
+    const float* h = stash.final_normed.data() + r0 * d;
+    ops::linear_forward(h, lm_head(), logits.data(), m, d, vocab);
+    ce += ops::cross_entropy(logits.data(), targets + r0, ce_weight + r0, m, vocab, true,
+                             token_logprob ? token_logprob + r0 : nullptr);
+    ops::linear_backward(h, lm_head(), logits.data(), dfinal.data() + r0 * d, lm_head_grad(), m, d, vocab);
+  }
+  ops::rmsnorm_backward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_rstd.data(),
+                        dfinal.data(), dx, params_.grad(final_norm_id_), n, d);
+  hooks_->after_backward(head_unit_);
+  if (lm_unit != head_unit_) hooks_->after_backward(lm_unit);
+  return ce;
+}
+
+MicroBatchResult Transformer::stage_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight,
+                                             const float* dstage_out, float* dhidden_in, double aux_scale,
+                                             float* token_logprob) {
+  const int64_t n = stash.rows * stash.seq, d = config_.d_model;
+  MicroBatchResult result;
+  Buffer<float> dx(n * d), dprev(n * d);
+  if (stage_.has_head(config_.n_layers))
+    result.ce_loss = head_backward(stash, targets, ce_weight, dx.data(), token_logprob);
   else
-    swiglu_ffn_backward(swiglu_weights(ids.gate, ids.up, ids.down), swiglu_grads(ids.gate, ids.up, ids.down),
-                        a.ffn_normed.data(), dx_out, dnormed.data(), n, d, config_.d_ff, a.dense, false);
-  ops::rmsnorm_backward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_rstd.data(), dnormed.data(), dx_mid,
-                        params_.grad(ids.post_norm), n, d);
-  add_in_place(dx_mid, dx_out, n * d);
+    std::copy(dstage_out, dstage_out + n * d, dx.data());
+  const double aux_weight = aux_scale / static_cast<double>(config_.n_layers);
+  for (int l = stage_.end_layer - 1; l >= stage_.first_layer; --l) {
+    ActivationStash::Layer& a = stash.layers[l - stage_.first_layer];
+    layer_backward(l, a, dx.data(), dprev.data(), stash.rows, stash.seq, aux_weight);
+    std::swap(dx, dprev);
+    if (config_.is_moe()) result.aux_loss += a.moe.aux / static_cast<double>(config_.n_layers);
+  }
+  if (stage_.has_embedding()) {
+    hooks_->before_use(embed_unit_);
+    ops::embedding_backward(stash.tokens.data(), dx.data(), params_.grad(embed_id_), n, d);
+    hooks_->after_backward(embed_unit_);
+  } else {
+    std::copy(dx.begin(), dx.end(), dhidden_in);
+  }
+  return result;
 }
 
 MicroBatchResult Transformer::forward_backward(const int32_t* tokens, const int32_t* targets,
                                                const float* ce_weight, int64_t rows, int64_t seq, double aux_scale,
                                                float* token_logprob) {
-  const int64_t n = rows * seq, d = config_.d_model, vocab = config_.vocab_size;
-  forward_trunk(tokens, rows, seq);
-  MicroBatchResult result;
+  FW_CHECK(stage_.has_embedding() && stage_.has_head(config_.n_layers),
+           "forward_backward runs the whole model; this Transformer holds only a pipeline stage");
+  stage_forward(stash_, tokens, nullptr, rows, seq);
+  return stage_backward(stash_, targets, ce_weight, nullptr, nullptr, aux_scale, token_logprob);
+}
 
-  // LM head + cross-entropy, chunk by chunk; dfinal = d loss / d final_normed.
-  Buffer<float> dfinal(n * d);
-  const int64_t chunk = head_chunk_rows(n, vocab);
-  Buffer<float> logits(chunk * vocab);
-  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-    const int64_t m = std::min(chunk, n - r0);
-    const float* h = final_normed_.data() + r0 * d;
-    ops::linear_forward(h, lm_head(), logits.data(), m, d, vocab);
-    result.ce_loss += ops::cross_entropy(logits.data(), targets + r0, ce_weight + r0, m, vocab, true,
-                                         token_logprob ? token_logprob + r0 : nullptr);
-    ops::linear_backward(h, lm_head(), logits.data(), dfinal.data() + r0 * d, lm_head_grad(), m, d, vocab);
-  }
-
-  Buffer<float> dx(n * d), dmid(n * d);
-  ops::rmsnorm_backward(final_in_.data(), params_.value(final_norm_id_), final_rstd_.data(), dfinal.data(),
-                        dx.data(), params_.grad(final_norm_id_), n, d);
-  const double aux_weight = aux_scale / static_cast<double>(config_.n_layers);
-  for (int l = config_.n_layers - 1; l >= 0; --l) {
-    ffn_backward(l, dx.data(), dmid.data(), n, aux_weight);
-    attention_block_backward(config_, rope_, attention_weights(l), attention_grads(l), layer_act_[l].x_in.data(),
-                             dmid.data(), dx.data(), rows, seq, layer_act_[l].attention);
-    if (config_.is_moe()) result.aux_loss += layer_act_[l].moe.aux / static_cast<double>(config_.n_layers);
-  }
-  ops::embedding_backward(tokens, dx.data(), params_.grad(embed_id_), n, d);
-  return result;
+void Transformer::forward_logits(const int32_t* tokens, int64_t rows, int64_t seq, float* logits) {
+  FW_CHECK(stage_.has_embedding() && stage_.has_head(config_.n_layers),
+           "forward_logits runs the whole model; this Transformer holds only a pipeline stage");
+  stage_forward(stash_, tokens, nullptr, rows, seq);
+  const int lm_unit = lm_head_unit();
+  hooks_->before_use(lm_unit);
+  ops::linear_forward(stash_.final_normed.data(), lm_head(), logits, rows * seq, config_.d_model,
+                      config_.vocab_size);
+  hooks_->after_forward(lm_unit);
 }
 
 }  // namespace flywheel

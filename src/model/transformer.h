@@ -1,5 +1,5 @@
-// The decoder-only transformer (dense or MoE), fp32, one rank: registry of named parameters,
-// forward, and backward by hand (no autograd), with activations kept per layer between the two.
+// The decoder-only transformer (dense or MoE), fp32: registry of named parameters, forward, and
+// backward by hand (no autograd), with activations kept in a stash between the two.
 //
 //   x = embed[tokens]
 //   per layer: x = x + Attn(RMSNorm(x));  x = x + FFN(RMSNorm(x))      (FFN dense SwiGLU or MoE)
@@ -8,10 +8,14 @@
 //
 // The LM head runs in chunks of rows fused with the cross-entropy: a chunk's logits become its
 // dlogits in place, so the [tokens, vocab] matrix never exists whole during training.
+//
+// For the parallel mesh the same code runs one pipeline stage (a range of layers, with the
+// embedding on the first stage and the head on the last), keeps one stash per micro-batch in
+// flight, and calls UnitHooks around every use of a parameter unit so FSDP can gather weights
+// just before use and reduce-scatter gradients just after.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "model/attention_block.h"
@@ -25,42 +29,86 @@ namespace flywheel {
 
 struct MicroBatchResult {
   double ce_loss = 0;   // sum_t ce_weight_t * CE_t   (already weighted)
-  double aux_loss = 0;  // mean over layers of aux_layer (coefficient-free; 0 for dense)
+  double aux_loss = 0;  // this stage's sum over its layers of aux_layer / n_layers (coefficient-free)
 };
 
-class Transformer {
+// Layers [first_layer, end_layer) of the model; the first stage embeds, the last runs the head.
+struct StageRange {
+  int first_layer = 0;
+  int end_layer = 0;
+  bool has_embedding() const { return first_layer == 0; }
+  bool has_head(int64_t n_layers) const { return end_layer == n_layers; }
+};
+
+// Called around each use of a unit of parameters (see ParameterUnit). Default: do nothing.
+class UnitHooks {
  public:
-  explicit Transformer(const ModelConfig& config);
+  virtual ~UnitHooks() = default;
+  virtual void before_use(int unit) {}           // forward or backward is about to read the unit's weights
+  virtual void after_forward(int unit) {}        // the forward is done with them
+  virtual void after_backward(int unit) {}       // the unit's gradients for this micro-batch are complete
+};
 
-  const ModelConfig& config() const { return config_; }
-  ParameterSet& params() { return params_; }
-  const ParameterSet& params() const { return params_; }
-  void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers); }
-
-  // One micro-batch of rows x seq tokens: forward, then backward; gradients accumulate into
-  // params().grads(). ce_weight[t] = loss_mask[t] / (loss tokens in the global batch).
-  // token_logprob (optional, [rows * seq]) receives log p(target_t) for every position.
-  MicroBatchResult forward_backward(const int32_t* tokens, const int32_t* targets, const float* ce_weight,
-                                    int64_t rows, int64_t seq, double aux_scale, float* token_logprob = nullptr);
-
-  // Forward only: logits[rows, seq, vocab] for every position.
-  void forward_logits(const int32_t* tokens, int64_t rows, int64_t seq, float* logits);
-
- private:
-  struct LayerIds {
-    int input_norm, q, k, v, o, post_norm;
-    int gate, up, down;  // dense
-    int router;
-    std::vector<int> expert_gate, expert_up, expert_down;
-    int shared_gate = -1, shared_up = -1, shared_down = -1;
-  };
-  struct LayerActivations {
+// Everything one micro-batch's backward needs from its forward on one stage.
+struct ActivationStash {
+  struct Layer {
     Buffer<float> x_in;   // residual stream entering the layer [n, d]
     Buffer<float> x_mid;  // after the attention half [n, d]
     Buffer<float> ffn_normed, ffn_rstd;
     AttentionActivations attention;
     SwiGluActivations dense;
     MoeActivations moe;
+  };
+  std::vector<Layer> layers;  // this stage's layers
+  Buffer<float> stage_out;    // residual stream leaving the stage's last layer [n, d]
+  Buffer<float> final_normed, final_rstd;
+  std::vector<int32_t> tokens;  // first stage: the input ids (for the embedding gradient)
+  int64_t rows = 0, seq = 0;
+};
+
+class Transformer {
+ public:
+  // Registers every parameter of the model. allocate_full: single-rank storage for all of them
+  // (otherwise the caller binds units, e.g. FSDP). stage: this rank's layers (default: all).
+  explicit Transformer(const ModelConfig& config, bool allocate_full = true, StageRange stage = {0, -1});
+
+  const ModelConfig& config() const { return config_; }
+  ParameterSet& params() { return params_; }
+  const ParameterSet& params() const { return params_; }
+  const StageRange& stage() const { return stage_; }
+  void set_hooks(UnitHooks* hooks) { hooks_ = hooks ? hooks : &no_hooks_; }
+  void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers); }
+
+  // Units this stage uses, in forward order (the embedding unit also on the last stage when tied).
+  std::vector<int> stage_units() const;
+
+  // Whole model on one micro-batch of rows x seq tokens: forward, then backward; gradients
+  // accumulate into the bound gradient storage. ce_weight[t] = loss_mask[t] / (loss tokens in the
+  // global batch). token_logprob (optional, [rows * seq]) receives log p(target_t).
+  MicroBatchResult forward_backward(const int32_t* tokens, const int32_t* targets, const float* ce_weight,
+                                    int64_t rows, int64_t seq, double aux_scale, float* token_logprob = nullptr);
+
+  // Forward only: logits[rows, seq, vocab] for every position.
+  void forward_logits(const int32_t* tokens, int64_t rows, int64_t seq, float* logits);
+
+  // Stage pieces. stage_forward: the first stage reads tokens, later ones hidden_in [n, d]; the
+  // result stays in stash.stage_out (send it on; the last stage also runs the final norm). stage_backward: the last
+  // stage starts from the loss (targets, ce_weight), earlier ones from dstage_out [n, d]; the
+  // first stage ends in the embedding, later ones write dhidden_in [n, d] for the previous stage.
+  void stage_forward(ActivationStash& stash, const int32_t* tokens, const float* hidden_in, int64_t rows,
+                     int64_t seq);
+  MicroBatchResult stage_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight,
+                                  const float* dstage_out, float* dhidden_in, double aux_scale,
+                                  float* token_logprob = nullptr);
+
+ private:
+  struct LayerIds {
+    int unit, expert_unit = -1;
+    int input_norm, q, k, v, o, post_norm;
+    int gate, up, down;  // dense
+    int router;
+    std::vector<int> expert_gate, expert_up, expert_down;
+    int shared_gate = -1, shared_up = -1, shared_down = -1;
   };
 
   void register_parameters();
@@ -72,19 +120,26 @@ class Transformer {
   MoeGrads moe_grads(int layer);
   const float* lm_head() const;
   float* lm_head_grad();
+  int lm_head_unit() const;
 
-  // Runs embedding + layers + final norm for n = rows * seq tokens; leaves final_normed_ filled.
-  void forward_trunk(const int32_t* tokens, int64_t rows, int64_t seq);
-  void ffn_forward(int layer, int64_t n);
-  void ffn_backward(int layer, const float* dx_out, float* dx, int64_t n, double aux_weight);
+  void layer_forward(int layer, ActivationStash::Layer& act, const float* x_in, float* x_out, int64_t rows,
+                     int64_t seq);
+  void layer_backward(int layer, ActivationStash::Layer& act, const float* dx_out, float* dx_in, int64_t rows,
+                      int64_t seq, double aux_weight);
+  void head_forward(ActivationStash& stash);
+  double head_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight, float* dx,
+                       float* token_logprob);
 
   ModelConfig config_;
+  StageRange stage_;
   ParameterSet params_;
   ops::RopeTable<float> rope_;
+  int embed_unit_ = -1, head_unit_ = -1;
   int embed_id_ = -1, final_norm_id_ = -1, lm_head_id_ = -1;
   std::vector<LayerIds> layer_ids_;
-  std::vector<LayerActivations> layer_act_;
-  Buffer<float> final_in_, final_normed_, final_rstd_;
+  ActivationStash stash_;  // for forward_backward / forward_logits
+  UnitHooks no_hooks_;
+  UnitHooks* hooks_ = &no_hooks_;
 };
 
 }  // namespace flywheel
