@@ -42,6 +42,10 @@ class Comm {
   virtual void all_gather(const float* in, int64_t count, float* out) = 0;
   // Rank r receives the sum over ranks of in[r * count, (r+1) * count).
   virtual void reduce_scatter_sum(const float* in, float* out, int64_t count) = 0;
+  // Variable-size versions: rank r contributes / receives counts[r] elements; blocks are packed
+  // in rank order (out of all_gather_v and in of reduce_scatter_v hold sum(counts) elements).
+  virtual void all_gather_v(const float* in, float* out, const std::vector<int64_t>& counts) = 0;
+  virtual void reduce_scatter_v(const float* in, float* out, const std::vector<int64_t>& counts) = 0;
   // Variable all-to-all of floats (send_counts[r] elements go to rank r).
   virtual void all_to_all_v(const float* send, const std::vector<int64_t>& send_counts, float* recv,
                             const std::vector<int64_t>& recv_counts) = 0;
@@ -49,7 +53,8 @@ class Comm {
   virtual void send(const float* data, int64_t count, int peer, int tag) = 0;
   virtual void recv(float* data, int64_t count, int peer, int tag) = 0;
 
-  // Sub-group of the ranks passing the same color, ordered by key (MPI_Comm_split).
+  // Sub-group of the ranks passing the same color, ordered by key (MPI_Comm_split). Every rank
+  // of this group must call it; a rank passing a negative color joins no group and gets nullptr.
   virtual std::unique_ptr<Comm> split(int color, int key, const std::string& name) = 0;
 
   CommCounters& counters() { return counters_; }
@@ -67,5 +72,7 @@ class Comm {
 
 // MPI_COMM_WORLD (must be initialised; see launch/runtime.h).
 std::unique_ptr<Comm> make_mpi_world_comm();
+// A group of one process without MPI (unit tests, offline tools): collectives are copies.
+std::unique_ptr<Comm> make_local_comm(const std::string& name = "local");
 
 }  // namespace flywheel

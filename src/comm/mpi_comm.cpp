@@ -81,6 +81,18 @@ class MpiComm final : public Comm {
     FW_MPI_CHECK(MPI_Reduce_scatter_block(in, out, to_int(count, "reduce_scatter"), MPI_FLOAT, MPI_SUM, comm_));
     record(CommOp::kReduceScatter, static_cast<uint64_t>(size_ - 1) * count * sizeof(float));
   }
+  void all_gather_v(const float* in, float* out, const std::vector<int64_t>& counts) override {
+    std::vector<int> c, displ;
+    const int64_t total = int_counts(counts, "all_gather_v", c, displ);
+    FW_MPI_CHECK(MPI_Allgatherv(in, c[rank_], MPI_FLOAT, out, c.data(), displ.data(), MPI_FLOAT, comm_));
+    record(CommOp::kAllGather, static_cast<uint64_t>(total - counts[rank_]) * sizeof(float));
+  }
+  void reduce_scatter_v(const float* in, float* out, const std::vector<int64_t>& counts) override {
+    std::vector<int> c, displ;
+    const int64_t total = int_counts(counts, "reduce_scatter_v", c, displ);
+    FW_MPI_CHECK(MPI_Reduce_scatter(in, out, c.data(), MPI_FLOAT, MPI_SUM, comm_));
+    record(CommOp::kReduceScatter, static_cast<uint64_t>(total - counts[rank_]) * sizeof(float));
+  }
   void all_to_all_v(const float* send, const std::vector<int64_t>& send_counts, float* recv,
                     const std::vector<int64_t>& recv_counts) override {
     FW_CHECK(static_cast<int>(send_counts.size()) == size_ && static_cast<int>(recv_counts.size()) == size_,
@@ -113,11 +125,28 @@ class MpiComm final : public Comm {
   }
   std::unique_ptr<Comm> split(int color, int key, const std::string& name) override {
     MPI_Comm sub;
-    FW_MPI_CHECK(MPI_Comm_split(comm_, color, key, &sub));
+    FW_MPI_CHECK(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &sub));
+    if (sub == MPI_COMM_NULL) return nullptr;
+    MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
     return std::make_unique<MpiComm>(sub, name, true);
   }
 
  private:
+  // Per-rank counts as MPI ints plus displacements; returns the total element count.
+  int64_t int_counts(const std::vector<int64_t>& counts, const char* what, std::vector<int>& c,
+                     std::vector<int>& displ) const {
+    FW_CHECK(static_cast<int>(counts.size()) == size_, what, " on ", name_, ": counts need one entry per rank (",
+             size_, "), got ", counts.size());
+    c.resize(size_);
+    displ.resize(size_);
+    int64_t total = 0;
+    for (int r = 0; r < size_; ++r) {
+      c[r] = to_int(counts[r], what);
+      displ[r] = to_int(total, what);
+      total += counts[r];
+    }
+    return total;
+  }
   void count_ring_all_reduce(uint64_t bytes) {
     record(CommOp::kAllReduce, size_ > 1 ? 2 * bytes * (size_ - 1) / size_ : 0);
   }

@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "launch/runtime.h"
 #include "launch/shape.h"
+#include "parallel/mesh.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -76,7 +77,9 @@ int train_command(const Runtime& rt, int argc, char** argv) {
   shape.validate(rt.world_size);
   set_thread_count(shape.train.threads > 0 ? shape.train.threads : default_thread_count(rt.local_size));
   auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
-  run_training(shape, *source);
+  std::unique_ptr<Comm> world = make_mpi_world_comm();
+  Mesh mesh(shape.mesh, *world);
+  run_training(shape, *source, mesh);
   return 0;
 }
 

@@ -118,15 +118,18 @@ Shape load_shape(const std::string& path, const std::vector<std::string>& overri
 void Shape::validate(int64_t world_size) const {
   model.validate();
   train.validate();
-  mesh.validate(world_size);
+  mesh.validate();
   FW_CHECK(train.seq_len <= model.max_seq_len, "train.seq_len = ", train.seq_len, " exceeds model.max_seq_len = ",
            model.max_seq_len, ": raise max_seq_len or shorten the sequences");
+  FW_CHECK(train.micro_batch % mesh.fsdp == 0, "train.micro_batch = ", train.micro_batch,
+           " is not divisible by mesh.fsdp = ", mesh.fsdp, ": every data-parallel rank takes the same number of rows");
   FW_CHECK(model.n_layers % mesh.pp == 0, "model.n_layers = ", model.n_layers, " is not divisible by mesh.pp = ",
            mesh.pp, ": every pipeline stage holds the same number of layers");
   FW_CHECK(train.seq_len % (2 * mesh.cp) == 0 || mesh.cp == 1, "train.seq_len = ", train.seq_len,
            " is not divisible by 2 x mesh.cp = ", 2 * mesh.cp, ": the load-balanced causal split cuts 2 cp chunks");
   FW_CHECK(!model.is_moe() || model.moe_experts % mesh.ep == 0, "model.moe_experts = ", model.moe_experts,
            " is not divisible by mesh.ep = ", mesh.ep, ": each expert-parallel rank owns the same number of experts");
+  mesh.check_world(world_size);  // last: a shape that cannot work on any world size says so first
   FW_CHECK(model.vocab_size >= ByteTokenizer::kVocabSize, "model.vocab_size = ", model.vocab_size,
            " is smaller than the byte tokenizer's ", ByteTokenizer::kVocabSize, " ids");
 }

@@ -36,7 +36,7 @@ Buffer<float> gather_rows(const float* h, const std::vector<int64_t>& token_of_r
 }  // namespace
 
 void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float* h, float* y, int64_t n,
-                       MoeActivations& act) {
+                       MoeActivations& act, Comm* stats_group) {
   const int64_t d = cfg.d_model, E = cfg.moe_experts, k = cfg.moe_top_k, hidden = cfg.resolved_moe_d_ff();
   Buffer<float> logits(n * E);
   act.router_probs.resize(n * E);
@@ -71,15 +71,22 @@ void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float*
       for (int64_t i = 0; i < d; ++i) dst[i] += weight * src[i];
     }
 
-  // Load-balancing statistics, summed in token order (deterministic).
-  act.routed_fraction.assign(E, 0.0);
-  std::vector<double> mean_prob(E, 0.0);
-  for (int64_t e = 0; e < E; ++e)
-    act.routed_fraction[e] = static_cast<double>(act.expert_offset[e + 1] - act.expert_offset[e]) / (n * k);
+  // Load-balancing statistics: per expert the routed count and the probability sum (in token
+  // order: deterministic), then summed over the micro-batch's ranks.
+  std::vector<double> stats(2 * E + 1, 0.0);  // counts[E], prob_sums[E], tokens
+  for (int64_t e = 0; e < E; ++e) stats[e] = static_cast<double>(act.expert_offset[e + 1] - act.expert_offset[e]);
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t e = 0; e < E; ++e) mean_prob[e] += act.router_probs[t * E + e];
+    for (int64_t e = 0; e < E; ++e) stats[E + e] += act.router_probs[t * E + e];
+  stats[2 * E] = static_cast<double>(n);
+  if (stats_group && stats_group->size() > 1) stats_group->all_reduce_sum(stats.data(), 2 * E + 1);
+  const double tokens = stats[2 * E];
+  act.stats_tokens = tokens;
+  act.routed_fraction.assign(E, 0.0);
   act.aux = 0;
-  for (int64_t e = 0; e < E; ++e) act.aux += act.routed_fraction[e] * mean_prob[e] / n;
+  for (int64_t e = 0; e < E; ++e) {
+    act.routed_fraction[e] = stats[e] / (tokens * static_cast<double>(k));
+    act.aux += act.routed_fraction[e] * stats[E + e] / tokens;
+  }
   act.aux *= static_cast<double>(E);
 }
 
@@ -114,11 +121,11 @@ void moe_block_backward(const ModelConfig& cfg, const MoeWeights& w, const MoeGr
                         drows.data() + first * d, count, d, hidden, act.expert_act[e], false);
   }
 
-  // Router: aux = E * sum_e f_e * mean_t p[t,e]  =>  d aux / d p[t,e] = E f_e / n.
+  // Router: aux = E * sum_e f_e * mean_t p[t,e]  =>  d aux / d p[t,e] = E f_e / N (N: all ranks' tokens).
   Buffer<float> dprobs_aux(n * E);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t e = 0; e < E; ++e)
-      dprobs_aux[t * E + e] = static_cast<float>(aux_weight * E * act.routed_fraction[e] / n);
+      dprobs_aux[t * E + e] = static_cast<float>(aux_weight * E * act.routed_fraction[e] / act.stats_tokens);
   Buffer<float> dlogits(n * E);
   ops::router_backward(act.router_probs.data(), act.expert_of_slot.data(), act.slot_weight.data(),
                        dslot_weight.data(), dprobs_aux.data(), dlogits.data(), n, E, k, cfg.moe_normalize_topk);

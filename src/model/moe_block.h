@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "comm/comm.h"
 #include "core/buffer.h"
 #include "model/config.h"
 #include "model/ffn_block.h"
@@ -38,13 +39,16 @@ struct MoeActivations {
   Buffer<float> expert_out;             // [n k, d]: each expert's output for its rows
   std::vector<SwiGluActivations> expert_act;  // per expert
   SwiGluActivations shared_act;
-  std::vector<double> routed_fraction;  // f_e
+  std::vector<double> routed_fraction;  // f_e over the global micro-batch
+  double stats_tokens = 0;              // N: tokens the statistics cover (all dp ranks)
   double aux = 0;                       // aux_layer (coefficient-free)
 };
 
-// y[n, d] = MoE(h) (overwrites y); fills act (and act.aux).
+// y[n, d] = MoE(h) (overwrites y); fills act (and act.aux). stats_group (may be null): the ranks
+// whose tokens together form the micro-batch; routing counts and probability sums are all-reduced
+// over it so every rank computes the aux loss of the whole micro-batch.
 void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float* h, float* y, int64_t n,
-                       MoeActivations& act);
+                       MoeActivations& act, Comm* stats_group = nullptr);
 
 // dh[n, d] = d/dh of (dy . y) + aux_weight * d aux / dh. Weight grads accumulate.
 void moe_block_backward(const ModelConfig& cfg, const MoeWeights& w, const MoeGrads& g, const float* h,

@@ -21,7 +21,7 @@ int ParameterSet::begin_unit(const std::string& name, int layer, bool experts) {
   return static_cast<int>(units_.size()) - 1;
 }
 
-int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, ParamInit init) {
+int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert) {
   FW_CHECK(values_.empty(), "parameter ", name, " registered after allocate()");
   FW_CHECK(!units_.empty(), "parameter ", name, " registered before any begin_unit()");
   FW_CHECK(!by_name_.count(name), "parameter ", name, " registered twice");
@@ -35,6 +35,7 @@ int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, Param
   info.init = init;
   info.weight_decay = info.shape.size() >= 2;
   info.unit = static_cast<int>(units_.size()) - 1;
+  info.expert = expert;
   total_ = info.offset + info.numel;
   units_.back().params.push_back(static_cast<int>(params_.size()));
   units_.back().end = total_;

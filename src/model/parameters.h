@@ -27,6 +27,7 @@ struct ParamInfo {
   int64_t numel = 0;
   ParamInit init = ParamInit::kNormal;
   bool weight_decay = true;  // AdamW decay applies to matrices, not to norm gains
+  int expert = -1;           // MoE expert index for expert weights, else -1
 };
 
 // A unit is a contiguous run of parameters that is gathered, used and released together under
@@ -44,7 +45,7 @@ class ParameterSet {
   // Units partition the parameters: begin_unit() opens a unit that add() appends to.
   int begin_unit(const std::string& name, int layer, bool experts);
   // Register before allocate(); returns the parameter's id (its index in list()).
-  int add(const std::string& name, std::vector<int64_t> shape, ParamInit init);
+  int add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert = -1);
   // Single-rank storage: full flat values and grads (zero-filled), every unit bound into them.
   void allocate();
   // Points a unit's values/grads at other storage laid out like the unit's flat range

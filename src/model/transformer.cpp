@@ -38,10 +38,10 @@ void Transformer::register_parameters() {
   const int64_t d = c.d_model, hd = c.resolved_head_dim();
   embed_unit_ = params_.begin_unit("embed", -1, false);
   embed_id_ = params_.add("model.embed_tokens.weight", {c.vocab_size, d}, ParamInit::kNormal);
-  auto add_swiglu = [&](const std::string& prefix, int64_t hidden, int& gate, int& up, int& down) {
-    gate = params_.add(prefix + "gate_proj.weight", {hidden, d}, ParamInit::kNormal);
-    up = params_.add(prefix + "up_proj.weight", {hidden, d}, ParamInit::kNormal);
-    down = params_.add(prefix + "down_proj.weight", {d, hidden}, ParamInit::kNormalScaled);
+  auto add_swiglu = [&](const std::string& prefix, int64_t hidden, int& gate, int& up, int& down, int expert = -1) {
+    gate = params_.add(prefix + "gate_proj.weight", {hidden, d}, ParamInit::kNormal, expert);
+    up = params_.add(prefix + "up_proj.weight", {hidden, d}, ParamInit::kNormal, expert);
+    down = params_.add(prefix + "down_proj.weight", {d, hidden}, ParamInit::kNormalScaled, expert);
   };
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -66,7 +66,7 @@ void Transformer::register_parameters() {
       ids.expert_down.resize(c.moe_experts);
       for (int64_t e = 0; e < c.moe_experts; ++e)
         add_swiglu(p + "mlp.experts." + std::to_string(e) + ".", c.resolved_moe_d_ff(), ids.expert_gate[e],
-                   ids.expert_up[e], ids.expert_down[e]);
+                   ids.expert_up[e], ids.expert_down[e], static_cast<int>(e));
     }
     layer_ids_.push_back(std::move(ids));
   }
@@ -128,7 +128,7 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
                                 int64_t seq) {
   const int64_t n = rows * seq, d = config_.d_model;
   const LayerIds& ids = layer_ids_[l];
-  hooks_->before_use(ids.unit);
+  hooks_->before_use(ids.unit, false);
   a.x_in.assign(x_in, x_in + n * d);
   a.x_mid.resize(n * d);
   attention_block_forward(config_, rope_, attention_weights(l), a.x_in.data(), a.x_mid.data(), rows, seq,
@@ -139,8 +139,8 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
                        config_.norm_eps);
   Buffer<float> y(n * d);
   if (config_.is_moe()) {
-    hooks_->before_use(ids.expert_unit);
-    moe_block_forward(config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe);
+    hooks_->before_use(ids.expert_unit, false);
+    moe_block_forward(config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe, moe_stats_group_);
     hooks_->after_forward(ids.expert_unit);
   } else {
     swiglu_ffn_forward(swiglu_weights(ids.gate, ids.up, ids.down), a.ffn_normed.data(), y.data(), n, d,
@@ -156,10 +156,10 @@ void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* 
                                  int64_t seq, double aux_weight) {
   const int64_t n = rows * seq, d = config_.d_model;
   const LayerIds& ids = layer_ids_[l];
-  hooks_->before_use(ids.unit);
+  hooks_->before_use(ids.unit, true);
   Buffer<float> dnormed(n * d), dmid(n * d);
   if (config_.is_moe()) {
-    hooks_->before_use(ids.expert_unit);
+    hooks_->before_use(ids.expert_unit, true);
     moe_block_backward(config_, moe_weights(l), moe_grads(l), a.ffn_normed.data(), dx_out, dnormed.data(), n,
                        aux_weight, a.moe);
     hooks_->after_backward(ids.expert_unit);
@@ -186,7 +186,7 @@ void Transformer::stage_forward(ActivationStash& stash, const int32_t* tokens, c
   Buffer<float> x(n * d);
   if (stage_.has_embedding()) {
     stash.tokens.assign(tokens, tokens + n);
-    hooks_->before_use(embed_unit_);
+    hooks_->before_use(embed_unit_, false);
     ops::embedding_forward(params_.value(embed_id_), tokens, x.data(), n, d, config_.vocab_size);
     hooks_->after_forward(embed_unit_);
   } else {
@@ -205,7 +205,7 @@ void Transformer::head_forward(ActivationStash& stash) {
   const int64_t n = stash.rows * stash.seq, d = config_.d_model;
   stash.final_normed.resize(n * d);
   stash.final_rstd.resize(n);
-  hooks_->before_use(head_unit_);
+  hooks_->before_use(head_unit_, false);
   ops::rmsnorm_forward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_normed.data(),
                        stash.final_rstd.data(), n, d, config_.norm_eps);
   hooks_->after_forward(head_unit_);
@@ -215,8 +215,8 @@ double Transformer::head_backward(ActivationStash& stash, const int32_t* targets
                                   float* token_logprob) {
   const int64_t n = stash.rows * stash.seq, d = config_.d_model, vocab = config_.vocab_size;
   const int lm_unit = lm_head_unit();
-  if (lm_unit != head_unit_) hooks_->before_use(lm_unit);
-  hooks_->before_use(head_unit_);
+  if (lm_unit != head_unit_) hooks_->before_use(lm_unit, true);
+  hooks_->before_use(head_unit_, true);
   // LM head + cross-entropy, chunk by chunk; dfinal = d loss / d final_normed.
   Buffer<float> dfinal(n * d);
   const int64_t chunk = head_chunk_rows(n, vocab);
@@ -255,7 +255,7 @@ MicroBatchResult Transformer::stage_backward(ActivationStash& stash, const int32
     if (config_.is_moe()) result.aux_loss += a.moe.aux / static_cast<double>(config_.n_layers);
   }
   if (stage_.has_embedding()) {
-    hooks_->before_use(embed_unit_);
+    hooks_->before_use(embed_unit_, true);
     ops::embedding_backward(stash.tokens.data(), dx.data(), params_.grad(embed_id_), n, d);
     hooks_->after_backward(embed_unit_);
   } else {
@@ -278,7 +278,7 @@ void Transformer::forward_logits(const int32_t* tokens, int64_t rows, int64_t se
            "forward_logits runs the whole model; this Transformer holds only a pipeline stage");
   stage_forward(stash_, tokens, nullptr, rows, seq);
   const int lm_unit = lm_head_unit();
-  hooks_->before_use(lm_unit);
+  hooks_->before_use(lm_unit, false);
   ops::linear_forward(stash_.final_normed.data(), lm_head(), logits, rows * seq, config_.d_model,
                       config_.vocab_size);
   hooks_->after_forward(lm_unit);

@@ -44,7 +44,7 @@ struct StageRange {
 class UnitHooks {
  public:
   virtual ~UnitHooks() = default;
-  virtual void before_use(int unit) {}           // forward or backward is about to read the unit's weights
+  virtual void before_use(int unit, bool backward) {}  // about to read the unit's weights (and, in backward, write grads)
   virtual void after_forward(int unit) {}        // the forward is done with them
   virtual void after_backward(int unit) {}       // the unit's gradients for this micro-batch are complete
 };
@@ -77,6 +77,8 @@ class Transformer {
   const ParameterSet& params() const { return params_; }
   const StageRange& stage() const { return stage_; }
   void set_hooks(UnitHooks* hooks) { hooks_ = hooks ? hooks : &no_hooks_; }
+  // Ranks whose tokens form one micro-batch (MoE load-balancing statistics are summed over them).
+  void set_moe_stats_group(Comm* group) { moe_stats_group_ = group; }
   void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers); }
 
   // Units this stage uses, in forward order (the embedding unit also on the last stage when tied).
@@ -140,6 +142,7 @@ class Transformer {
   ActivationStash stash_;  // for forward_backward / forward_logits
   UnitHooks no_hooks_;
   UnitHooks* hooks_ = &no_hooks_;
+  Comm* moe_stats_group_ = nullptr;
 };
 
 }  // namespace flywheel

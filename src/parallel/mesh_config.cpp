@@ -4,7 +4,7 @@
 
 namespace flywheel {
 
-void MeshConfig::validate(int64_t world) const {
+void MeshConfig::validate() const {
   auto positive = [](const char* key, int64_t value) {
     FW_CHECK(value > 0, "mesh.", key, " = ", value, ": must be a positive integer");
   };
@@ -15,13 +15,16 @@ void MeshConfig::validate(int64_t world) const {
   FW_CHECK(serve >= 0, "mesh.serve = ", serve, ": must be >= 0");
   FW_CHECK((fsdp * cp) % ep == 0, "mesh.ep = ", ep, " does not divide mesh.fsdp x mesh.cp = ", fsdp * cp,
            ": expert parallelism folds over the fsdp x cp ranks");
+  // Not implemented yet: refuse rather than silently train something else.
+  FW_CHECK(pp == 1 && cp == 1 && ep == 1 && serve == 0, "mesh pp ", pp, " x fsdp ", fsdp, " x cp ", cp, " (ep ", ep,
+           ", serve ", serve, "): this build implements fsdp only; pipeline, context and expert parallelism and "
+           "serving ranks are not implemented yet (set mesh.pp = mesh.cp = mesh.ep = 1, mesh.serve = 0)");
+}
+
+void MeshConfig::check_world(int64_t world) const {
   FW_CHECK(world == world_size(), "the mesh needs pp x fsdp x cp + serve = ", pp, " x ", fsdp, " x ", cp, " + ", serve,
            " = ", world_size(), " ranks, but the job has ", world,
            " (launch with mpirun -n ", world_size(), " or srun -n ", world_size(), ")");
-  // The 4D mesh (issue: FSDP x pipeline x context x expert) is not implemented yet: refuse rather
-  // than silently train something else.
-  FW_CHECK(world_size() == 1, "mesh ", pp, "x", fsdp, "x", cp, " (ep ", ep, ", serve ", serve,
-           "): this build trains on a single rank only; multi-rank meshes are not implemented yet");
 }
 
 }  // namespace flywheel

@@ -15,8 +15,10 @@ struct MeshConfig {
 
   int64_t trainer_ranks() const { return pp * fsdp * cp; }
   int64_t world_size() const { return trainer_ranks() + serve; }
-  // Checks the sizes against each other and against world_size ranks; errors name the numbers.
-  void validate(int64_t world_size) const;
+  // Checks the sizes against each other; errors name the numbers.
+  void validate() const;
+  // Checks that the job has the ranks the mesh needs.
+  void check_world(int64_t world_size) const;
 };
 
 }  // namespace flywheel

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "parallel/mesh.h"
 #include "train/metrics_log.h"
 #include "train/trainer.h"
 
@@ -27,8 +28,7 @@ std::string default_run_name(const std::string& shape_name) {
 
 // Creates the run directory; refuses to mix two runs' metrics in one directory.
 std::filesystem::path create_run_dir(const Shape& shape) {
-  const std::string name = shape.train.run_name.empty() ? default_run_name(shape.name) : shape.train.run_name;
-  const std::filesystem::path dir = std::filesystem::path(shape.train.out_dir) / name;
+  const std::filesystem::path dir = std::filesystem::path(shape.train.out_dir) / shape.train.run_name;
   FW_CHECK(!std::filesystem::exists(dir / "metrics.jsonl"), "run directory '", dir.string(),
            "' already holds a run (metrics.jsonl): choose another train.run_name or remove it");
   std::error_code ec;
@@ -58,16 +58,43 @@ nlohmann::json to_json(const StepMetrics& m, double elapsed) {
           {"elapsed_seconds", elapsed}};
 }
 
+// Rank 0 decides the run name (it may contain the time) and every trainer learns it.
+std::string agree_on_run_name(const Shape& shape, Comm& comm) {
+  std::string name = shape.train.run_name.empty() ? default_run_name(shape.name) : shape.train.run_name;
+  int64_t length = static_cast<int64_t>(name.size());
+  comm.broadcast(&length, sizeof(length), 0);
+  name.resize(length);
+  comm.broadcast(name.data(), length, 0);
+  return name;
+}
+
+std::string mesh_description(const Mesh& mesh) {
+  const MeshConfig& m = mesh.config();
+  return detail::concat("mesh pp", m.pp, " x fsdp", m.fsdp, " x cp", m.cp, " (ep ", m.ep, ")");
+}
+
 }  // namespace
 
-std::string run_training(const Shape& shape, const DataSource& source) {
-  Trainer trainer(shape, source);  // builds and initialises before anything is written
-  const std::filesystem::path dir = create_run_dir(shape);
-  MetricsLog metrics((dir / "metrics.jsonl").string());
+std::string run_training(const Shape& shape, const DataSource& source, Mesh& mesh) {
+  Trainer trainer(shape, source, mesh);  // builds and initialises before anything is written
+  Comm& comm = mesh.trainers();
+  Shape named = shape;
+  named.train.run_name = agree_on_run_name(shape, comm);
+  const bool writer = comm.rank() == 0;
+  const std::filesystem::path dir = std::filesystem::path(shape.train.out_dir) / named.train.run_name;
+  std::unique_ptr<MetricsLog> metrics;
+  if (writer) {
+    create_run_dir(named);
+    metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
+  }
+  comm.barrier();
   const ModelConfig& mc = shape.model;
   log_info("run ", dir.string(), ": ", shape.name, ", ", mc.total_params() / 1e6, "M parameters (",
            mc.is_moe() ? "MoE" : "dense", "), data ", source.describe(), ", ", shape.train.steps, " steps x ",
-           shape.train.global_batch(), " rows x ", shape.train.seq_len, " tokens, ", thread_count(), " threads");
+           shape.train.global_batch(), " rows x ", shape.train.seq_len, " tokens, ", mesh_description(mesh), ", ",
+           thread_count(), " threads per rank");
+  log_info("per-rank parameters + grads + AdamW moments: ", trainer.shards().shard_elements() * 16 / 1048576.0,
+           " MiB (", trainer.shards().shard_elements(), " of ", mc.total_params(), " parameters on this rank)");
 
   const auto start = std::chrono::steady_clock::now();
   double recent_seconds = 0;  // exponential moving average of step time, for the ETA
@@ -75,7 +102,7 @@ std::string run_training(const Shape& shape, const DataSource& source) {
     const StepMetrics m = trainer.train_step(step);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     recent_seconds = step == 0 ? m.seconds : 0.8 * recent_seconds + 0.2 * m.seconds;
-    metrics.append(to_json(m, elapsed));
+    if (writer) metrics->append(to_json(m, elapsed));
     const bool last = step + 1 == shape.train.steps;
     if ((step + 1) % shape.train.log_every == 0 || last) {
       char line[256];
@@ -87,7 +114,7 @@ std::string run_training(const Shape& shape, const DataSource& source) {
     }
   }
   log_info("done in ", format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()),
-           "; metrics in ", metrics.path());
+           "; metrics in ", (dir / "metrics.jsonl").string());
   return dir.string();
 }
 

@@ -9,42 +9,75 @@
 
 namespace flywheel {
 
-Trainer::Trainer(const Shape& shape, const DataSource& source)
-    : shape_(shape), model_(shape.model), sampler_(source, shape.train.seed, shape.train.seq_len) {
-  model_.initialize(shape_.train.seed);
-  adam_m_.assign(model_.params().numel(), 0.0f);
-  adam_v_.assign(model_.params().numel(), 0.0f);
+Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh)
+    : shape_(shape), mesh_(&mesh), sampler_(source, shape.train.seed, shape.train.seq_len) {
+  FW_CHECK(mesh.is_trainer(), "Trainer constructed on a serving rank");
+  const int64_t layers_per_stage = shape.model.n_layers / shape.mesh.pp;
+  const int first = static_cast<int>(mesh.coords().pp * layers_per_stage);
+  model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false,
+                                         StageRange{first, static_cast<int>(first + layers_per_stage)});
+  model_->set_moe_stats_group(&mesh.dp());
+  fsdp_ = std::make_unique<Fsdp>(*model_, mesh, shape.train.seed);
 }
+
+Trainer::Trainer(const Shape& shape, const DataSource& source)
+    : shape_(shape), sampler_(source, shape.train.seed, shape.train.seq_len) {
+  local_world_ = make_local_comm("world");
+  local_mesh_ = std::make_unique<Mesh>(shape.mesh, *local_world_);
+  mesh_ = local_mesh_.get();
+  model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false);
+  fsdp_ = std::make_unique<Fsdp>(*model_, *mesh_, shape.train.seed);
+}
+
+Trainer::~Trainer() = default;
 
 StepMetrics Trainer::train_step(int64_t step) {
   const auto start = std::chrono::steady_clock::now();
   const TrainConfig& tc = shape_.train;
+  const MeshConfig& mc = shape_.mesh;
   StepMetrics metrics;
   metrics.step = step;
+  FW_CHECK(mc.pp == 1 && mc.cp == 1, "pipeline and context parallelism are not implemented yet (mesh.pp = ", mc.pp,
+           ", mesh.cp = ", mc.cp, ")");
 
-  // The step's samples are global indices [step * global_batch, (step + 1) * global_batch).
+  // This rank's rows of each global micro-batch: fsdp splits the rows; the global sample
+  // indices of step s, micro-batch m are [s B + m b, s B + (m+1) b), B = b x grad_accum.
+  const int64_t rows = tc.micro_batch / mc.fsdp;
+  const int64_t row0 = mesh_->coords().fsdp * rows;
   std::vector<Batch> batches;
-  for (int64_t micro = 0; micro < tc.grad_accum; ++micro)
-    batches.push_back(sampler_.make_batch(step * tc.global_batch() + micro * tc.micro_batch, tc.micro_batch));
-  for (const Batch& b : batches) metrics.loss_tokens += b.loss_tokens();
-  const double inv_tokens = metrics.loss_tokens > 0 ? 1.0 / static_cast<double>(metrics.loss_tokens) : 0.0;
+  int64_t local_tokens = 0;
+  for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+    batches.push_back(sampler_.make_batch(step * tc.global_batch() + micro * tc.micro_batch + row0, rows));
+    local_tokens += batches.back().loss_tokens();
+  }
+  double token_count = static_cast<double>(local_tokens);
+  mesh_->dp().all_reduce_sum(&token_count, 1);
+  metrics.loss_tokens = static_cast<int64_t>(token_count);
+  const double inv_tokens = token_count > 0 ? 1.0 / token_count : 0.0;
 
-  model_.params().zero_grads();
+  fsdp_->zero_grads();
   const double aux_scale = shape_.model.moe_aux_loss_coef / static_cast<double>(tc.grad_accum);
   std::vector<float> ce_weight;
+  double sums[2] = {0, 0};  // ce (this rank's share), aux (identical on every dp rank)
   for (const Batch& b : batches) {
     ce_weight.resize(b.loss_mask.size());
     for (size_t i = 0; i < ce_weight.size(); ++i) ce_weight[i] = static_cast<float>(b.loss_mask[i] * inv_tokens);
     const MicroBatchResult r =
-        model_.forward_backward(b.tokens.data(), b.targets.data(), ce_weight.data(), b.rows, b.seq, aux_scale);
-    metrics.ce_loss += r.ce_loss;
-    metrics.aux_loss += r.aux_loss / static_cast<double>(tc.grad_accum);
-    metrics.tokens += b.rows * b.seq;
+        model_->forward_backward(b.tokens.data(), b.targets.data(), ce_weight.data(), b.rows, b.seq, aux_scale);
+    sums[0] += r.ce_loss;
+    sums[1] += r.aux_loss / static_cast<double>(tc.grad_accum) / static_cast<double>(mesh_->dp().size());
   }
+  mesh_->trainers().all_reduce_sum(sums, 2);
+  metrics.ce_loss = sums[0];
+  metrics.aux_loss = sums[1];
   metrics.loss = metrics.ce_loss + shape_.model.moe_aux_loss_coef * metrics.aux_loss;
+  metrics.tokens = tc.global_batch() * tc.seq_len;
 
-  Buffer<float>& grads = model_.params().grads();
-  metrics.grad_norm = std::sqrt(ops::sum_of_squares(grads.data(), static_cast<int64_t>(grads.size())));
+  // Every parameter element lives on exactly one trainer rank: the global norm is one all-reduce.
+  Buffer<float>& grads = fsdp_->grads();
+  double sum_sq = ops::sum_of_squares(grads.data(), static_cast<int64_t>(grads.size()));
+  mesh_->trainers().all_reduce_sum(&sum_sq, 1);
+  metrics.grad_norm = std::sqrt(sum_sq);
   FW_CHECK(std::isfinite(metrics.grad_norm), "step ", step, ": the gradient norm is not finite (loss ",
            metrics.loss, "); lower train.lr or check the data");
   if (tc.grad_clip > 0 && metrics.grad_norm > tc.grad_clip)
@@ -58,13 +91,12 @@ StepMetrics Trainer::train_step(int64_t step) {
 
 void Trainer::apply_optimizer(int64_t step, double lr) {
   const TrainConfig& tc = shape_.train;
-  ParameterSet& params = model_.params();
   ops::AdamWHyper hyper{lr, tc.beta1, tc.beta2, tc.adam_eps, 0.0, step + 1};
-  for (size_t id = 0; id < params.list().size(); ++id) {
-    const ParamInfo& p = params.info(static_cast<int>(id));
-    hyper.weight_decay = p.weight_decay ? tc.weight_decay : 0.0;
-    ops::adamw_update(params.value(static_cast<int>(id)), params.grad(static_cast<int>(id)),
-                      adam_m_.data() + p.offset, adam_v_.data() + p.offset, p.numel, hyper);
+  for (const ShardSlice& s : fsdp_->slices()) {
+    hyper.weight_decay = model_->params().info(s.param).weight_decay ? tc.weight_decay : 0.0;
+    const int64_t o = s.local_offset;
+    ops::adamw_update(fsdp_->values().data() + o, fsdp_->grads().data() + o, fsdp_->adam_m().data() + o,
+                      fsdp_->adam_v().data() + o, s.numel(), hyper);
   }
 }
 

@@ -50,6 +50,7 @@ expect_error "kv heads do not divide heads" "n_kv_heads = 3 does not divide mode
 expect_error "top-k above experts" "moe_top_k = 9 is not in \[1, model.moe_experts = 8\]" --shape "$moe" --model.moe_top_k=9
 expect_error "seq_len above max_seq_len" "train.seq_len = 100 exceeds model.max_seq_len = 64" --shape "$dense" --train.seq_len=100
 expect_error "mesh does not match the world" "needs pp x fsdp x cp \+ serve .* = 2 ranks, but the job has 1" --shape "$dense" --mesh.fsdp=2
+expect_error "rows do not split over fsdp" "micro_batch = 32 is not divisible by mesh.fsdp = 3" --shape "$dense" --mesh.fsdp=3
 expect_error "unknown objective" "train.objective = 'ppo'.*allowed" --shape "$dense" --train.objective=ppo
 expect_error "unknown task" "unknown task 'multiply'" --shape "$dense" --data.source=task:multiply
 expect_error "missing data file" "$work/absent.jsonl" --shape "$dense" --data.source=jsonl:$work/absent.jsonl

@@ -1,0 +1,180 @@
+#include "parallel/fsdp.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace flywheel {
+namespace {
+int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
+}  // namespace
+
+Fsdp::Fsdp(Transformer& model, Mesh& mesh, uint64_t seed) : model_(model), mesh_(mesh) {
+  const ParameterSet& params = model.params();
+  unit_index_.assign(params.units().size(), -1);
+  for (int unit : model.stage_units()) {
+    const bool experts = params.units()[unit].experts;
+    plan_unit(unit, experts ? mesh.edp() : mesh.dp(), experts);
+  }
+  int64_t total = 0;
+  for (const ShardSlice& s : slices_) total = std::max(total, s.local_offset + s.numel());
+  values_.assign(total, 0.0f);
+  grads_.assign(total, 0.0f);
+  adam_m_.assign(total, 0.0f);
+  adam_v_.assign(total, 0.0f);
+  const ModelConfig& c = model.config();
+  for (const ShardSlice& s : slices_)
+    initialize_elements(params.info(s.param), seed, c.init_std, c.n_layers, s.row_begin * s.cols, s.numel(),
+                        values_.data() + s.local_offset);
+  for (UnitShard& u : units_)
+    if (u.direct) {
+      const int64_t base = slices_[u.first_slice].local_offset;
+      model_.params().bind_unit(u.unit, values_.data() + base, grads_.data() + base);
+    }
+  model_.set_hooks(this);
+}
+
+Fsdp::~Fsdp() { model_.set_hooks(nullptr); }
+
+void Fsdp::plan_unit(int unit, Comm& group, bool experts) {
+  const ParameterSet& params = model_.params();
+  const ModelConfig& c = model_.config();
+  UnitShard u;
+  u.unit = unit;
+  u.group = &group;
+  const int64_t experts_per_rank = experts ? c.moe_experts / mesh_.config().ep : 0;
+  for (int id : params.units()[unit].params) {
+    const ParamInfo& info = params.info(id);
+    if (experts && info.expert / experts_per_rank != mesh_.coords().ep) continue;  // another ep rank's expert
+    u.tensors.push_back(id);
+  }
+  const int G = group.size(), g = group.rank();
+  u.rank_elements.assign(G, 0);
+  u.first_slice = slices_.size();
+  int64_t offset = slices_.empty() ? 0 : align16(slices_.back().local_offset + slices_.back().numel());
+  for (int id : u.tensors) {
+    const ParamInfo& info = params.info(id);
+    const int64_t rows = info.shape[0], cols = info.numel / rows;
+    for (int r = 0; r < G; ++r) u.rank_elements[r] += (rows_begin(rows, r + 1, G) - rows_begin(rows, r, G)) * cols;
+    ShardSlice s{id, rows_begin(rows, g, G), rows_begin(rows, g + 1, G), cols, offset};
+    offset = align16(offset + s.numel());
+    slices_.push_back(s);
+  }
+  u.slice_count = slices_.size() - u.first_slice;
+  u.direct = G == 1 && u.tensors.size() == params.units()[unit].params.size();
+  unit_index_[unit] = static_cast<int>(units_.size());
+  units_.push_back(std::move(u));
+}
+
+Fsdp::UnitShard& Fsdp::shard_of(int unit) {
+  FW_CHECK(unit >= 0 && unit < static_cast<int>(unit_index_.size()) && unit_index_[unit] >= 0, "parameter unit ",
+           unit, " is not held by this pipeline stage");
+  return units_[unit_index_[unit]];
+}
+
+void Fsdp::before_use(int unit, bool backward) {
+  UnitShard& u = shard_of(unit);
+  if (u.direct) return;
+  if (u.work_values.empty()) gather(u);
+  if (backward && u.work_grads.empty()) {
+    const ParameterUnit& pu = model_.params().units()[unit];
+    u.work_grads.assign(pu.end - pu.begin, 0.0f);
+  }
+  model_.params().bind_unit(unit, u.work_values.data(), u.work_grads.data());
+  track_working_bytes();
+}
+
+void Fsdp::after_forward(int unit) {
+  UnitShard& u = shard_of(unit);
+  if (!u.direct) release(u);
+}
+
+void Fsdp::after_backward(int unit) {
+  UnitShard& u = shard_of(unit);
+  if (u.direct) return;
+  scatter_grads(u);
+  release(u);
+}
+
+// All-gather every rank's rows of every tensor, then place them at their rows in the unit layout.
+void Fsdp::gather(UnitShard& u) {
+  const ParameterSet& params = model_.params();
+  const ParameterUnit& pu = params.units()[u.unit];
+  const int G = u.group->size(), g = u.group->rank();
+  Buffer<float> send(u.rank_elements[g]);
+  int64_t pos = 0;
+  for (size_t i = 0; i < u.slice_count; ++i) {
+    const ShardSlice& s = slices_[u.first_slice + i];
+    std::memcpy(send.data() + pos, values_.data() + s.local_offset, sizeof(float) * s.numel());
+    pos += s.numel();
+  }
+  int64_t total = 0;
+  for (int64_t n : u.rank_elements) total += n;
+  Buffer<float> recv(total);
+  u.group->all_gather_v(send.data(), recv.data(), u.rank_elements);
+  u.work_values.assign(pu.end - pu.begin, 0.0f);
+  pos = 0;
+  for (int r = 0; r < G; ++r)
+    for (int id : u.tensors) {
+      const ParamInfo& info = params.info(id);
+      const int64_t rows = info.shape[0], cols = info.numel / rows;
+      const int64_t begin = rows_begin(rows, r, G), count = (rows_begin(rows, r + 1, G) - begin) * cols;
+      std::memcpy(u.work_values.data() + (info.offset - pu.begin) + begin * cols, recv.data() + pos,
+                  sizeof(float) * count);
+      pos += count;
+    }
+}
+
+// Pack the unit's gradients rank by rank, reduce-scatter, and add this rank's rows to its shard.
+void Fsdp::scatter_grads(UnitShard& u) {
+  const ParameterSet& params = model_.params();
+  const ParameterUnit& pu = params.units()[u.unit];
+  const int G = u.group->size(), g = u.group->rank();
+  int64_t total = 0;
+  for (int64_t n : u.rank_elements) total += n;
+  Buffer<float> send(total);
+  int64_t pos = 0;
+  for (int r = 0; r < G; ++r)
+    for (int id : u.tensors) {
+      const ParamInfo& info = params.info(id);
+      const int64_t rows = info.shape[0], cols = info.numel / rows;
+      const int64_t begin = rows_begin(rows, r, G), count = (rows_begin(rows, r + 1, G) - begin) * cols;
+      std::memcpy(send.data() + pos, u.work_grads.data() + (info.offset - pu.begin) + begin * cols,
+                  sizeof(float) * count);
+      pos += count;
+    }
+  Buffer<float> mine(u.rank_elements[g]);
+  u.group->reduce_scatter_v(send.data(), mine.data(), u.rank_elements);
+  pos = 0;
+  for (size_t i = 0; i < u.slice_count; ++i) {
+    const ShardSlice& s = slices_[u.first_slice + i];
+    float* dst = grads_.data() + s.local_offset;
+    for (int64_t k = 0; k < s.numel(); ++k) dst[k] += mine[pos + k];
+    pos += s.numel();
+  }
+}
+
+void Fsdp::release(UnitShard& u) {
+  Buffer<float>().swap(u.work_values);
+  Buffer<float>().swap(u.work_grads);
+  model_.params().bind_unit(u.unit, nullptr, nullptr);
+  track_working_bytes();
+}
+
+void Fsdp::track_working_bytes() {
+  working_bytes_ = 0;
+  for (const UnitShard& u : units_)
+    working_bytes_ += static_cast<int64_t>((u.work_values.size() + u.work_grads.size()) * sizeof(float));
+  peak_working_bytes_ = std::max(peak_working_bytes_, working_bytes_);
+}
+
+void Fsdp::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+int64_t Fsdp::shard_elements() const {
+  int64_t n = 0;
+  for (const ShardSlice& s : slices_) n += s.numel();
+  return n;
+}
+
+}  // namespace flywheel
