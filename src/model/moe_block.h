@@ -3,9 +3,10 @@
 //   y = sum_j w_j Expert_{e_j}(h) [+ SharedExpert(h)]
 // Load balancing (Switch Transformer, Fedus et al. 2021, eq. 4), over the n tokens of the call:
 //   f_e = (tokens routed to e) / (n k)  (constant),  P_e = mean_t p[t, e],  aux = E * sum_e f_e P_e
-// aux is 1 for a perfectly balanced router. Tokens are grouped per expert in token order so every
-// expert runs one GEMM per projection, and results are combined per token in slot order:
-// deterministic for any thread count.
+// aux is 1 for a perfectly balanced router. Slots (token, expert) are grouped per expert by
+// ExpertDispatch -- across the expert-parallel group when there is one, each rank running only its
+// own experts -- so every expert runs one GEMM per projection on its rows, and results are combined
+// per token in slot order: deterministic for any thread count.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "core/buffer.h"
 #include "model/config.h"
 #include "model/ffn_block.h"
+#include "parallel/expert_dispatch.h"
 
 namespace flywheel {
 
@@ -33,22 +35,26 @@ struct MoeActivations {
   Buffer<float> router_probs;           // [n, E]
   std::vector<int32_t> expert_of_slot;  // [n, k]
   Buffer<float> slot_weight;            // [n, k]
-  std::vector<int64_t> expert_offset;   // [E + 1]: rows of expert e are [offset[e], offset[e+1])
-  std::vector<int64_t> row_of_slot;     // [n, k] -> row in the grouped buffers
-  std::vector<int64_t> token_of_row;    // [n k]
-  Buffer<float> expert_out;             // [n k, d]: each expert's output for its rows
-  std::vector<SwiGluActivations> expert_act;  // per expert
+  ExpertDispatch dispatch;              // where each slot's row went
+  Buffer<float> grouped_in;             // [grouped rows, d]: inputs of this rank's experts
+  Buffer<float> slot_out;               // [n k, d]: expert output for each slot, back home
+  std::vector<SwiGluActivations> expert_act;  // per local expert
   SwiGluActivations shared_act;
   std::vector<double> routed_fraction;  // f_e over the global micro-batch
   double stats_tokens = 0;              // N: tokens the statistics cover (all dp ranks)
   double aux = 0;                       // aux_layer (coefficient-free)
 };
 
-// y[n, d] = MoE(h) (overwrites y); fills act (and act.aux). stats_group (may be null): the ranks
-// whose tokens together form the micro-batch; routing counts and probability sums are all-reduced
-// over it so every rank computes the aux loss of the whole micro-batch.
+// Communicators an MoE layer uses; null members mean "this rank alone".
+struct MoeGroups {
+  Comm* stats = nullptr;   // ranks whose tokens form the micro-batch (routing statistics are summed)
+  Comm* experts = nullptr;  // expert-parallel group: experts are split over it, tokens travel by all-to-all
+};
+
+// y[n, d] = MoE(h) (overwrites y); fills act (and act.aux, the aux of the whole micro-batch).
+// With an expert group, w.experts needs valid weights only for this rank's experts.
 void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float* h, float* y, int64_t n,
-                       MoeActivations& act, Comm* stats_group = nullptr);
+                       MoeActivations& act, const MoeGroups& groups = {});
 
 // dh[n, d] = d/dh of (dy . y) + aux_weight * d aux / dh. Weight grads accumulate.
 void moe_block_backward(const ModelConfig& cfg, const MoeWeights& w, const MoeGrads& g, const float* h,

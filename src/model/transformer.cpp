@@ -140,7 +140,7 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
   Buffer<float> y(n * d);
   if (config_.is_moe()) {
     hooks_->before_use(ids.expert_unit, false);
-    moe_block_forward(config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe, moe_stats_group_);
+    moe_block_forward(config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe, moe_groups_);
     hooks_->after_forward(ids.expert_unit);
   } else {
     swiglu_ffn_forward(swiglu_weights(ids.gate, ids.up, ids.down), a.ffn_normed.data(), y.data(), n, d,

@@ -77,8 +77,8 @@ class Transformer {
   const ParameterSet& params() const { return params_; }
   const StageRange& stage() const { return stage_; }
   void set_hooks(UnitHooks* hooks) { hooks_ = hooks ? hooks : &no_hooks_; }
-  // Ranks whose tokens form one micro-batch (MoE load-balancing statistics are summed over them).
-  void set_moe_stats_group(Comm* group) { moe_stats_group_ = group; }
+  // MoE communicators: the micro-batch's ranks (routing statistics) and the expert-parallel group.
+  void set_moe_groups(const MoeGroups& groups) { moe_groups_ = groups; }
   void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers); }
 
   // Units this stage uses, in forward order (the embedding unit also on the last stage when tied).
@@ -142,7 +142,7 @@ class Transformer {
   ActivationStash stash_;  // for forward_backward / forward_logits
   UnitHooks no_hooks_;
   UnitHooks* hooks_ = &no_hooks_;
-  Comm* moe_stats_group_ = nullptr;
+  MoeGroups moe_groups_;
 };
 
 }  // namespace flywheel

@@ -16,7 +16,7 @@ Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh)
   const int first = static_cast<int>(mesh.coords().pp * layers_per_stage);
   model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false,
                                          StageRange{first, static_cast<int>(first + layers_per_stage)});
-  model_->set_moe_stats_group(&mesh.dp());
+  model_->set_moe_groups({&mesh.dp(), &mesh.ep()});
   fsdp_ = std::make_unique<Fsdp>(*model_, mesh, shape.train.seed);
 }
 
