@@ -25,6 +25,13 @@ struct CommCounters {
   void reset() { *this = CommCounters{}; }
 };
 
+// A pending non-blocking operation; wait() completes it (the destructor waits too).
+class CommRequest {
+ public:
+  virtual ~CommRequest() = default;
+  virtual void wait() = 0;
+};
+
 class Comm {
  public:
   virtual ~Comm() = default;
@@ -52,6 +59,9 @@ class Comm {
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   virtual void send(const float* data, int64_t count, int peer, int tag) = 0;
   virtual void recv(float* data, int64_t count, int peer, int tag) = 0;
+  // Non-blocking send: data must stay valid until the request completes. Pipelines use it so two
+  // neighbours sending to each other at the same time cannot deadlock.
+  virtual std::unique_ptr<CommRequest> isend(const float* data, int64_t count, int peer, int tag) = 0;
 
   // Sub-group of the ranks passing the same color, ordered by key (MPI_Comm_split). Every rank
   // of this group must call it; a rank passing a negative color joins no group and gets nullptr.

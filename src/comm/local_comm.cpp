@@ -54,6 +54,9 @@ class LocalComm final : public Comm {
   void recv(float*, int64_t, int peer, int) override {
     FW_THROW("recv on local comm ", name_, ": there is no peer ", peer, " in a group of 1");
   }
+  std::unique_ptr<CommRequest> isend(const float*, int64_t, int peer, int) override {
+    FW_THROW("isend on local comm ", name_, ": there is no peer ", peer, " in a group of 1");
+  }
   std::unique_ptr<Comm> split(int color, int, const std::string& name) override {
     if (color < 0) return nullptr;  // MPI_UNDEFINED semantics: this rank joins no group
     return std::make_unique<LocalComm>(name);

@@ -38,6 +38,18 @@ uint64_t CommCounters::total_bytes() const {
 
 namespace {
 
+class MpiRequest final : public CommRequest {
+ public:
+  explicit MpiRequest(MPI_Request request) : request_(request) {}
+  ~MpiRequest() override {
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+  void wait() override { FW_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE)); }
+
+ private:
+  MPI_Request request_;
+};
+
 int to_int(int64_t count, const char* what) {
   FW_CHECK(count >= 0 && count <= INT_MAX, what, ": element count ", count, " exceeds MPI's int range");
   return static_cast<int>(count);
@@ -122,6 +134,12 @@ class MpiComm final : public Comm {
   }
   void recv(float* data, int64_t n, int peer, int tag) override {
     FW_MPI_CHECK(MPI_Recv(data, to_int(n, "recv"), MPI_FLOAT, peer, tag, comm_, MPI_STATUS_IGNORE));
+  }
+  std::unique_ptr<CommRequest> isend(const float* data, int64_t n, int peer, int tag) override {
+    MPI_Request request;
+    FW_MPI_CHECK(MPI_Isend(data, to_int(n, "isend"), MPI_FLOAT, peer, tag, comm_, &request));
+    record(CommOp::kSendRecv, n * sizeof(float));
+    return std::make_unique<MpiRequest>(request);
   }
   std::unique_ptr<Comm> split(int color, int key, const std::string& name) override {
     MPI_Comm sub;

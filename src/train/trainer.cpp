@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops/adamw.h"
+#include "parallel/pipeline.h"
 
 namespace flywheel {
 
@@ -37,8 +38,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   const MeshConfig& mc = shape_.mesh;
   StepMetrics metrics;
   metrics.step = step;
-  FW_CHECK(mc.pp == 1 && mc.cp == 1, "pipeline and context parallelism are not implemented yet (mesh.pp = ", mc.pp,
-           ", mesh.cp = ", mc.cp, ")");
+  FW_CHECK(mc.cp == 1, "context parallelism is not implemented yet (mesh.cp = ", mc.cp, ")");
 
   // This rank's rows of each global micro-batch: fsdp splits the rows; the global sample
   // indices of step s, micro-batch m are [s B + m b, s B + (m+1) b), B = b x grad_accum.
@@ -57,16 +57,18 @@ StepMetrics Trainer::train_step(int64_t step) {
 
   fsdp_->zero_grads();
   const double aux_scale = shape_.model.moe_aux_loss_coef / static_cast<double>(tc.grad_accum);
-  std::vector<float> ce_weight;
-  double sums[2] = {0, 0};  // ce (this rank's share), aux (identical on every dp rank)
-  for (const Batch& b : batches) {
-    ce_weight.resize(b.loss_mask.size());
-    for (size_t i = 0; i < ce_weight.size(); ++i) ce_weight[i] = static_cast<float>(b.loss_mask[i] * inv_tokens);
-    const MicroBatchResult r =
-        model_->forward_backward(b.tokens.data(), b.targets.data(), ce_weight.data(), b.rows, b.seq, aux_scale);
-    sums[0] += r.ce_loss;
-    sums[1] += r.aux_loss / static_cast<double>(tc.grad_accum) / static_cast<double>(mesh_->dp().size());
+  std::vector<std::vector<float>> ce_weights(batches.size());
+  std::vector<PipelineMicroBatch> micro;
+  for (size_t m = 0; m < batches.size(); ++m) {
+    const Batch& b = batches[m];
+    ce_weights[m].resize(b.loss_mask.size());
+    for (size_t i = 0; i < b.loss_mask.size(); ++i)
+      ce_weights[m][i] = static_cast<float>(b.loss_mask[i] * inv_tokens);
+    micro.push_back({b.tokens.data(), b.targets.data(), ce_weights[m].data(), b.rows, b.seq});
   }
+  const MicroBatchResult r = run_pipeline_step(*model_, mesh_->pp(), micro, aux_scale);
+  // ce: each last-stage rank holds its rows' share; aux: identical on every dp rank of a stage.
+  double sums[2] = {r.ce_loss, r.aux_loss / static_cast<double>(tc.grad_accum) / mesh_->dp().size()};
   mesh_->trainers().all_reduce_sum(sums, 2);
   metrics.ce_loss = sums[0];
   metrics.aux_loss = sums[1];

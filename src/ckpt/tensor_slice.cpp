@@ -1,0 +1,80 @@
+#include "ckpt/tensor_slice.h"
+
+#include "core/error.h"
+
+namespace flywheel {
+
+std::vector<TensorSlice> whole_tensor_slices(ParameterSet& params, float* adam_m, float* adam_v) {
+  std::vector<TensorSlice> slices;
+  slices.reserve(params.list().size());
+  for (size_t id = 0; id < params.list().size(); ++id) {
+    const ParamInfo& info = params.info(static_cast<int>(id));
+    TensorSlice slice;
+    slice.name = info.name;
+    slice.global_shape = info.shape;
+    slice.row_begin = 0;
+    slice.row_end = info.shape.empty() ? 1 : info.shape[0];
+    slice.weight = params.value(static_cast<int>(id));
+    slice.adam_m = adam_m ? adam_m + info.offset : nullptr;
+    slice.adam_v = adam_v ? adam_v + info.offset : nullptr;
+    slices.push_back(std::move(slice));
+  }
+  return slices;
+}
+
+const char* slice_array_group(SliceArray array) {
+  switch (array) {
+    case SliceArray::kWeight:
+      return "weight";
+    case SliceArray::kAdamM:
+      return "adam_m";
+    case SliceArray::kAdamV:
+      return "adam_v";
+  }
+  return "?";
+}
+
+float* slice_array_data(const TensorSlice& slice, SliceArray array) {
+  switch (array) {
+    case SliceArray::kWeight:
+      return slice.weight;
+    case SliceArray::kAdamM:
+      return slice.adam_m;
+    case SliceArray::kAdamV:
+      return slice.adam_v;
+  }
+  return nullptr;
+}
+
+int64_t row_elements(const std::vector<int64_t>& global_shape) {
+  int64_t n = 1;
+  for (size_t d = 1; d < global_shape.size(); ++d) n *= global_shape[d];
+  return n;
+}
+
+int64_t slice_rows(const TensorSlice& slice) { return slice.row_end - slice.row_begin; }
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t d = 0; d < shape.size(); ++d) text += (d ? ", " : "") + std::to_string(shape[d]);
+  return text + "]";
+}
+
+std::string slice_problem(const TensorSlice& s) {
+  // HDF5 link names: '/' would create nested groups and '.' alone means "this group".
+  if (s.name.empty() || s.name.find('/') != std::string::npos || s.name == ".")
+    return detail::concat("tensor name '", s.name, "' is not allowed (non-empty, no '/')");
+  if (s.global_shape.empty())
+    return detail::concat("tensor ", s.name, ": global_shape is empty; checkpoints need at least 1 dimension");
+  for (int64_t extent : s.global_shape)
+    if (extent < 1)
+      return detail::concat("tensor ", s.name, ": global_shape ", shape_text(s.global_shape), " has a dimension < 1");
+  if (s.row_begin < 0 || s.row_end < s.row_begin || s.row_end > s.global_shape[0])
+    return detail::concat("tensor ", s.name, ": rows [", s.row_begin, ", ", s.row_end, ") are not inside [0, ",
+                          s.global_shape[0], ")");
+  if (s.row_end > s.row_begin && !s.weight)
+    return detail::concat("tensor ", s.name, ": rows [", s.row_begin, ", ", s.row_end, ") but weight is null");
+  return {};
+}
+
+}  // namespace flywheel
