@@ -13,9 +13,12 @@ int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 Fsdp::Fsdp(Transformer& model, Mesh& mesh, uint64_t seed) : model_(model), mesh_(mesh) {
   const ParameterSet& params = model.params();
   unit_index_.assign(params.units().size(), -1);
-  for (int unit : model.stage_units()) {
-    const bool experts = params.units()[unit].experts;
-    plan_unit(unit, experts ? mesh.edp() : mesh.dp(), experts);
+  for (const UnitPlacement& placement : place_units(model, mesh.config(), mesh.coords())) {
+    const bool experts = params.units()[placement.unit].experts;
+    Comm& group = experts ? mesh.edp() : mesh.dp();
+    FW_CHECK(group.size() == placement.group_size && group.rank() == placement.group_rank,
+             "shard plan and communicator disagree for unit ", params.units()[placement.unit].name);
+    plan_unit(placement, group);
   }
   int64_t total = 0;
   for (const ShardSlice& s : slices_) total = std::max(total, s.local_offset + s.numel());
@@ -37,33 +40,27 @@ Fsdp::Fsdp(Transformer& model, Mesh& mesh, uint64_t seed) : model_(model), mesh_
 
 Fsdp::~Fsdp() { model_.set_hooks(nullptr); }
 
-void Fsdp::plan_unit(int unit, Comm& group, bool experts) {
+void Fsdp::plan_unit(const UnitPlacement& placement, Comm& group) {
   const ParameterSet& params = model_.params();
-  const ModelConfig& c = model_.config();
   UnitShard u;
-  u.unit = unit;
+  u.unit = placement.unit;
   u.group = &group;
-  const int64_t experts_per_rank = experts ? c.moe_experts / mesh_.config().ep : 0;
-  for (int id : params.units()[unit].params) {
-    const ParamInfo& info = params.info(id);
-    if (experts && info.expert / experts_per_rank != mesh_.coords().ep) continue;  // another ep rank's expert
-    u.tensors.push_back(id);
-  }
-  const int G = group.size(), g = group.rank();
+  u.tensors = placement.tensors;
+  const int G = placement.group_size, g = placement.group_rank;
   u.rank_elements.assign(G, 0);
   u.first_slice = slices_.size();
   int64_t offset = slices_.empty() ? 0 : align16(slices_.back().local_offset + slices_.back().numel());
   for (int id : u.tensors) {
     const ParamInfo& info = params.info(id);
     const int64_t rows = info.shape[0], cols = info.numel / rows;
-    for (int r = 0; r < G; ++r) u.rank_elements[r] += (rows_begin(rows, r + 1, G) - rows_begin(rows, r, G)) * cols;
-    ShardSlice s{id, rows_begin(rows, g, G), rows_begin(rows, g + 1, G), cols, offset};
+    for (int r = 0; r < G; ++r) u.rank_elements[r] += (row_split(rows, r + 1, G) - row_split(rows, r, G)) * cols;
+    ShardSlice s{id, row_split(rows, g, G), row_split(rows, g + 1, G), cols, offset};
     offset = align16(offset + s.numel());
     slices_.push_back(s);
   }
   u.slice_count = slices_.size() - u.first_slice;
-  u.direct = G == 1 && u.tensors.size() == params.units()[unit].params.size();
-  unit_index_[unit] = static_cast<int>(units_.size());
+  u.direct = G == 1 && u.tensors.size() == params.units()[u.unit].params.size();
+  unit_index_[u.unit] = static_cast<int>(units_.size());
   units_.push_back(std::move(u));
 }
 
@@ -119,7 +116,7 @@ void Fsdp::gather(UnitShard& u) {
     for (int id : u.tensors) {
       const ParamInfo& info = params.info(id);
       const int64_t rows = info.shape[0], cols = info.numel / rows;
-      const int64_t begin = rows_begin(rows, r, G), count = (rows_begin(rows, r + 1, G) - begin) * cols;
+      const int64_t begin = row_split(rows, r, G), count = (row_split(rows, r + 1, G) - begin) * cols;
       std::memcpy(u.work_values.data() + (info.offset - pu.begin) + begin * cols, recv.data() + pos,
                   sizeof(float) * count);
       pos += count;
@@ -139,7 +136,7 @@ void Fsdp::scatter_grads(UnitShard& u) {
     for (int id : u.tensors) {
       const ParamInfo& info = params.info(id);
       const int64_t rows = info.shape[0], cols = info.numel / rows;
-      const int64_t begin = rows_begin(rows, r, G), count = (rows_begin(rows, r + 1, G) - begin) * cols;
+      const int64_t begin = row_split(rows, r, G), count = (row_split(rows, r + 1, G) - begin) * cols;
       std::memcpy(send.data() + pos, u.work_grads.data() + (info.offset - pu.begin) + begin * cols,
                   sizeof(float) * count);
       pos += count;

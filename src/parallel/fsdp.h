@@ -60,8 +60,7 @@ class Fsdp final : public UnitHooks {
     Buffer<float> work_values, work_grads;  // the gathered unit, laid out like the unit's flat range
   };
 
-  void plan_unit(int unit, Comm& group, bool experts);
-  int64_t rows_begin(int64_t rows, int rank, int group_size) const { return rows * rank / group_size; }
+  void plan_unit(const UnitPlacement& placement, Comm& group);
   void gather(UnitShard& u);
   void scatter_grads(UnitShard& u);
   void release(UnitShard& u);

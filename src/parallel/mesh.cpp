@@ -11,14 +11,7 @@ Mesh::Mesh(const MeshConfig& config, Comm& world) : config_(config), world_(worl
   const int C = static_cast<int>(config.cp), F = static_cast<int>(config.fsdp);
   const int D = F * C, EP = static_cast<int>(config.ep);
   trainer_ = r < config.trainer_ranks();
-  if (trainer_) {
-    coords_.cp = r % C;
-    coords_.fsdp = (r / C) % F;
-    coords_.pp = r / D;
-    coords_.dp = r % D;
-    coords_.ep_group = coords_.dp / EP;
-    coords_.ep = coords_.dp % EP;
-  }
+  if (trainer_) coords_ = mesh_coords(config, r);
   // Every world rank takes part in every split; serving ranks pass a negative colour (no group).
   const MeshCoords& c = coords_;
   auto color = [&](int value) { return trainer_ ? value : -1; };

@@ -13,14 +13,9 @@
 
 #include "comm/comm.h"
 #include "parallel/mesh_config.h"
+#include "parallel/shard_plan.h"
 
 namespace flywheel {
-
-struct MeshCoords {
-  int pp = 0, fsdp = 0, cp = 0;
-  int dp = 0;  // fsdp * cp_size + cp
-  int ep_group = 0, ep = 0;
-};
 
 class Mesh {
  public:

@@ -13,10 +13,8 @@ namespace flywheel {
 Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh)
     : shape_(shape), mesh_(&mesh), sampler_(source, shape.train.seed, shape.train.seq_len) {
   FW_CHECK(mesh.is_trainer(), "Trainer constructed on a serving rank");
-  const int64_t layers_per_stage = shape.model.n_layers / shape.mesh.pp;
-  const int first = static_cast<int>(mesh.coords().pp * layers_per_stage);
   model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false,
-                                         StageRange{first, static_cast<int>(first + layers_per_stage)});
+                                         stage_range(shape.model, shape.mesh, mesh.coords().pp));
   model_->set_moe_groups({&mesh.dp(), &mesh.ep()});
   fsdp_ = std::make_unique<Fsdp>(*model_, mesh, shape.train.seed);
 }
