@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -36,6 +37,15 @@ struct CheckpointState {
 // Saving a step that is already committed replaces it.
 void save_checkpoint(Comm& comm, const std::string& run_dir, const CheckpointState& state,
                      const std::vector<TensorSlice>& slices, int keep_last);
+
+// save_checkpoint for offline tools: one process writes every shard of a world of
+// per_rank_slices.size() ranks (shard r holds per_rank_slices[r]), with the same layout checks, file
+// writers and commit protocol (step-N.partial, fsyncs, rename, `latest`, retention) as the
+// collective save. Used by `flywheel-ckpt reshard` to write a checkpoint laid out for another mesh.
+// on_shard_written (optional) gets each shard's number and size once it is durable (progress).
+void save_checkpoint_offline(const std::string& run_dir, const CheckpointState& state,
+                             const std::vector<std::vector<TensorSlice>>& per_rank_slices, int keep_last,
+                             const std::function<void(int shard, uint64_t bytes)>& on_shard_written = {});
 
 // Committed steps (directories step-NNNNNNNN, not *.partial) in increasing order; empty when
 // run_dir does not exist. Does not verify them.

@@ -26,9 +26,7 @@ struct XxhStateDeleter {
   void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
 };
 
-}  // namespace
-
-FileDigest digest_file(const std::string& path, bool sync) {
+FileDigest digest_impl(const std::string& path, bool sync, const std::function<void(uint64_t)>& on_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   FW_CHECK(fd >= 0, "cannot open ", path, " to checksum it: ", std::strerror(errno));
   FdCloser closer{fd};
@@ -45,10 +43,19 @@ FileDigest digest_file(const std::string& path, bool sync) {
     if (got == 0) break;
     XXH3_64bits_update(state.get(), block.data(), static_cast<size_t>(got));
     digest.bytes += static_cast<uint64_t>(got);
+    if (on_bytes) on_bytes(static_cast<uint64_t>(got));
   }
   digest.xxh3_64 = XXH3_64bits_digest(state.get());
   if (sync) FW_CHECK(::fsync(fd) == 0, "fsync of ", path, " failed: ", std::strerror(errno));
   return digest;
+}
+
+}  // namespace
+
+FileDigest digest_file(const std::string& path, bool sync) { return digest_impl(path, sync, {}); }
+
+FileDigest digest_file_with_progress(const std::string& path, const std::function<void(uint64_t)>& on_bytes) {
+  return digest_impl(path, /*sync=*/false, on_bytes);
 }
 
 std::string hex64(uint64_t value) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace flywheel {
@@ -15,6 +16,11 @@ struct FileDigest {
 // Reads the file in 4 MiB blocks. With `sync`, also fsyncs it (one open for both: the shard writer
 // hashes what it just closed and makes it durable). Throws naming the file when it cannot be read.
 FileDigest digest_file(const std::string& path, bool sync = false);
+
+// digest_file without fsync, calling on_bytes(n) after each block of n bytes is hashed, so offline
+// tools can show progress over multi-GiB shards. (A separate name, not an overload: a captureless
+// lambda converts to bool as readily as to std::function.)
+FileDigest digest_file_with_progress(const std::string& path, const std::function<void(uint64_t)>& on_bytes);
 
 // "0123456789abcdef": 16 lower-case hex digits.
 std::string hex64(uint64_t value);

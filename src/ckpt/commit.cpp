@@ -131,7 +131,52 @@ void commit_on_root(const std::string& run_dir, const std::string& partial, cons
            " shards, ", size_text, deleted_text, ")");
 }
 
+// Step 1 for one process writing every shard: the same checks agree_on_layout makes across ranks.
+PieceIndex check_offline_layout(const CheckpointState& state, const std::vector<std::vector<TensorSlice>>& ranks) {
+  std::vector<ShardPiece> pieces;
+  std::vector<std::string> problems;
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    for (const std::string& p : local_slice_problems(ranks[r]))
+      problems.push_back("shard " + std::to_string(r) + ": " + p);
+    std::vector<ShardPiece> rank_pieces = shard_pieces(ranks[r], static_cast<int>(r));
+    pieces.insert(pieces.end(), rank_pieces.begin(), rank_pieces.end());
+  }
+  PieceIndex index = index_pieces(std::move(pieces));
+  if (problems.empty()) problems = coverage_problems(index);
+  if (problems.empty() && index.empty()) problems.push_back("no shard holds any tensor rows");
+  if (!problems.empty()) {
+    std::string message = "cannot save checkpoint step " + std::to_string(state.step) + ":";
+    for (const std::string& p : problems) message += "\n  " + p;
+    FW_THROW(message);
+  }
+  return index;
+}
+
 }  // namespace
+
+void save_checkpoint_offline(const std::string& run_dir, const CheckpointState& state,
+                             const std::vector<std::vector<TensorSlice>>& per_rank_slices, int keep_last,
+                             const std::function<void(int shard, uint64_t bytes)>& on_shard_written) {
+  h5_silence_error_printing();
+  FW_CHECK(!per_rank_slices.empty(), "save_checkpoint_offline: no ranks to write");
+  const PieceIndex index = check_offline_layout(state, per_rank_slices);
+  const std::string partial = partial_dir_path(run_dir, state.step);
+  std::filesystem::create_directories(run_dir);
+  remove_stale_step_dirs(run_dir);
+  std::filesystem::create_directory(partial);
+  fsync_directory(run_dir);
+
+  const int world = static_cast<int>(per_rank_slices.size());
+  std::vector<FileDigest> digests;
+  for (int r = 0; r < world; ++r) {
+    const std::string path = (std::filesystem::path(partial) / shard_file_name(r)).string();
+    write_shard_file(path, {r, world, state.step}, per_rank_slices[r]);
+    digests.push_back(digest_file(path, /*sync=*/true));
+    if (on_shard_written) on_shard_written(r, digests.back().bytes);
+  }
+  fsync_directory(partial);
+  commit_on_root(run_dir, partial, state, index, digests, keep_last);
+}
 
 void save_checkpoint(Comm& comm, const std::string& run_dir, const CheckpointState& state,
                      const std::vector<TensorSlice>& slices, int keep_last) {

@@ -8,6 +8,7 @@
 #include "core/buffer.h"
 #include "model/config.h"
 #include "ops/rope.h"
+#include "parallel/context_parallel.h"
 
 namespace flywheel {
 
@@ -23,16 +24,18 @@ struct AttentionActivations {
   Buffer<float> rstd;        // [n]
   Buffer<float> q, k, v;     // after RoPE: [n, n_heads * hd], [n, n_kv * hd] x2
   Buffer<float> attn;        // [n, n_heads * hd]
-  Buffer<float> lse;         // [batch, n_heads, seq]
+  Buffer<float> lse;         // [batch, n_heads, seq]; under context parallelism [2 halves][batch, n_heads, seq/2]
 };
 
-// x_out[n, d] = x + attention(x); x and x_out may not alias.
+// x_out[n, d] = x + attention(x); x and x_out may not alias. Under context parallelism (split
+// active) the seq tokens of each row are this rank's two chunks of a longer sequence.
 void attention_block_forward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,
-                             const float* x, float* x_out, int64_t batch, int64_t seq, AttentionActivations& act);
+                             const float* x, float* x_out, int64_t batch, int64_t seq, AttentionActivations& act,
+                             const ContextSplit& split = {});
 
 // dx[n, d] = dx_out + d(attention path)/dx. Weight grads accumulate.
 void attention_block_backward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,
                               const AttentionGrads& g, const float* x, const float* dx_out, float* dx, int64_t batch,
-                              int64_t seq, AttentionActivations& act);
+                              int64_t seq, AttentionActivations& act, const ContextSplit& split = {});
 
 }  // namespace flywheel

@@ -132,7 +132,7 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
   a.x_in.assign(x_in, x_in + n * d);
   a.x_mid.resize(n * d);
   attention_block_forward(config_, rope_, attention_weights(l), a.x_in.data(), a.x_mid.data(), rows, seq,
-                          a.attention);
+                          a.attention, context_split_);
   a.ffn_normed.resize(n * d);
   a.ffn_rstd.resize(n);
   ops::rmsnorm_forward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_normed.data(), a.ffn_rstd.data(), n, d,
@@ -171,7 +171,7 @@ void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* 
                         dmid.data(), params_.grad(ids.post_norm), n, d);
   add_in_place(dmid.data(), dx_out, n * d);
   attention_block_backward(config_, rope_, attention_weights(l), attention_grads(l), a.x_in.data(), dmid.data(),
-                           dx_in, rows, seq, a.attention);
+                           dx_in, rows, seq, a.attention, context_split_);
   hooks_->after_backward(ids.unit);
 }
 

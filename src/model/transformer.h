@@ -79,6 +79,8 @@ class Transformer {
   void set_hooks(UnitHooks* hooks) { hooks_ = hooks ? hooks : &no_hooks_; }
   // MoE communicators: the micro-batch's ranks (routing statistics) and the expert-parallel group.
   void set_moe_groups(const MoeGroups& groups) { moe_groups_ = groups; }
+  // Context parallelism: every row's seq tokens are this rank's two chunks of a longer sequence.
+  void set_context_split(const ContextSplit& split) { context_split_ = split; }
   void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers); }
 
   // Units this stage uses, in forward order (the embedding unit also on the last stage when tied).
@@ -143,6 +145,7 @@ class Transformer {
   UnitHooks no_hooks_;
   UnitHooks* hooks_ = &no_hooks_;
   MoeGroups moe_groups_;
+  ContextSplit context_split_;
 };
 
 }  // namespace flywheel

@@ -1,6 +1,7 @@
 #include "ops/rope.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 
@@ -23,17 +24,18 @@ RopeTable<T>::RopeTable(int64_t head_dim_, int64_t max_positions_, double theta)
 }
 
 template <typename T>
-void rope_apply(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int64_t heads,
-                int64_t position_offset, bool inverse) {
+void rope_apply_at(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int64_t heads,
+                   const int64_t* positions, bool inverse) {
   const int64_t hd = table.head_dim, half = hd / 2;
-  FW_CHECK(position_offset + seq <= table.max_positions, "RoPE position ", position_offset + seq - 1,
-           " is beyond the table (max_seq_len ", table.max_positions, ")");
+  for (int64_t t = 0; t < seq; ++t)
+    FW_CHECK(positions[t] >= 0 && positions[t] < table.max_positions, "RoPE position ", positions[t],
+             " is beyond the table (max_seq_len ", table.max_positions, ")");
   const T sign = inverse ? T(-1) : T(1);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t t = 0; t < seq; ++t) {
-      const T* c = table.cos.data() + (position_offset + t) * half;
-      const T* s = table.sin.data() + (position_offset + t) * half;
+      const T* c = table.cos.data() + positions[t] * half;
+      const T* s = table.sin.data() + positions[t] * half;
       for (int64_t h = 0; h < heads; ++h) {
         T* v = x + ((b * seq + t) * heads + h) * hd;
         for (int64_t j = 0; j < half; ++j) {
@@ -45,9 +47,22 @@ void rope_apply(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int
     }
 }
 
+template <typename T>
+void rope_apply(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int64_t heads,
+                int64_t position_offset, bool inverse) {
+  FW_CHECK(position_offset >= 0 && position_offset + seq <= table.max_positions, "RoPE position ",
+           position_offset + seq - 1, " is beyond the table (max_seq_len ", table.max_positions, ")");
+  std::vector<int64_t> positions(seq);
+  for (int64_t t = 0; t < seq; ++t) positions[t] = position_offset + t;
+  rope_apply_at(table, x, batch, seq, heads, positions.data(), inverse);
+}
+
 template struct RopeTable<float>;
 template struct RopeTable<double>;
 template void rope_apply<float>(const RopeTable<float>&, float*, int64_t, int64_t, int64_t, int64_t, bool);
 template void rope_apply<double>(const RopeTable<double>&, double*, int64_t, int64_t, int64_t, int64_t, bool);
+template void rope_apply_at<float>(const RopeTable<float>&, float*, int64_t, int64_t, int64_t, const int64_t*, bool);
+template void rope_apply_at<double>(const RopeTable<double>&, double*, int64_t, int64_t, int64_t, const int64_t*,
+                                    bool);
 
 }  // namespace flywheel::ops

@@ -24,4 +24,10 @@ template <typename T>
 void rope_apply(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int64_t heads,
                 int64_t position_offset = 0, bool inverse = false);
 
+// As above, but token t of every row sits at positions[t] (context parallelism: a rank's tokens are
+// two chunks of the sequence at different offsets).
+template <typename T>
+void rope_apply_at(const RopeTable<T>& table, T* x, int64_t batch, int64_t seq, int64_t heads,
+                   const int64_t* positions, bool inverse = false);
+
 }  // namespace flywheel::ops

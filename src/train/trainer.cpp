@@ -16,6 +16,7 @@ Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh)
   model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false,
                                          stage_range(shape.model, shape.mesh, mesh.coords().pp));
   model_->set_moe_groups({&mesh.dp(), &mesh.ep()});
+  model_->set_context_split({&mesh.cp()});
   fsdp_ = std::make_unique<Fsdp>(*model_, mesh, shape.train.seed);
 }
 
@@ -30,22 +31,41 @@ Trainer::Trainer(const Shape& shape, const DataSource& source)
 
 Trainer::~Trainer() = default;
 
+namespace {
+// This cp rank's tokens of every row: its two chunks, in local order (see context_parallel.h).
+Batch local_chunks(const Batch& full, const ContextSplit& split) {
+  if (!split.active()) return full;
+  const int64_t local_seq = full.seq / split.ranks();
+  const std::vector<int64_t> positions = local_positions(split, local_seq);
+  Batch local;
+  local.rows = full.rows;
+  local.seq = local_seq;
+  for (int64_t r = 0; r < full.rows; ++r)
+    for (int64_t p : positions) {
+      local.tokens.push_back(full.tokens[r * full.seq + p]);
+      local.targets.push_back(full.targets[r * full.seq + p]);
+      local.loss_mask.push_back(full.loss_mask[r * full.seq + p]);
+    }
+  return local;
+}
+}  // namespace
+
 StepMetrics Trainer::train_step(int64_t step) {
   const auto start = std::chrono::steady_clock::now();
   const TrainConfig& tc = shape_.train;
   const MeshConfig& mc = shape_.mesh;
   StepMetrics metrics;
   metrics.step = step;
-  FW_CHECK(mc.cp == 1, "context parallelism is not implemented yet (mesh.cp = ", mc.cp, ")");
 
-  // This rank's rows of each global micro-batch: fsdp splits the rows; the global sample
-  // indices of step s, micro-batch m are [s B + m b, s B + (m+1) b), B = b x grad_accum.
+  // This rank's rows of each global micro-batch: fsdp splits the rows, cp the sequence; the global
+  // sample indices of step s, micro-batch m are [s B + m b, s B + (m+1) b), B = b x grad_accum.
   const int64_t rows = tc.micro_batch / mc.fsdp;
   const int64_t row0 = mesh_->coords().fsdp * rows;
   std::vector<Batch> batches;
   int64_t local_tokens = 0;
   for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-    batches.push_back(sampler_.make_batch(step * tc.global_batch() + micro * tc.micro_batch + row0, rows));
+    batches.push_back(local_chunks(
+        sampler_.make_batch(step * tc.global_batch() + micro * tc.micro_batch + row0, rows), {&mesh_->cp()}));
     local_tokens += batches.back().loss_tokens();
   }
   double token_count = static_cast<double>(local_tokens);
