@@ -53,11 +53,9 @@ std::string ProgressMeter::render(uint64_t done, uint64_t total, double seconds,
   const SizeUnit unit = unit_for(std::max(total, done));
   const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
   const SizeUnit rate_unit = unit_for(static_cast<uint64_t>(rate));
-  std::string eta = "?";
-  if (done >= total)
-    eta = "0s";
-  else if (rate > 0)
-    eta = format_duration(static_cast<double>(total - done) / rate);
+  const std::string eta = done >= total ? std::string("0s")
+                         : rate > 0     ? format_duration(static_cast<double>(total - done) / rate)
+                                        : std::string("?");
   char text[160];
   std::snprintf(text, sizeof(text), "%s %3d%% %s/%s %s %s %s/s ETA %s", bar.c_str(),
                 static_cast<int>(std::floor(fraction * 100)), format_amount(done * unit.scale).c_str(),
@@ -69,6 +67,7 @@ std::string ProgressMeter::render(uint64_t done, uint64_t total, double seconds,
 void ProgressMeter::add(uint64_t bytes) {
   if (finished_) return;
   done_ += bytes;
+  total_ = std::max(total_, done_);  // an estimated total (e.g. file sizes before writing) may fall short
   const auto now = std::chrono::steady_clock::now();
   if (style_ == ProgressStyle::kTerminal) {
     // Redrawing on every 4 MiB block would flood a slow terminal; 10 Hz looks continuous.

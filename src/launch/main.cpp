@@ -14,8 +14,10 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "launch/plan_command.h"
 #include "launch/runtime.h"
 #include "launch/shape.h"
+#include "launch/signals.h"
 #include "parallel/mesh.h"
 #include "train/trainer.h"
 
@@ -27,6 +29,7 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  train --shape FILE [--section.key=value ...]   train a model from a training shape\n"
+    "  plan --shape FILE [--ranks N] [--device-mem GiB]   memory, communication and step-time plan\n"
     "\n"
     "Run `flywheel <command> --help` for the command's options. Launch under MPI with\n"
     "`mpirun -n N flywheel ...` or `srun --mpi=pmix flywheel ...`.\n";
@@ -79,8 +82,8 @@ int train_command(const Runtime& rt, int argc, char** argv) {
   auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
   std::unique_ptr<Comm> world = make_mpi_world_comm();
   Mesh mesh(shape.mesh, *world);
-  run_training(shape, *source, mesh);
-  return 0;
+  install_preemption_handlers();
+  return run_training(shape, *source, mesh);
 }
 
 int dispatch(const Runtime& rt, int argc, char** argv) {
@@ -94,6 +97,7 @@ int dispatch(const Runtime& rt, int argc, char** argv) {
     return 0;
   }
   if (command == "train") return train_command(rt, argc, argv);
+  if (command == "plan") return plan_command(rt, argc, argv);
   FW_THROW("unknown command '", command, "'; commands: train (see flywheel --help)");
 }
 

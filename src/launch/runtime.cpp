@@ -5,6 +5,8 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/log.h"
+#include "launch/discovery.h"
 
 namespace flywheel {
 
@@ -14,16 +16,23 @@ Runtime init_runtime(int* argc, char*** argv) {
   Runtime rt;
   MPI_Comm_rank(MPI_COMM_WORLD, &rt.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &rt.world_size);
-  // Ranks sharing memory are the ranks on this node, whatever launched us (mpirun, srun, singleton).
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rt.rank, MPI_INFO_NULL, &node);
-  MPI_Comm_rank(node, &rt.local_rank);
-  MPI_Comm_size(node, &rt.local_size);
-  MPI_Comm_free(&node);
+  // Logging as main() sets it, already now: discovery warns per rank and rank 0 reports the result.
+  configure_logging(rt.world_size > 1 ? rt.rank : -1, LogLevel::kInfo);
+  // After MPI_Init on purpose: Open MPI has initialised PMIx by then, so our PMIx_Init only takes a
+  // reference on the same client connection instead of racing MPI to create it.
+  const Placement p = discover_placement(rt.rank, rt.world_size);
+  rt.local_rank = p.local_rank;
+  rt.local_size = p.local_size;
+  rt.node = p.node;
+  rt.node_id = p.node_id;
+  rt.discovery = p.source;
+  log_info("discovery: ", describe_placement(p, rt.world_size));
   return rt;
 }
 
 void finalize_runtime() {
+  // Our PMIx reference goes first so MPI_Finalize drops the last one and tears the client down.
+  finalize_pmix();
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();

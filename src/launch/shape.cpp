@@ -55,7 +55,12 @@ po::options_description shape_options(Shape& s) {
       ("train.threads", po::value(&t.threads)->default_value(t.threads), "threads per rank; 0: cores / ranks on the node")
       ("train.out_dir", po::value(&t.out_dir)->default_value(t.out_dir), "directory holding runs")
       ("train.run_name", po::value(&t.run_name)->default_value(t.run_name), "run directory name; empty: <shape>-<UTC time>")
-      ("train.log_every", po::value(&t.log_every)->default_value(t.log_every), "progress line every N steps");
+      ("train.log_every", po::value(&t.log_every)->default_value(t.log_every), "progress line every N steps")
+      ("train.checkpoint_every", po::value(&t.checkpoint_every)->default_value(t.checkpoint_every),
+       "checkpoint every N steps (and at the end); 0: only at the end")
+      ("train.keep_last", po::value(&t.keep_last)->default_value(t.keep_last), "checkpoints kept; 0: all")
+      ("train.resume", po::value(&t.resume)->default_value(t.resume),
+       "auto: continue from the run's newest good checkpoint | never: refuse an existing run");
 
   po::options_description data("[data] training data");
   data.add_options()

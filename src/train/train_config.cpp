@@ -24,6 +24,9 @@ void TrainConfig::validate() const {
   FW_CHECK(grad_clip >= 0, "train.grad_clip = ", grad_clip, ": must be >= 0 (0 turns clipping off)");
   FW_CHECK(threads >= 0, "train.threads = ", threads, ": must be >= 0 (0: automatic)");
   FW_CHECK(log_every > 0, "train.log_every = ", log_every, ": must be a positive integer");
+  FW_CHECK(checkpoint_every >= 0, "train.checkpoint_every = ", checkpoint_every, ": must be >= 0 (0: only at the end)");
+  FW_CHECK(keep_last >= 0, "train.keep_last = ", keep_last, ": must be >= 0 (0: keep every checkpoint)");
+  FW_CHECK(resume == "auto" || resume == "never", "train.resume = '", resume, "': allowed values are auto, never");
   FW_CHECK(!out_dir.empty(), "train.out_dir is empty: give a directory for runs");
   FW_CHECK(run_name.find('/') == std::string::npos, "train.run_name = '", run_name,
            "': must be a plain name without '/' (it becomes a directory under train.out_dir)");

@@ -27,6 +27,9 @@ struct TrainConfig {
   std::string out_dir = "checkpoints";
   std::string run_name;         // empty: <shape name>-<UTC date>-<time>
   int64_t log_every = 1;        // progress line every N steps (metrics.jsonl gets every step)
+  int64_t checkpoint_every = 50;  // sharded checkpoint every N steps (and always at the end); 0: end only
+  int keep_last = 3;            // committed checkpoints kept (older ones are deleted); 0: keep all
+  std::string resume = "auto";  // auto: continue from the run directory's newest good checkpoint; never
 
   int64_t global_batch() const { return micro_batch * grad_accum; }
   void validate() const;

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "ops/adamw.h"
 #include "parallel/pipeline.h"
+#include "train/fault_injection.h"
 
 namespace flywheel {
 
@@ -51,6 +52,7 @@ Batch local_chunks(const Batch& full, const ContextSplit& split) {
 }  // namespace
 
 StepMetrics Trainer::train_step(int64_t step) {
+  maybe_inject_fault(mesh_->world().rank(), step);  // FLYWHEEL_FAULT_INJECT: failure-path tests only
   const auto start = std::chrono::steady_clock::now();
   const TrainConfig& tc = shape_.train;
   const MeshConfig& mc = shape_.mesh;

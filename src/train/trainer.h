@@ -61,8 +61,10 @@ class Trainer {
   Sampler sampler_;
 };
 
-// The whole run: creates <out_dir>/<run>/, trains shape.train.steps steps, prints a progress line
-// per log_every steps and appends every step to metrics.jsonl (rank 0). Returns the run directory.
-std::string run_training(const Shape& shape, const DataSource& source, Mesh& mesh);
+// The whole run in <out_dir>/<run>/: resumes from its newest good checkpoint (train.resume = auto),
+// trains to shape.train.steps with a progress line per log_every steps and every step appended to
+// metrics.jsonl (rank 0), checkpoints every checkpoint_every steps and at the end, and stops early
+// with a checkpoint when a preemption signal arrives. Returns the exit code (launch/signals.h).
+int run_training(const Shape& shape, const DataSource& source, Mesh& mesh);
 
 }  // namespace flywheel

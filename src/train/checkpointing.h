@@ -1,0 +1,26 @@
+// The trainer's side of checkpoints: which slices a rank saves (its FSDP shards of weights and AdamW
+// moments), what state goes with them, and resuming -- on the same mesh or any other, since the loader
+// reads whichever saved rows overlap the rows this rank now holds.
+//
+// Bit-for-bit resume needs nothing beyond weights, moments and the step: the data order, the learning
+// rate and every random number are pure functions of (seed, step, sample index), so the data cursor
+// (step x global batch) and the counter-based RNG are recorded for inspection, not restored.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "train/trainer.h"
+
+namespace flywheel {
+
+// Collective over the trainer ranks: writes <run_dir>/step-<steps_done> (see docs/checkpoint-format.md).
+void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int64_t steps_done);
+
+// Collective: loads the newest good checkpoint of run_dir into the trainer's shards and returns the
+// number of steps it holds, or nullopt when run_dir has no committed checkpoint. Throws when the
+// checkpoint belongs to another model or seed.
+std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir);
+
+}  // namespace flywheel

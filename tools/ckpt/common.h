@@ -1,0 +1,91 @@
+// Shared pieces of flywheel-ckpt's subcommands: argument parsing with usage errors, choosing a
+// committed step, formatting (sizes, meshes, tables) and progress settings.
+//
+// Exit codes (every subcommand): 0 ok, 1 error or failed check, 2 usage error.
+#pragma once
+
+#include <cstdint>
+#include <cxxopts.hpp>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ckpt/offline.h"
+#include "core/error.h"
+#include "core/progress.h"
+
+namespace flywheel::ckpt_tool {
+
+inline constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2;
+
+// Bad command line: main prints it with a pointer to --help and exits 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A tool-level error without the library's "src/file.cpp:123:" prefix (the message names the
+// file / step / tensor the user gave, which is what they can act on).
+template <typename... Args>
+[[noreturn]] void fail(const Args&... args) {
+  throw Error(detail::concat(args...));
+}
+template <typename... Args>
+[[noreturn]] void usage_error(const Args&... args) {
+  throw UsageError(detail::concat(args...));
+}
+
+// Every subcommand: (args after the command name). Returns the exit code.
+int inspect_command(int argc, char** argv);
+int verify_command(int argc, char** argv);
+int diff_command(int argc, char** argv);
+int reshard_command(int argc, char** argv);
+int export_command(int argc, char** argv);
+int ledger_command(int argc, char** argv);
+
+// cxxopts for subcommand `name`: adds -h/--help and a hidden positional list "args".
+cxxopts::Options make_options(const std::string& name, const std::string& synopsis, const std::string& description);
+// Parses; cxxopts errors become UsageError. `positionals` is the exact count expected
+// (`what` names them for the message, e.g. "RUN_DIR").
+cxxopts::ParseResult parse_options(cxxopts::Options& options, int argc, char** argv);
+std::vector<std::string> positionals(const cxxopts::ParseResult& result, size_t count, const std::string& what);
+// Prints options.help() plus `notes`; returns kExitOk.
+int print_help(const cxxopts::Options& options, const std::string& notes);
+
+// The step a command works on: `requested`, else the step `latest` names, else the newest committed.
+// Errors name the run directory and list the committed steps.
+int64_t choose_step(const std::string& run_dir, std::optional<int64_t> requested);
+std::optional<int64_t> step_option(const cxxopts::ParseResult& result);  // --step N (>= 0)
+// "RUN[:STEP]": a trailing ":<digits>" is the step (a path may contain ':' elsewhere).
+struct RunStep {
+  std::string run_dir;
+  std::optional<int64_t> step;
+};
+RunStep parse_run_step(const std::string& text);
+
+// Verifies the step (every shard's checksum; progress labelled `label`) and opens it for reading.
+// Throws naming the step directory and every problem when it fails.
+StepReader open_verified_step(const std::string& run_dir, int64_t step, const std::string& label,
+                              ProgressStyle style);
+
+// Step directories an interrupted save / delete left (step-N.partial, .replaced, .deleting), by name.
+std::vector<std::string> stale_step_dirs(const std::string& run_dir);
+std::string steps_list(const std::vector<int64_t>& steps);  // "10, 20" or "none"
+
+std::string format_bytes(uint64_t bytes);                     // "12.3 MiB"
+std::string format_mesh(const nlohmann::json& mesh);          // "pp=2 fsdp=2 cp=1 ep=1 serve=0"
+uint64_t directory_bytes(const std::string& dir, int* files = nullptr);  // regular files directly inside
+
+// Left-aligned columns except those marked in right_align (numbers).
+void print_table(std::ostream& out, const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right_align,
+                 const std::string& indent = "  ");
+
+// --no-progress → off; otherwise a bar on a TTY, a line per ~10% elsewhere.
+void add_progress_option(cxxopts::Options& options);
+ProgressStyle progress_style(const cxxopts::ParseResult& result);
+
+}  // namespace flywheel::ckpt_tool

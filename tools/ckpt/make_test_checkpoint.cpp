@@ -1,0 +1,117 @@
+// make_test_checkpoint: writes committed checkpoints of a small model for the flywheel-ckpt tests
+// (tests/cli/ckpt_tool.sh), through the same save_checkpoint a training job calls (local comm, one
+// shard).
+//
+//   make_test_checkpoint --shape FILE --out RUN_DIR [--steps 10,20] [--seed N] [--section.key=value ...]
+//
+// Weights: the model's deterministic initialisation (seed) plus step-dependent noise, so two
+// steps differ everywhere; moments: deterministic noise (adam_v >= 0). Same arguments, same bytes.
+// The recorded shape text is the file with the overrides written in (the resolved shape).
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ckpt/checkpoint.h"
+#include "comm/comm.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "launch/shape.h"
+#include "model/transformer.h"
+#include "shape_text.h"
+
+namespace flywheel {
+namespace {
+
+struct Args {
+  std::string shape, out;
+  std::vector<int64_t> steps = {10};
+  uint64_t seed = 7;
+  std::vector<std::string> overrides;
+};
+
+std::vector<int64_t> parse_steps(const std::string& text) {
+  std::vector<int64_t> steps;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    FW_CHECK(!item.empty() && item.find_first_not_of("0123456789") == std::string::npos, "--steps '", text,
+             "': expected comma-separated step numbers, e.g. 10,20");
+    steps.push_back(std::stoll(item));
+    start = comma + 1;
+  }
+  return steps;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      FW_CHECK(i + 1 < argc, arg, " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--shape") args.shape = value();
+    else if (arg == "--out") args.out = value();
+    else if (arg == "--steps") args.steps = parse_steps(value());
+    else if (arg == "--seed") args.seed = std::stoull(value());
+    else if (arg.rfind("--", 0) == 0 && arg.find('.') != std::string::npos) args.overrides.push_back(arg);
+    else FW_THROW("unknown argument '", arg, "'; usage: make_test_checkpoint --shape FILE --out RUN_DIR "
+                  "[--steps 10,20] [--seed N] [--section.key=value ...]");
+  }
+  FW_CHECK(!args.shape.empty() && !args.out.empty(), "--shape FILE and --out RUN_DIR are required");
+  return args;
+}
+
+// Uniform in [-1, 1) from 24 random bits: exact in float, identical on every platform.
+void fill_noise(std::vector<float>& v, uint64_t key, float scale, bool non_negative) {
+  std::mt19937_64 rng(key);
+  for (float& x : v) {
+    const float u = static_cast<float>(static_cast<int64_t>(rng() >> 40) - (int64_t{1} << 23)) / (1 << 23);
+    x = non_negative ? scale * u * u : scale * u;
+  }
+}
+
+void save_step(const Shape& shape, const Args& args, const std::string& shape_text, int64_t step) {
+  Transformer model(shape.model);
+  model.initialize(args.seed);
+  const size_t n = static_cast<size_t>(model.params().numel());
+  std::vector<float> noise(n), adam_m(n), adam_v(n);
+  fill_noise(noise, args.seed * 1000003 + step, 1e-3f, false);
+  fill_noise(adam_m, args.seed * 1000003 + step + 1, 1e-3f, false);
+  fill_noise(adam_v, args.seed * 1000003 + step + 2, 1e-6f, true);
+  float* w = model.params().values().data();
+  for (size_t i = 0; i < n; ++i) w[i] += noise[i];
+
+  CheckpointState state;
+  state.step = step;
+  state.seed = args.seed;
+  state.shape_text = shape_text;
+  const MeshConfig& m = shape.mesh;
+  state.mesh = {{"pp", m.pp}, {"fsdp", m.fsdp}, {"cp", m.cp}, {"ep", m.ep}, {"serve", m.serve}};
+  state.extra = {{"shape_name", shape.name}, {"data_cursor", step * 32}, {"made_by", "make_test_checkpoint"}};
+  std::unique_ptr<Comm> comm = make_local_comm();
+  save_checkpoint(*comm, args.out, state, whole_tensor_slices(model.params(), adam_m.data(), adam_v.data()), 0);
+}
+
+}  // namespace
+}  // namespace flywheel
+
+int main(int argc, char** argv) {
+  using namespace flywheel;
+  configure_logging(-1, LogLevel::kWarn);
+  try {
+    const Args args = parse_args(argc, argv);
+    const Shape shape = load_shape(args.shape, args.overrides);
+    shape.model.validate();
+    const std::string text = ckpt_tool::apply_overrides(shape.text, args.overrides);
+    for (int64_t step : args.steps) save_step(shape, args, text, step);
+    std::printf("wrote step(s) to %s\n", args.out.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "make_test_checkpoint: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,190 @@
+// flywheel-ckpt reshard: rewrites one committed step for another mesh, offline. Every tensor
+// (weights and moments) is read whole from the verified source, cut into the rows each trainer
+// rank of the target mesh would hold, and written as a new committed step (one shard per target
+// trainer rank) with save_checkpoint_offline: same files, checks and commit protocol as a job's save.
+//
+// The new state.h5 records the target mesh in two places, kept consistent: the `mesh` JSON, and
+// the [mesh] section of `shape_text` (pp/fsdp/cp/ep/serve lines rewritten, everything else
+// verbatim), so a job resuming from the shape text alone sees the mesh the shards are laid out for.
+// `extra` (data cursor, RNG counters) is copied unchanged.
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "ckpt/checkpoint.h"
+#include "ckpt/checkpoint_dir.h"
+#include "ckpt/state_file.h"
+#include "ckpt/offline.h"
+#include "common.h"
+#include "model/transformer.h"
+#include "reshard_plan.h"
+#include "shape_text.h"
+
+namespace flywheel::ckpt_tool {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr const char* kGroups[] = {"weight", "adam_m", "adam_v"};
+
+// Every array of every tensor, whole. Memory: the checkpoint's tensor bytes.
+using WholeTensors = std::map<std::string, std::array<std::vector<float>, 3>>;
+
+// The checkpoint must hold exactly the model's tensors with the model's shapes: a tensor the model
+// does not have would have no owner on the target mesh and silently vanish.
+void check_tensors_match_model(const StepReader& reader, const ModelConfig& model) {
+  const Transformer registry(model, /*allocate_full=*/false);
+  std::vector<std::string> problems;
+  std::set<std::string> expected;
+  for (const ParamInfo& info : registry.params().list()) {
+    expected.insert(info.name);
+    if (!reader.has("weight", info.name))
+      problems.push_back(info.name + " is missing");
+    else if (reader.global_shape("weight", info.name) != info.shape)
+      problems.push_back(info.name + " has shape " + shape_text(reader.global_shape("weight", info.name)) +
+                         ", the model expects " + shape_text(info.shape));
+  }
+  for (const std::string& name : reader.names("weight"))
+    if (!expected.count(name)) problems.push_back(name + " is not a tensor of the recorded model");
+  if (problems.empty()) return;
+  std::string message = "checkpoint " + reader.check().dir + " does not match the model in its shape text:";
+  for (size_t i = 0; i < problems.size() && i < 10; ++i) message += "\n  " + problems[i];
+  if (problems.size() > 10) message += "\n  ... and " + std::to_string(problems.size() - 10) + " more";
+  fail(message);
+}
+
+WholeTensors read_everything(StepReader& reader, ProgressStyle style) {
+  uint64_t total = 0;
+  for (const char* g : kGroups)
+    for (const std::string& name : reader.names(g)) {
+      const std::vector<int64_t>& shape = reader.global_shape(g, name);
+      total += 4 * static_cast<uint64_t>(shape[0] * row_elements(shape));
+    }
+  ProgressMeter meter("reshard: reading", total, style);
+  WholeTensors whole;
+  for (size_t g = 0; g < 3; ++g)
+    for (const std::string& name : reader.names(kGroups[g])) {
+      whole[name][g] = reader.read(kGroups[g], name);
+      meter.add(4 * whole[name][g].size());
+    }
+  meter.finish();
+  return whole;
+}
+
+std::vector<std::vector<TensorSlice>> cut_slices(const std::vector<RankPlan>& plans, WholeTensors& whole) {
+  std::vector<std::vector<TensorSlice>> per_rank;
+  for (const RankPlan& plan : plans) {
+    std::vector<TensorSlice>& slices = per_rank.emplace_back();
+    for (const RowRange& t : plan.tensors) {
+      auto& arrays = whole.at(t.name);
+      const int64_t offset = t.row_begin * row_elements(t.shape);
+      auto at = [&](size_t g) { return arrays[g].empty() ? nullptr : arrays[g].data() + offset; };
+      slices.push_back({t.name, t.shape, t.row_begin, t.row_end, at(0), at(1), at(2)});
+    }
+  }
+  return per_rank;
+}
+
+CheckpointState target_state(const CheckpointState& source, const MeshConfig& mesh, const std::string& origin) {
+  CheckpointState state = source;
+  if (!state.mesh.is_object()) state.mesh = nlohmann::json::object();
+  const std::pair<const char*, int64_t> keys[] = {
+      {"pp", mesh.pp}, {"fsdp", mesh.fsdp}, {"cp", mesh.cp}, {"ep", mesh.ep}, {"serve", mesh.serve}};
+  for (const auto& [key, value] : keys) {
+    state.mesh[key] = value;
+    state.shape_text = set_ini_value(state.shape_text, "mesh", key, std::to_string(value));
+  }
+  const Shape check = parse_shape_text(state.shape_text, origin + " (rewritten)");
+  if (check.mesh.pp != mesh.pp || check.mesh.fsdp != mesh.fsdp || check.mesh.cp != mesh.cp || check.mesh.ep != mesh.ep)
+    fail("rewriting the [mesh] section of the shape text of ", origin, " did not take effect (",
+         "the text sets the mesh some other way); refusing to write an inconsistent checkpoint");
+  return state;
+}
+
+void write_resharded(const std::string& out, const CheckpointState& state,
+                     const std::vector<std::vector<TensorSlice>>& per_rank, ProgressStyle style) {
+  uint64_t total = 0;  // tensor bytes: the shard files' sizes less HDF5's few KiB of metadata each
+  for (const std::vector<TensorSlice>& slices : per_rank)
+    for (const TensorSlice& s : slices)
+      for (SliceArray array : kSliceArrays)
+        if (slice_array_data(s, array)) total += 4 * static_cast<uint64_t>(slice_rows(s) * row_elements(s.global_shape));
+  ProgressMeter meter("reshard: writing", total, style);
+  save_checkpoint_offline(out, state, per_rank, /*keep_last=*/0, [&](int, uint64_t bytes) { meter.add(bytes); });
+  meter.finish();
+}
+
+void print_plan(const std::vector<RankPlan>& plans) {
+  std::vector<std::vector<std::string>> rows;
+  for (const RankPlan& p : plans) {
+    int64_t floats = 0, tensors = 0;
+    for (const RowRange& t : p.tensors)
+      if (t.row_end > t.row_begin) {
+        floats += (t.row_end - t.row_begin) * row_elements(t.shape);
+        ++tensors;
+      }
+    rows.push_back({shard_file_name(p.rank), std::to_string(p.coords.pp), std::to_string(p.coords.fsdp),
+                    std::to_string(p.coords.cp), std::to_string(p.coords.ep),
+                    detail::concat("[", p.stage.first_layer, ", ", p.stage.end_layer, ")"), std::to_string(tensors),
+                    format_bytes(4 * static_cast<uint64_t>(floats))});
+  }
+  print_table(std::cout, {"shard", "pp", "fsdp", "cp", "ep", "layers", "tensors", "weight bytes"}, rows,
+              {false, true, true, true, true, false, true, true});
+}
+
+void check_output_dir(const std::string& run_dir, const std::string& out, int64_t step, bool force) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && fs::equivalent(out, run_dir, ec))
+    fail("--out ", out, " is the source run directory; write the resharded copy to a new directory");
+  const std::vector<int64_t> steps = committed_steps(out);
+  if (std::find(steps.begin(), steps.end(), step) != steps.end() && !force)
+    fail(out, " already has a committed step ", step, "; pass --force to replace it");
+}
+
+}  // namespace
+
+int reshard_command(int argc, char** argv) {
+  cxxopts::Options options = make_options(
+      "reshard", "RUN_DIR --out OUT_RUN_DIR --mesh pp=2,fsdp=2,cp=1,ep=1 [--step N] [--force] [--no-progress]",
+      "Writes a copy of one committed step laid out for another mesh: one shard file per trainer rank\n"
+      "of the target mesh, holding exactly the rows that rank holds when training (weights and AdamW\n"
+      "moments). The step number, seed and extra state are kept; the mesh is updated in state.h5.");
+  options.add_options()("out", "run directory to write (created if needed)", cxxopts::value<std::string>(), "DIR")(
+      "mesh", "target mesh: pp=,fsdp=,cp=,ep=,serve= (unset: pp/fsdp/cp/ep 1, serve 0)", cxxopts::value<std::string>(),
+      "SPEC")("step", "step to reshard (default: the one `latest` names, else the newest)", cxxopts::value<int64_t>(),
+              "N")("force", "replace the step in OUT_RUN_DIR if it is already committed there");
+  add_progress_option(options);
+  const cxxopts::ParseResult args = parse_options(options, argc, argv);
+  if (args.count("help"))
+    return print_help(options,
+                      "The mesh must fit the model: pp divides n_layers, ep divides moe_experts and fsdp x cp.\n"
+                      "The target mesh is recorded in state.h5 both as the mesh JSON and in the [mesh]\n"
+                      "section of the shape text. Memory: the whole step (weights + moments) is held at once.");
+  const std::string run_dir = positionals(args, 1, "RUN_DIR")[0];
+  if (!args.count("out")) usage_error("missing --out OUT_RUN_DIR");
+  if (!args.count("mesh")) usage_error("missing --mesh (e.g. --mesh pp=2,fsdp=2,cp=1,ep=1)");
+  const std::string out = args["out"].as<std::string>();
+  const MeshConfig mesh = parse_mesh_spec(args["mesh"].as<std::string>());
+  const ProgressStyle style = progress_style(args);
+
+  const int64_t step = choose_step(run_dir, step_option(args));
+  check_output_dir(run_dir, out, step, args.count("force") > 0);
+  const std::string origin = step_dir_path(run_dir, step) + "/state.h5";
+  // The mesh is checked against the model before the (long) verification pass.
+  const Shape shape = parse_shape_text(read_state_file(origin).state.shape_text, origin);
+  const std::vector<RankPlan> plans = plan_target_mesh(shape.model, mesh);
+  StepReader reader = open_verified_step(run_dir, step, "reshard: verifying", style);
+  check_tensors_match_model(reader, shape.model);
+  const CheckpointState state = target_state(reader.record().state, mesh, origin);
+
+  WholeTensors whole = read_everything(reader, style);
+  write_resharded(out, state, cut_slices(plans, whole), style);
+  std::cout << "resharded step " << step << " of " << run_dir << " (" << format_mesh(reader.record().state.mesh)
+            << ", " << reader.record().shards.size() << " shard(s)) to " << step_dir_path(out, step) << " ("
+            << mesh_spec_text(mesh) << ", " << plans.size() << " shard(s)):\n";
+  print_plan(plans);
+  return kExitOk;
+}
+
+}  // namespace flywheel::ckpt_tool

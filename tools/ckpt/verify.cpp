@@ -1,0 +1,84 @@
+// flywheel-ckpt verify: the checks load_checkpoint makes before it trusts a step (state.h5
+// readable, every shard present with the recorded size and XXH3-64, tensors covered exactly once),
+// plus each shard's header, reported per shard instead of stopping at the first problem.
+#include <filesystem>
+#include <iostream>
+
+#include "ckpt/checkpoint.h"
+#include "ckpt/offline.h"
+#include "common.h"
+
+namespace flywheel::ckpt_tool {
+namespace {
+
+// Prints one step's report; returns whether it passed.
+bool report_step(const StepCheck& check) {
+  uint64_t bytes = 0;
+  for (const ShardCheck& s : check.shards) bytes += s.expected.bytes;
+  std::cout << "step " << check.step << " (" << check.dir << "): " << check.shards.size() << " shard(s), "
+            << format_bytes(bytes) << "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const ShardCheck& s : check.shards)
+    rows.push_back({std::filesystem::path(s.path).filename().string(), format_bytes(s.expected.bytes),
+                    hex64(s.expected.xxh3_64), s.problem.empty() ? "ok" : "FAILED: " + s.problem});
+  if (!rows.empty()) print_table(std::cout, {"file", "size", "xxh3_64", "result"}, rows, {false, true, false, false});
+  for (const std::string& p : check.problems) std::cout << "  FAILED: " << p << "\n";
+  const bool view_ok = check.view_problem.empty();
+  if (!view_ok) std::cout << "  FAILED: " << check.view_problem << "\n";
+  const bool ok = check.ok() && view_ok;
+  size_t failed_shards = 0;
+  for (const ShardCheck& s : check.shards) failed_shards += !s.problem.empty();
+  if (ok)
+    std::cout << "step " << check.step << ": ok (" << check.shards.size() << " shard(s) verified, "
+              << check.index.size() << " arrays covered exactly once)\n";
+  else
+    std::cout << "step " << check.step << ": FAILED (" << failed_shards << " of " << check.shards.size()
+              << " shard(s) failed" << (check.problems.empty() && view_ok ? "" : ", plus step-level problems")
+              << ")\n";
+  return ok;
+}
+
+}  // namespace
+
+int verify_command(int argc, char** argv) {
+  cxxopts::Options options = make_options(
+      "verify", "RUN_DIR [--step N | --all] [--no-progress]",
+      "Verifies a committed step: state.h5 readable, every shard present with exactly the size and\n"
+      "XXH3-64 checksum state.h5 records and its own header (rank, world size, step) matching, the\n"
+      "shards together covering every tensor row exactly once, model.h5 present. Prints ok/FAILED\n"
+      "per shard with the reason.");
+  options.add_options()("step", "step to verify (default: the one `latest` names, else the newest)",
+                        cxxopts::value<int64_t>(), "N")("all", "verify every committed step");
+  add_progress_option(options);
+  const cxxopts::ParseResult args = parse_options(options, argc, argv);
+  if (args.count("help"))
+    return print_help(options, "Exit code 0 when everything verified, 1 when anything failed. Never modifies RUN_DIR.");
+  const std::string run_dir = positionals(args, 1, "RUN_DIR")[0];
+  if (args.count("all") && args.count("step")) usage_error("--step and --all exclude each other");
+
+  std::vector<int64_t> steps;
+  if (args.count("all")) {
+    choose_step(run_dir, std::nullopt);  // the run-directory errors, if any
+    steps = committed_steps(run_dir);
+  } else {
+    steps = {choose_step(run_dir, step_option(args))};
+  }
+  uint64_t total = 0;
+  for (int64_t s : steps) total += step_check_bytes(run_dir, s);
+
+  std::vector<StepCheck> checks;
+  {
+    ProgressMeter meter("verify", total, progress_style(args));
+    for (int64_t s : steps) checks.push_back(check_step(run_dir, s, [&](uint64_t n) { meter.add(n); }));
+    meter.finish();
+  }
+  int passed = 0;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    if (i) std::cout << "\n";
+    passed += report_step(checks[i]);
+  }
+  if (steps.size() > 1) std::cout << "\n" << passed << " of " << steps.size() << " steps ok\n";
+  return passed == static_cast<int>(steps.size()) ? kExitOk : kExitFailed;
+}
+
+}  // namespace flywheel::ckpt_tool
