@@ -1,0 +1,66 @@
+#!/bin/bash
+# Slurm preemption end to end on a one-node loopback cluster (tools/slurm-local.sh):
+# jobs/slurm/train.sbatch runs 2 ranks under srun --mpi=pmix; mid-run the batch script gets SIGUSR1
+# (as `--signal=B:USR1@120` delivers before the time limit), forwards it, the ranks checkpoint and
+# exit 75, the script requeues the job; the requeued job resumes and finishes. Its final weights,
+# AdamW moments and loss curve must equal an uninterrupted mpirun run's, bit for bit.
+#   preempt_requeue.sh FLYWHEEL_BINARY SOURCE_DIR PYTHON
+set -u
+flywheel=$1 src=$2 python=$3
+work=$(mktemp -d)
+cluster="$work/cluster"
+fail() { echo "FAIL: $*"; echo "--- job log"; cat "$work"/job-*.log 2>/dev/null | tail -20; echo "0 passed, 1 failed"; exit 1; }
+cleanup() { [ -n "${SLURM_CONF:-}" ] && scancel --quiet "${job:-0}" 2>/dev/null; bash "$src/tools/slurm-local.sh" stop "$cluster"; rm -rf "$work"; }
+trap cleanup EXIT
+
+eval "$(bash "$src/tools/slurm-local.sh" start "$cluster")" || fail "could not start the local Slurm cluster"
+args=(--shape "$src/configs/shapes/tiny-dense.ini" --mesh.fsdp=2 --model.n_layers=2 --train.micro_batch=8
+      --train.seq_len=16 --train.steps=30 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work/runs")
+
+timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 2 "$flywheel" train "${args[@]}" \
+  --train.run_name=straight 2>"$work/straight.log" || fail "uninterrupted run failed"
+
+job=$(cd "$work" && FLYWHEEL_BIN="$flywheel" FLYWHEEL_RUN_NAME=slurm sbatch --parsable -n 2 --oversubscribe \
+      --output="$work/job-%j.log" "$src/jobs/slurm/train.sbatch" "${args[1]}" "${args[@]:2}")
+[ -n "$job" ] || fail "sbatch failed"
+echo "submitted job $job"
+metrics="$work/runs/slurm/metrics.jsonl"
+deadline=$((SECONDS + 120))
+until [ -f "$metrics" ] && [ "$(wc -l <"$metrics")" -ge 3 ]; do
+  [ $SECONDS -lt $deadline ] || fail "job $job made no progress"
+  sleep 0.2
+done
+scancel --signal=USR1 --batch "$job" || fail "scancel --signal=USR1 failed"
+
+# The script requeues the job; a requeued job waits for its BeginTime, so start it now once pending.
+requeued=0
+deadline=$((SECONDS + 150))
+while [ $SECONDS -lt $deadline ]; do
+  state=$(squeue -h -j "$job" -o %T 2>/dev/null)
+  if [ "$state" = "PENDING" ] && [ $requeued -eq 0 ]; then
+    scontrol update JobId="$job" StartTime=now && requeued=1 && echo "job $job requeued; starting it"
+  fi
+  [ -z "$state" ] && [ -f "$work/runs/slurm/step-00000030/state.h5" ] && break
+  sleep 0.5
+done
+[ $requeued -eq 1 ] || fail "job $job was not requeued"
+[ -f "$work/runs/slurm/step-00000030/state.h5" ] || fail "requeued job did not finish"
+grep -q "checkpointed after a signal: requeueing" "$work"/job-*.log || fail "no requeue message in the job log"
+grep -q "resumed from" "$work"/job-*.log || fail "the requeued job did not resume"
+grep -q "restart 1" "$work"/job-*.log || fail "SLURM_RESTART_COUNT did not reach 1"
+
+"$python" - "$work/runs/straight" "$work/runs/slurm" <<'PY' || fail "requeued run differs from the uninterrupted run"
+import json, sys
+import h5py
+a, b = sys.argv[1:3]
+curve = lambda d: [(l["step"], l["loss"], l["grad_norm"]) for l in map(json.loads, open(d + "/metrics.jsonl"))]
+assert curve(a) == curve(b), "loss curves differ"
+fa, fb = (h5py.File(d + "/step-00000030/model.h5", "r") for d in (a, b))
+n = 0
+for group in ("weight", "adam_m", "adam_v"):
+    for name in fa[group]:
+        assert fa[group][name][()].tobytes() == fb[group][name][()].tobytes(), f"{group}/{name} differs"
+        n += 1
+print(f"requeued Slurm run: loss curve ({len(curve(a))} steps) and {n} tensors bit-identical to mpirun")
+PY
+echo "1 passed, 0 failed"
