@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "launch/ini_text.h"
 #include "train/tokenizer.h"
 
 namespace po = boost::program_options;
@@ -101,12 +102,14 @@ Shape load_shape(const std::string& path, const std::vector<std::string>& overri
   shape.text = read_file(path);
   po::options_description options = shape_options(shape);
   po::variables_map values;
+  po::parsed_options parsed(&options);
   try {
     // Stored first wins in Boost.Program_options: command-line overrides, then the file.
-    po::store(po::command_line_parser(overrides).options(options).style(po::command_line_style::default_style &
-                                                                         ~po::command_line_style::allow_guessing)
-                  .run(),
-              values);
+    parsed = po::command_line_parser(overrides)
+                 .options(options)
+                 .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+                 .run();
+    po::store(parsed, values);
   } catch (const po::error& e) {
     FW_THROW("command-line override: ", e.what(), " (see `flywheel train --help` for the shape keys)");
   }
@@ -116,6 +119,13 @@ Shape load_shape(const std::string& path, const std::vector<std::string>& overri
     po::notify(values);
   } catch (const po::error& e) {
     FW_THROW("shape file '", path, "': ", e.what(), " (see `flywheel train --help` for the shape keys)");
+  }
+  // Record the resolved shape: the file's text with every override written in, so a run directory
+  // or a checkpoint describes exactly the model and run it holds.
+  for (const po::option& o : parsed.options) {
+    const size_t dot = o.string_key.find('.');
+    if (dot != std::string::npos && !o.value.empty())
+      shape.text = set_ini_value(shape.text, o.string_key.substr(0, dot), o.string_key.substr(dot + 1), o.value.back());
   }
   return shape;
 }

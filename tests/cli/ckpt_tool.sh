@@ -150,6 +150,14 @@ run "reshard --force replaces it" 0 "$ckpt" reshard "$dense" --out "$work/dense-
 run "reshard onto itself" 1 "$ckpt" reshard "$dense" --out "$dense" --mesh pp=2 --no-progress &&
   err_has "is the source run directory"
 run "reshard MoE to fsdp=4,ep=2" 0 "$ckpt" reshard "$moe" --out "$work/moe-ep2" --mesh fsdp=4,ep=2,cp=1 --no-progress
+# The trainer's own loader (load_checkpoint) reads the 4-shard copy to the same bytes as the source.
+moe_args=(--shape "$shapes/tiny-moe.ini" --model.n_layers=2 --model.d_model=64 --model.d_ff=96 --model.moe_d_ff=48
+          --model.tie_embeddings=true)
+run "load_checkpoint of the resharded MoE" 0 "$make_ckpt" "${moe_args[@]}" --load "$work/moe-ep2" &&
+  cp "$work/stdout" "$work/load-ep2"
+run "load_checkpoint of the source MoE" 0 "$make_ckpt" "${moe_args[@]}" --load "$moe" && {
+  out_has "^loaded step 5 xxh3 [0-9a-f]{16}$"
+  cmp -s "$work/stdout" "$work/load-ep2" || fail "source and resharded copy load differently: $(cat "$work/load-ep2")"; }
 run "verify the resharded MoE" 0 "$ckpt" verify "$work/moe-ep2" --no-progress
 run "diff resharded MoE vs source" 0 "$ckpt" diff "$moe" "$work/moe-ep2" --moments --fail-above 0 --no-progress &&
   out_has "identical; max abs diff 0,"
@@ -167,6 +175,23 @@ for shard, experts in ((0, range(4)), (2, range(4)), (1, range(4, 8)), (3, range
 assert held(0)[e % 0] == (0, 24) and held(2)[e % 0] == (24, 48) and held(1)[e % 4] == (0, 24)
 assert held(0)["model.layers.0.mlp.gate.weight"] == (0, 2) and held(3)["model.layers.0.mlp.gate.weight"] == (6, 8)
 EOF
+
+# A shape text recorded without its command-line overrides (the file says 4 layers, the tensors
+# have 2): inspect warns, reshard refuses with a hint, and --set corrects it in the copy.
+"$make_ckpt" --shape "$shapes/tiny-dense.ini" --out "$work/verbatim" --steps 3 --model.n_layers=2 --verbatim-shape \
+  >/dev/null || { echo "FAIL make_test_checkpoint (verbatim)"; exit 1; }
+run "inspect warns about a stale shape text" 0 "$ckpt" inspect "$work/verbatim" &&
+  out_has "WARNING: the shape text does not describe these tensors .*model.layers.2.input_layernorm.weight is missing"
+run "reshard refuses a stale shape text" 1 "$ckpt" reshard "$work/verbatim" --out "$work/verbatim-fsdp2" --mesh fsdp=2 &&
+  { err_has "does not match the model its shape text describes \(dense, 4 layers"; err_has "--set model.n_layers=2"; }
+run "reshard --set corrects it" 0 "$ckpt" reshard "$work/verbatim" --out "$work/verbatim-fsdp2" --mesh fsdp=2 \
+  --set model.n_layers=2 --no-progress
+run "inspect the corrected copy" 0 "$ckpt" inspect "$work/verbatim-fsdp2" && {
+  out_has "shape: .*dense, 2 layers"; out_lacks "WARNING"; }
+run "diff corrected copy vs source" 0 "$ckpt" diff "$work/verbatim" "$work/verbatim-fsdp2" --moments --fail-above 0 \
+  --no-progress
+run "reshard --set that is not key=value" 2 "$ckpt" reshard "$work/verbatim" --out "$work/x" --mesh fsdp=2 --set n_layers \
+  && err_has "--set: .*not of the form"
 
 # ---- impossible meshes: clear errors, nothing written --------------------------------------------
 run "mesh: layers not divisible by pp" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh pp=3 &&
@@ -266,7 +291,7 @@ run "unknown command" 2 "$ckpt" frobnicate && err_has "unknown command 'frobnica
 run "unknown option" 2 "$ckpt" inspect "$dense" --bogus && err_has "usage error: .*bogus.*flywheel-ckpt inspect --help"
 run "missing run directory argument" 2 "$ckpt" verify && err_has "missing RUN_DIR"
 run "extra argument" 2 "$ckpt" inspect "$dense" "$moe" && err_has "unexpected argument"
-run "non-numeric --step" 2 "$ckpt" verify "$dense" --step ten && err_has "ten"
+run "non-numeric --step" 2 "$ckpt" verify "$dense" --step ten && err_has "--step 'ten' is not a step number"
 run "--step with --all" 2 "$ckpt" verify "$dense" --all --step 10 && err_has "exclude each other"
 run "diff needs two sides" 2 "$ckpt" diff "$dense" && err_has "missing RUN_A\[:STEP\] RUN_B\[:STEP\]"
 

@@ -15,7 +15,9 @@ for shape in tiny-dense tiny-moe; do
   "$flywheel" train --shape "$src/configs/shapes/$shape.ini" --train.steps=6 --train.out_dir="$work" \
     --train.run_name="$shape" 2>"$work/$shape.log"
   grep -E "step 6/6 \| loss [0-9.]+ \| lr [0-9.e+-]+ \| gnorm [0-9.]+ \| [0-9.]+k? tok/s \| ETA" "$work/$shape.log"
-  cmp "$work/$shape/shape.ini" "$src/configs/shapes/$shape.ini"
+  # The run records the resolved shape: the file with the command-line overrides written in.
+  grep -qx "steps = 6" "$work/$shape/shape.ini"
+  grep -qx "run_name = $shape" "$work/$shape/shape.ini"
   "$python" - "$work/$shape/metrics.jsonl" <<'PY'
 import json, math, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]

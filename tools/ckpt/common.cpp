@@ -81,16 +81,26 @@ StepReader open_verified_step(const std::string& run_dir, int64_t step, const st
   return StepReader(std::move(check));
 }
 
+void add_step_option(cxxopts::Options& options, const std::string& what) {
+  options.add_options()("step", "step to " + what + " (default: the one `latest` names, else the newest)",
+                        cxxopts::value<std::string>(), "N");
+}
+
 std::optional<int64_t> step_option(const cxxopts::ParseResult& result) {
   if (!result.count("step")) return std::nullopt;
-  const int64_t step = result["step"].as<int64_t>();
-  if (step < 0) usage_error("--step ", step, ": steps are >= 0");
-  return step;
+  const std::string text = result["step"].as<std::string>();
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
+    usage_error("--step '", text, "' is not a step number (an integer >= 0)");
+  return std::stoll(text);
 }
 
 RunStep parse_run_step(const std::string& text) {
   const size_t colon = text.rfind(':');
+  std::error_code ec;
+  // A directory really named "run:100" stays a path (unless "run" is a directory too).
+  const bool whole_is_dir = fs::is_directory(text, ec);
   if (colon != std::string::npos && colon + 1 < text.size() &&
+      !(whole_is_dir && !fs::is_directory(text.substr(0, colon), ec)) &&
       std::all_of(text.begin() + colon + 1, text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     if (text.size() - colon - 1 > 18) usage_error("step in '", text, "' is too large");
     return {text.substr(0, colon), std::stoll(text.substr(colon + 1))};

@@ -58,8 +58,11 @@ int print_help(const cxxopts::Options& options, const std::string& notes);
 // The step a command works on: `requested`, else the step `latest` names, else the newest committed.
 // Errors name the run directory and list the committed steps.
 int64_t choose_step(const std::string& run_dir, std::optional<int64_t> requested);
-std::optional<int64_t> step_option(const cxxopts::ParseResult& result);  // --step N (>= 0)
-// "RUN[:STEP]": a trailing ":<digits>" is the step (a path may contain ':' elsewhere).
+// --step N: `what` completes "step to <what>"; parsed as text so a bad value gets a message naming --step.
+void add_step_option(cxxopts::Options& options, const std::string& what);
+std::optional<int64_t> step_option(const cxxopts::ParseResult& result);
+// "RUN[:STEP]": a trailing ":<digits>" is the step (a path may contain ':' elsewhere; an existing
+// directory named "x:12" whose prefix "x" is not a directory is taken as a path).
 struct RunStep {
   std::string run_dir;
   std::optional<int64_t> step;

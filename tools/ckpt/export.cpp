@@ -115,8 +115,8 @@ int export_command(int argc, char** argv) {
       "Writes the weights of one committed step (verified first) as a Hugging Face safetensors file:\n"
       "F32 tensors under their Hugging Face names, in sorted-name order. Moments are not exported.");
   options.add_options()("format", "output format (allowed: safetensors)", cxxopts::value<std::string>(), "FMT")(
-      "out", "file to write (replaced if it exists)", cxxopts::value<std::string>(), "FILE")(
-      "step", "step to export (default: the one `latest` names, else the newest)", cxxopts::value<int64_t>(), "N");
+      "out", "file to write (replaced if it exists)", cxxopts::value<std::string>(), "FILE");
+  add_step_option(options, "export");
   add_progress_option(options);
   const cxxopts::ParseResult args = parse_options(options, argc, argv);
   if (args.count("help"))

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "ckpt/checkpoint.h"
 #include "ckpt/checkpoint_dir.h"
@@ -35,6 +36,8 @@ struct Inspection {
   int64_t step = 0;
   StateRecord record;
   std::string shape_name, shape_summary, shape_error;
+  std::optional<ModelConfig> model;       // from the shape text, when it parses
+  std::vector<std::string> mismatches;    // shape text vs tensors
   std::map<std::string, TensorRow> tensors;
   std::vector<std::string> unreadable;  // shards whose tensor list could not be read
   int64_t parameters = 0;
@@ -49,6 +52,7 @@ void describe_shape(Inspection& in) {
   try {
     const Shape shape = parse_shape_text(in.record.state.shape_text, in.dir + "/state.h5");
     in.shape_summary = model_summary(shape.model);
+    in.model = shape.model;
   } catch (const std::exception& e) {
     in.shape_error = e.what();
   }
@@ -89,6 +93,12 @@ Inspection inspect(const std::string& run_dir, std::optional<int64_t> requested)
   describe_shape(in);
   list_tensors(in);
   in.disk_bytes = directory_bytes(in.dir, &in.disk_files);
+  if (in.model && in.unreadable.empty()) {
+    std::map<std::string, std::vector<int64_t>> weights;
+    for (const auto& [name, row] : in.tensors)
+      if (std::find(row.arrays.begin(), row.arrays.end(), "weight") != row.arrays.end()) weights[name] = row.shape;
+    in.mismatches = model_mismatches(*in.model, weights);
+  }
   return in;
 }
 
@@ -111,7 +121,7 @@ nlohmann::json to_json(const Inspection& in) {
           {"seed", in.record.state.seed},
           {"extra", in.record.state.extra},
           {"shape", {{"name", in.shape_name}, {"summary", in.shape_summary}, {"error", in.shape_error},
-                     {"text", in.record.state.shape_text}}},
+                     {"mismatches", in.mismatches}, {"text", in.record.state.shape_text}}},
           {"shards", shards},
           {"tensors", tensors},
           {"unreadable_shards", in.unreadable},
@@ -132,7 +142,12 @@ void print_text(const Inspection& in) {
             << "  seed:           " << in.record.state.seed << "\n"
             << "  shape:          " << (in.shape_name.empty() ? "(name not recorded)" : in.shape_name) << "; "
             << (in.shape_error.empty() ? in.shape_summary : in.shape_error) << "\n"
-            << "  extra:          " << in.record.state.extra.dump() << "\n\n";
+            << "  extra:          " << in.record.state.extra.dump() << "\n";
+  if (!in.mismatches.empty())
+    std::cout << "  WARNING: the shape text does not describe these tensors (" << in.mismatches.size()
+              << " difference(s), first: " << in.mismatches.front()
+              << "); recorded without its command-line overrides? `reshard --set` can correct it\n";
+  std::cout << "\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& [name, row] : in.tensors) {
     std::string arrays;
@@ -155,8 +170,8 @@ int inspect_command(int argc, char** argv) {
       "inspect", "RUN_DIR [--step N] [--json]",
       "Shows the committed steps of a run directory (and stale *.partial directories), then one step:\n"
       "mesh, world size, format version, shape, and every tensor with its global shape and size.");
-  options.add_options()("step", "step to show (default: the one `latest` names, else the newest)",
-                        cxxopts::value<int64_t>(), "N")("json", "machine-readable output (one JSON object)");
+  add_step_option(options, "show");
+  options.add_options()("json", "machine-readable output (one JSON object)");
   const cxxopts::ParseResult args = parse_options(options, argc, argv);
   if (args.count("help"))
     return print_help(options, "Reads metadata only; run `flywheel-ckpt verify` to check the checksums.");

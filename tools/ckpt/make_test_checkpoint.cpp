@@ -2,16 +2,28 @@
 // (tests/cli/ckpt_tool.sh), through the same save_checkpoint a training job calls (local comm, one
 // shard).
 //
-//   make_test_checkpoint --shape FILE --out RUN_DIR [--steps 10,20] [--seed N] [--section.key=value ...]
+//   make_test_checkpoint --shape FILE --out RUN_DIR [--steps 10,20] [--seed N] [--verbatim-shape]
+//                        [--section.key=value ...]
 //
 // Weights: the model's deterministic initialisation (seed) plus step-dependent noise, so two
 // steps differ everywhere; moments: deterministic noise (adam_v >= 0). Same arguments, same bytes.
-// The recorded shape text is the file with the overrides written in (the resolved shape).
+// The recorded shape text is the file with the overrides written in (the resolved shape); with
+// --verbatim-shape the file as is, the overrides lost (what `flywheel train` recorded at first).
+//
+//   make_test_checkpoint --shape FILE --load RUN_DIR [--section.key=value ...]
+//
+// loads the newest step with load_checkpoint (the trainer's loader, whole tensors on one rank) and
+// prints "loaded step N xxh3 <hex>" over all weights and moments: a resharded copy must print the
+// same line as its source.
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <xxhash.h>
 
 #include "ckpt/checkpoint.h"
 #include "comm/comm.h"
@@ -25,9 +37,10 @@ namespace flywheel {
 namespace {
 
 struct Args {
-  std::string shape, out;
+  std::string shape, out, load;
   std::vector<int64_t> steps = {10};
   uint64_t seed = 7;
+  bool verbatim_shape = false;  // record the file without the overrides, as `flywheel train` did
   std::vector<std::string> overrides;
 };
 
@@ -55,13 +68,16 @@ Args parse_args(int argc, char** argv) {
     };
     if (arg == "--shape") args.shape = value();
     else if (arg == "--out") args.out = value();
+    else if (arg == "--load") args.load = value();
+    else if (arg == "--verbatim-shape") args.verbatim_shape = true;
     else if (arg == "--steps") args.steps = parse_steps(value());
     else if (arg == "--seed") args.seed = std::stoull(value());
     else if (arg.rfind("--", 0) == 0 && arg.find('.') != std::string::npos) args.overrides.push_back(arg);
     else FW_THROW("unknown argument '", arg, "'; usage: make_test_checkpoint --shape FILE --out RUN_DIR "
                   "[--steps 10,20] [--seed N] [--section.key=value ...]");
   }
-  FW_CHECK(!args.shape.empty() && !args.out.empty(), "--shape FILE and --out RUN_DIR are required");
+  FW_CHECK(!args.shape.empty() && (args.out.empty() != args.load.empty()),
+           "--shape FILE and one of --out RUN_DIR / --load RUN_DIR are required");
   return args;
 }
 
@@ -96,6 +112,18 @@ void save_step(const Shape& shape, const Args& args, const std::string& shape_te
   save_checkpoint(*comm, args.out, state, whole_tensor_slices(model.params(), adam_m.data(), adam_v.data()), 0);
 }
 
+void load_and_hash(const Shape& shape, const std::string& run_dir) {
+  Transformer model(shape.model);
+  const size_t n = static_cast<size_t>(model.params().numel());
+  std::vector<float> all(3 * n);  // weights are bound to the model; moments follow, then hashed together
+  std::vector<TensorSlice> slices = whole_tensor_slices(model.params(), all.data() + n, all.data() + 2 * n);
+  std::unique_ptr<Comm> comm = make_local_comm();
+  const LoadResult result = load_checkpoint(*comm, run_dir, std::nullopt, slices);
+  std::memcpy(all.data(), model.params().values().data(), n * sizeof(float));
+  std::printf("loaded step %lld xxh3 %016llx\n", static_cast<long long>(result.step),
+              static_cast<unsigned long long>(XXH3_64bits(all.data(), all.size() * sizeof(float))));
+}
+
 }  // namespace
 }  // namespace flywheel
 
@@ -106,7 +134,16 @@ int main(int argc, char** argv) {
     const Args args = parse_args(argc, argv);
     const Shape shape = load_shape(args.shape, args.overrides);
     shape.model.validate();
-    const std::string text = ckpt_tool::apply_overrides(shape.text, args.overrides);
+    if (!args.load.empty()) {
+      load_and_hash(shape, args.load);
+      return 0;
+    }
+    // load_shape records the resolved text (overrides written in); --verbatim-shape re-reads the raw file.
+    std::string text = shape.text;
+    if (args.verbatim_shape) {
+      std::ifstream raw(args.shape, std::ios::binary);
+      text.assign(std::istreambuf_iterator<char>(raw), std::istreambuf_iterator<char>());
+    }
     for (int64_t step : args.steps) save_step(shape, args, text, step);
     std::printf("wrote step(s) to %s\n", args.out.c_str());
     return 0;

@@ -35,24 +35,16 @@ using WholeTensors = std::map<std::string, std::array<std::vector<float>, 3>>;
 // The checkpoint must hold exactly the model's tensors with the model's shapes: a tensor the model
 // does not have would have no owner on the target mesh and silently vanish.
 void check_tensors_match_model(const StepReader& reader, const ModelConfig& model) {
-  const Transformer registry(model, /*allocate_full=*/false);
-  std::vector<std::string> problems;
-  std::set<std::string> expected;
-  for (const ParamInfo& info : registry.params().list()) {
-    expected.insert(info.name);
-    if (!reader.has("weight", info.name))
-      problems.push_back(info.name + " is missing");
-    else if (reader.global_shape("weight", info.name) != info.shape)
-      problems.push_back(info.name + " has shape " + shape_text(reader.global_shape("weight", info.name)) +
-                         ", the model expects " + shape_text(info.shape));
-  }
-  for (const std::string& name : reader.names("weight"))
-    if (!expected.count(name)) problems.push_back(name + " is not a tensor of the recorded model");
+  std::map<std::string, std::vector<int64_t>> weights;
+  for (const std::string& name : reader.names("weight")) weights[name] = reader.global_shape("weight", name);
+  const std::vector<std::string> problems = model_mismatches(model, weights);
   if (problems.empty()) return;
-  std::string message = "checkpoint " + reader.check().dir + " does not match the model in its shape text:";
+  std::string message = "checkpoint " + reader.check().dir + " does not match the model its shape text describes (" +
+                        model_summary(model) + "):";
   for (size_t i = 0; i < problems.size() && i < 10; ++i) message += "\n  " + problems[i];
   if (problems.size() > 10) message += "\n  ... and " + std::to_string(problems.size() - 10) + " more";
-  fail(message);
+  fail(message, "\nIf the run was started with command-line overrides the shape text may lack them: give them with ",
+       "--set (e.g. --set model.n_layers=2); they are written into the resharded checkpoint's shape text.");
 }
 
 WholeTensors read_everything(StepReader& reader, ProgressStyle style) {
@@ -133,6 +125,19 @@ void print_plan(const std::vector<RankPlan>& plans) {
               {false, true, true, true, true, false, true, true});
 }
 
+// The source's shape text with the --set corrections written in.
+std::string corrected_shape_text(const std::string& state_path, const cxxopts::ParseResult& args) {
+  std::vector<std::string> corrections;
+  if (args.count("set"))
+    for (const std::string& item : args["set"].as<std::vector<std::string>>()) corrections.push_back("--" + item);
+  const std::string text = read_state_file(state_path).state.shape_text;
+  try {
+    return apply_overrides(text, corrections);
+  } catch (const std::exception& e) {
+    usage_error("--set: ", e.what());
+  }
+}
+
 void check_output_dir(const std::string& run_dir, const std::string& out, int64_t step, bool force) {
   std::error_code ec;
   if (fs::exists(out, ec) && fs::equivalent(out, run_dir, ec))
@@ -152,8 +157,10 @@ int reshard_command(int argc, char** argv) {
       "moments). The step number, seed and extra state are kept; the mesh is updated in state.h5.");
   options.add_options()("out", "run directory to write (created if needed)", cxxopts::value<std::string>(), "DIR")(
       "mesh", "target mesh: pp=,fsdp=,cp=,ep=,serve= (unset: pp/fsdp/cp/ep 1, serve 0)", cxxopts::value<std::string>(),
-      "SPEC")("step", "step to reshard (default: the one `latest` names, else the newest)", cxxopts::value<int64_t>(),
-              "N")("force", "replace the step in OUT_RUN_DIR if it is already committed there");
+      "SPEC")("force", "replace the step in OUT_RUN_DIR if it is already committed there")(
+      "set", "correct the recorded shape text: section.key=value (repeatable), e.g. model.n_layers=2",
+      cxxopts::value<std::vector<std::string>>(), "KEY=VALUE");
+  add_step_option(options, "reshard");
   add_progress_option(options);
   const cxxopts::ParseResult args = parse_options(options, argc, argv);
   if (args.count("help"))
@@ -172,11 +179,14 @@ int reshard_command(int argc, char** argv) {
   check_output_dir(run_dir, out, step, args.count("force") > 0);
   const std::string origin = step_dir_path(run_dir, step) + "/state.h5";
   // The mesh is checked against the model before the (long) verification pass.
-  const Shape shape = parse_shape_text(read_state_file(origin).state.shape_text, origin);
+  const std::string recorded = corrected_shape_text(origin, args);
+  const Shape shape = parse_shape_text(recorded, origin);
   const std::vector<RankPlan> plans = plan_target_mesh(shape.model, mesh);
   StepReader reader = open_verified_step(run_dir, step, "reshard: verifying", style);
   check_tensors_match_model(reader, shape.model);
-  const CheckpointState state = target_state(reader.record().state, mesh, origin);
+  CheckpointState source = reader.record().state;
+  source.shape_text = recorded;  // with the --set corrections
+  const CheckpointState state = target_state(source, mesh, origin);
 
   WholeTensors whole = read_everything(reader, style);
   write_resharded(out, state, cut_slices(plans, whole), style);

@@ -7,30 +7,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "ckpt/tensor_slice.h"
 #include "core/error.h"
+#include "model/transformer.h"
 
 namespace flywheel::ckpt_tool {
 namespace {
-
-std::string trim(const std::string& s) {
-  const size_t begin = s.find_first_not_of(" \t\r");
-  if (begin == std::string::npos) return {};
-  return s.substr(begin, s.find_last_not_of(" \t\r") - begin + 1);
-}
-
-// "[mesh]" -> "mesh"; "" when the line is not a section header.
-std::string section_of(const std::string& line) {
-  const std::string t = trim(line);
-  return t.size() >= 2 && t.front() == '[' && t.back() == ']' ? trim(t.substr(1, t.size() - 2)) : std::string();
-}
-
-// The key of "key = value" (comments and blank lines: "").
-std::string key_of(const std::string& line) {
-  const std::string t = trim(line);
-  if (t.empty() || t[0] == '#' || t[0] == ';') return {};
-  const size_t eq = t.find('=');
-  return eq == std::string::npos ? std::string() : trim(t.substr(0, eq));
-}
 
 // Deletes the temporary shape file however parse_shape_text leaves.
 struct TempFile {
@@ -41,50 +23,6 @@ struct TempFile {
 };
 
 }  // namespace
-
-std::string set_ini_value(const std::string& text, const std::string& section, const std::string& key,
-                          const std::string& value) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  const std::string assignment = key + " = " + value;
-  std::string current;
-  int section_end = -1;  // index after the last non-blank line of `section`
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (const std::string s = section_of(lines[i]); !s.empty()) {
-      current = s;
-      if (current == section) section_end = static_cast<int>(i) + 1;
-      continue;
-    }
-    if (current != section) continue;
-    if (key_of(lines[i]) == key) {
-      lines[i] = assignment;
-      section_end = -2;  // replaced
-      break;
-    }
-    if (!trim(lines[i]).empty()) section_end = static_cast<int>(i) + 1;
-  }
-  if (section_end >= 0) {
-    lines.insert(lines.begin() + section_end, assignment);
-  } else if (section_end == -1) {  // no such section
-    if (!lines.empty() && !trim(lines.back()).empty()) lines.push_back("");
-    lines.push_back("[" + section + "]");
-    lines.push_back(assignment);
-  }
-  std::string out;
-  for (const std::string& line : lines) out += line + "\n";
-  return out;
-}
-
-std::string apply_overrides(std::string text, const std::vector<std::string>& overrides) {
-  for (const std::string& token : overrides) {
-    const size_t dot = token.find('.'), eq = token.find('=');
-    FW_CHECK(token.rfind("--", 0) == 0 && dot != std::string::npos && eq != std::string::npos && dot < eq,
-             "override '", token, "' is not of the form --section.key=value");
-    text = set_ini_value(text, token.substr(2, dot - 2), token.substr(dot + 1, eq - dot - 1), token.substr(eq + 1));
-  }
-  return text;
-}
 
 Shape parse_shape_text(const std::string& text, const std::string& origin) {
   namespace fs = std::filesystem;
@@ -109,6 +47,25 @@ Shape parse_shape_text(const std::string& text, const std::string& origin) {
     for (size_t at; (at = message.find(pattern)) != std::string::npos;) message.replace(at, pattern.size(), origin);
     throw Error("cannot parse the shape text recorded in " + origin + ": " + message);
   }
+}
+
+std::vector<std::string> model_mismatches(const ModelConfig& model,
+                                          const std::map<std::string, std::vector<int64_t>>& weights) {
+  const Transformer registry(model, /*allocate_full=*/false);
+  std::vector<std::string> problems;
+  std::map<std::string, bool> expected;
+  for (const ParamInfo& info : registry.params().list()) {
+    expected[info.name] = true;
+    const auto found = weights.find(info.name);
+    if (found == weights.end())
+      problems.push_back(info.name + " is missing");
+    else if (found->second != info.shape)
+      problems.push_back(info.name + " has shape " + shape_text(found->second) + ", the model expects " +
+                         shape_text(info.shape));
+  }
+  for (const auto& [name, shape] : weights)
+    if (!expected.count(name)) problems.push_back(name + " is not a tensor of the model");
+  return problems;
 }
 
 std::string model_summary(const ModelConfig& m) {

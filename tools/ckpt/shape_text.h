@@ -3,27 +3,30 @@
 // writes its command-line overrides in so the recorded text is the resolved shape), summarising it.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "launch/ini_text.h"
 #include "launch/shape.h"
 
 namespace flywheel::ckpt_tool {
 
-// Sets `key = value` in [section] of INI text, keeping every other line (comments, order). An
-// existing key line is replaced (an inline comment on it is dropped); a missing key is added at
-// the end of its section; a missing section is appended.
-std::string set_ini_value(const std::string& text, const std::string& section, const std::string& key,
-                          const std::string& value);
-
-// Applies "--section.key=value" overrides to the text with set_ini_value. Throws on a token that
-// is not of that form.
-std::string apply_overrides(std::string text, const std::vector<std::string>& overrides);
+using flywheel::apply_overrides;  // launch/ini_text.h
+using flywheel::set_ini_value;
 
 // Parses shape text through load_shape (which reads files: the text goes through a temporary file).
 // Errors name `origin` (e.g. "run/step-00000020/state.h5 shape_text").
 Shape parse_shape_text(const std::string& text, const std::string& origin);
+
+// How a checkpoint's weights (name -> global shape) differ from the parameters `model` registers:
+// "<name> is missing", "<name> has shape [a] , the model expects [b]", "<name> is not a tensor of
+// the model". Empty when they match. (`flywheel train` before its fix recorded the shape file
+// without command-line overrides, so a checkpoint's shape text can describe another model.)
+std::vector<std::string> model_mismatches(const ModelConfig& model,
+                                          const std::map<std::string, std::vector<int64_t>>& weights);
 
 // "dense, 4 layers, d_model 128, 4 heads (2 kv), d_ff 384, vocab 259, untied embeddings".
 std::string model_summary(const ModelConfig& model);

@@ -47,8 +47,8 @@ int verify_command(int argc, char** argv) {
       "XXH3-64 checksum state.h5 records and its own header (rank, world size, step) matching, the\n"
       "shards together covering every tensor row exactly once, model.h5 present. Prints ok/FAILED\n"
       "per shard with the reason.");
-  options.add_options()("step", "step to verify (default: the one `latest` names, else the newest)",
-                        cxxopts::value<int64_t>(), "N")("all", "verify every committed step");
+  add_step_option(options, "verify");
+  options.add_options()("all", "verify every committed step");
   add_progress_option(options);
   const cxxopts::ParseResult args = parse_options(options, argc, argv);
   if (args.count("help"))
