@@ -22,6 +22,7 @@
 #include "ckpt/state_file.h"
 #include "ckpt/virtual_model.h"
 #include "core/error.h"
+#include "core/fault_point.h"
 #include "core/log.h"
 
 namespace flywheel {
@@ -88,6 +89,7 @@ FileDigest write_own_shard(Comm& comm, const std::string& partial, const Checkpo
     write_shard_file(path, {comm.rank(), comm.size(), state.step}, slices);
     digest = digest_file(path, /*sync=*/true);
     fsync_directory(partial);  // makes this rank's directory entry durable too
+    fault_point("checkpoint.shard_written", comm.rank(), state.step);
   } catch (const std::exception& e) {
     error = e.what();
   }
