@@ -11,6 +11,7 @@ struct Spec {
   std::string name;
   int rank = -1;
   int64_t step = -1;
+  int signal = SIGKILL;
 };
 
 Spec read_spec() {
@@ -26,6 +27,7 @@ Spec read_spec() {
   spec.name = s.substr(0, a);
   spec.rank = std::atoi(s.substr(a + 1, b - a - 1).c_str());
   spec.step = std::atoll(s.substr(b + 1).c_str());
+  if (s.find(":USR1", b) != std::string::npos) spec.signal = SIGUSR1;
   return spec;
 }
 }  // namespace
@@ -33,9 +35,10 @@ Spec read_spec() {
 void fault_point(const char* name, int rank, int64_t step) {
   static const Spec spec = read_spec();
   if (spec.rank == rank && spec.step == step && spec.name == name) {
-    std::fprintf(stderr, "fault point %s: killing rank %d at step %lld\n", name, rank, static_cast<long long>(step));
+    std::fprintf(stderr, "fault point %s: %s to rank %d at step %lld\n", name,
+                 spec.signal == SIGKILL ? "SIGKILL" : "SIGUSR1", rank, static_cast<long long>(step));
     std::fflush(stderr);
-    std::raise(SIGKILL);
+    std::raise(spec.signal);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fault_point.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "launch/signals.h"
@@ -158,6 +159,7 @@ int run_training(const Shape& shape, const DataSource& source, Mesh& mesh) {
   double recent_seconds = 0;  // exponential moving average of step time, for the ETA
   int64_t last_saved = resumed.value_or(-1);
   for (int64_t step = resumed.value_or(0); step < shape.train.steps; ++step) {
+    fault_point("train.step", comm.rank(), step);
     if (agree_on_preemption(comm)) {
       log_warn(preemption_requested() ? preemption_signal_name() : "a signal on another rank",
                ": checkpointing step ", step, " and exiting for requeue (exit ", kExitPreempted, ")");

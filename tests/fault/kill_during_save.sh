@@ -20,7 +20,7 @@ FLYWHEEL_FAULT_POINT=checkpoint.shard_written:1:8 run 2>"$work/first.log"
 code=$?
 elapsed=$(($(date +%s) - start))
 [ "$code" -ne 0 ] && [ "$code" -ne 124 ] || fail "the job did not fail cleanly (exit $code)"
-grep -q "fault point checkpoint.shard_written: killing rank 1 at step 8" "$work/first.log" || fail "the fault did not fire"
+grep -q "fault point checkpoint.shard_written: SIGKILL to rank 1 at step 8" "$work/first.log" || fail "the fault did not fire"
 [ "$elapsed" -le 60 ] || fail "the job took ${elapsed}s to end"
 [ "$(cat "$work/r/latest")" = "step-00000004" ] || fail "latest should still name step 4"
 [ -d "$work/r/step-00000008.partial" ] || fail "expected the interrupted save to leave step-00000008.partial"

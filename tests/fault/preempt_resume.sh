@@ -1,9 +1,11 @@
 #!/bin/bash
 # Preemption and bit-for-bit resume, on a 2-rank FSDP mesh under mpirun:
 #   A: 12 steps straight.
-#   B: the same run, sent SIGUSR1 (what `sbatch --signal=B:USR1@..` delivers) after a few steps: it must
-#      checkpoint at the next step boundary and exit with 75; relaunched unchanged it resumes and
-#      finishes. B's loss curve and final weights and AdamW moments must equal A's bit for bit.
+#   B: the same run; at the boundary before step 7, rank 1 alone receives SIGUSR1 (what `sbatch
+#      --signal=B:USR1@..` delivers; injected with FLYWHEEL_FAULT_POINT so it lands after exactly 6
+#      steps). Both ranks must agree, checkpoint step 6 and exit with 75; relaunched unchanged, B
+#      resumes and finishes: 6 + restart + 6. B's loss curve and final weights and AdamW moments must
+#      equal A's bit for bit. (tests/slurm/preempt_requeue.sh sends a real signal through Slurm.)
 #   preempt_resume.sh FLYWHEEL_BINARY SOURCE_DIR PYTHON
 set -u
 flywheel=$1 src=$2 python=$3
@@ -19,21 +21,12 @@ fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 run straight 2>"$work/straight.log" || fail "uninterrupted run failed: $(tail -3 "$work/straight.log")"
 
-run preempted 2>"$work/first.log" &
-launcher=$!
-for _ in $(seq 1 600); do  # wait (up to 60 s) until 3 steps are done
-  [ -f "$work/preempted/metrics.jsonl" ] && [ "$(wc -l <"$work/preempted/metrics.jsonl")" -ge 3 ] && break
-  sleep 0.1
-done
-# Signal mpirun (under the subshell and `timeout`); it forwards SIGUSR1 to the ranks.
-pkill -USR1 -f "^mpirun .*--train.out_dir=$work --train.run_name=preempted"
-wait "$launcher"
+FLYWHEEL_FAULT_POINT=train.step:1:6:USR1 run preempted 2>"$work/first.log"
 code=$?
 [ "$code" -eq 75 ] || fail "preempted launch exited with $code, expected 75: $(tail -5 "$work/first.log")"
-grep -q "SIGUSR1: checkpointing step" "$work/first.log" || fail "no preemption message: $(tail -5 "$work/first.log")"
-stopped=$(cat "$work/preempted/latest")
-echo "first launch stopped with $stopped"
-[ "$stopped" != "step-00000012" ] || fail "the signal arrived too late to test a resume"
+grep -q "SIGUSR1: checkpointing step 6" "$work/first.log" || fail "no preemption message: $(tail -5 "$work/first.log")"
+[ "$(cat "$work/preempted/latest")" = "step-00000006" ] || fail "expected the checkpoint of step 6"
+echo "first launch stopped after 6 steps with a checkpoint"
 
 run preempted 2>"$work/second.log" || fail "resumed launch failed: $(tail -5 "$work/second.log")"
 grep -q "resumed from" "$work/second.log" || fail "second launch did not resume"
