@@ -14,14 +14,18 @@
 // 4. Peak RSS next to the 16 bytes/parameter of weights + grads + Adam m, v.
 // 5. --profile: replays one training step op by op -- the same ops, the same arguments, the same
 //    order, the same temporaries as Transformer::forward_backward and Trainer::train_step, on the
-//    trainer's own weights and gradients -- with a timer around every op, and reports each op's
-//    seconds per step and share of the measured step. The replay mirrors src/model/transformer.cpp,
-//    attention_block.cpp, ffn_block.cpp and src/train/trainer.cpp as written for dense models; the
-//    "sum of timed ops" line against the measured step shows whether it still does (a large gap
-//    means src/ changed and this replay should follow).
+//    trainer's own weights, gradients and Adam moments -- with a timer around every op, and reports
+//    each op's seconds per step and share of a real step. The replay mirrors, for dense models on one
+//    rank, Transformer::stage_forward / layer_forward / head_forward / stage_backward / head_backward /
+//    layer_backward (src/model/transformer.cpp), attention_block.cpp, ffn_block.cpp and
+//    Trainer::train_step. Two checks say whether it still does: before timing, the replay and a real
+//    train_step on the same weights and batch must give bit-identical loss and gradient norm; and
+//    the "sum of timed ops" must match the real steps interleaved with the replays. If src/ moves
+//    on, StepReplay::run must follow it.
 //
 // A benchmark, not a test: it is never registered with ctest.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -56,6 +60,7 @@
 #include "ops/rmsnorm.h"
 #include "ops/rope.h"
 #include "ops/swiglu.h"
+#include "parallel/fsdp.h"
 #include "train/data_source.h"
 #include "train/sampler.h"
 #include "train/train_config.h"
@@ -131,29 +136,44 @@ double model_flops_per_step(const flywheel::ModelConfig& c, int64_t rows, int64_
 
 // ---- profile ----------------------------------------------------------------------------------------
 
+int64_t minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
 // Accumulates seconds (and FLOPs / bytes moved, where meaningful) per named op, grouped by phase.
 class Profiler {
  public:
   struct Entry {
     std::string group, name;
-    double seconds = 0, flops = 0, bytes = 0;
-    int64_t calls = 0;
+    double seconds = 0, flops = 0, bytes = 0;  // summed over runs
+    int64_t calls = 0, faults = 0;              // faults: minor page faults (first touch of fresh memory)
+    std::vector<double> runs;  // seconds per run (replay), to report the least-disturbed one
   };
+
+  void begin_run(int run) { run_ = run; }
+  int runs() const { return run_ + 1; }
 
   template <typename F>
   void time(const std::string& group, const std::string& name, double flops, double bytes, F&& f) {
+    const int64_t faults0 = minor_faults();
     const double t0 = now_s();
     f();
     const double dt = now_s() - t0;
     Entry& e = entry(group, name);
+    e.faults += minor_faults() - faults0;
     e.seconds += dt;
     e.flops += flops;
     e.bytes += bytes;
     e.calls += 1;
+    if (e.runs.size() <= static_cast<size_t>(run_)) e.runs.resize(run_ + 1, 0.0);
+    e.runs[run_] += dt;
   }
   void clear() {
     entries_.clear();
     index_.clear();
+    run_ = 0;
   }
   const std::vector<Entry>& entries() const { return entries_; }
 
@@ -163,13 +183,16 @@ class Profiler {
     auto it = index_.find(key);
     if (it == index_.end()) {
       it = index_.emplace(key, entries_.size()).first;
-      entries_.push_back({group, name});
+      entries_.push_back(Entry{group, name, 0, 0, 0, 0, 0, {}});
     }
     return entries_[it->second];
   }
   std::vector<Entry> entries_;  // first-seen order
   std::map<std::string, size_t> index_;
+  int run_ = 0;
 };
+
+double min_of(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
 
 // The per-layer activations Transformer keeps between forward and backward (LayerActivations).
 struct LayerActs {
@@ -209,13 +232,12 @@ class StepReplay {
                          id(p + "self_attn.o_proj.weight"), id(p + "post_attention_layernorm.weight"),
                          id(p + "mlp.gate_proj.weight"), id(p + "mlp.up_proj.weight"), id(p + "mlp.down_proj.weight")});
     }
-    // Trainer's Adam state is private: the replay keeps its own (same size, same access pattern).
-    adam_m_.assign(params_.numel(), 0.0f);
-    adam_v_.assign(params_.numel(), 0.0f);
+    // Norm, clipping and AdamW run on the trainer's own shard storage (trainer.shards()).
     acts_.resize(c_.n_layers);
   }
 
-  void run(int64_t step, Profiler& P) {
+  // apply_optimizer = false stops after the gradient norm (for the check against a real step).
+  void run(int64_t step, Profiler& P, bool apply_optimizer = true) {
     namespace ops = flywheel::ops;
     const flywheel::TrainConfig& tc = shape_.train;
     const int64_t rows = tc.micro_batch, seq = tc.seq_len, n = rows * seq;
@@ -239,7 +261,8 @@ class StepReplay {
     const int32_t* targets = batch.targets.data();
 
     const double pbytes = f4 * static_cast<double>(params_.numel());
-    P.time("optimizer", "zero_grads", 0, pbytes, [&] { params_.zero_grads(); });
+    flywheel::Fsdp& shards = trainer_.shards();  // one rank: the model is bound straight to the shard storage
+    P.time("optimizer", "zero_grads", 0, pbytes, [&] { shards.zero_grads(); });
 
     // --- GEMM helpers: the exact ops::gemm calls of linear_forward / linear_backward (gemm.cpp).
     auto gemm = [&](const std::string& group, const std::string& label, bool ta, bool tb, int64_t M, int64_t N,
@@ -278,21 +301,21 @@ class StepReplay {
     const double attn_fwd_flops = attention_forward_flops(c_, rows, seq) / 1.0;
     const flywheel::ops::AttentionShape ashape{rows, seq, c_.n_heads, c_.n_kv_heads, hd};
 
-    // --- forward_trunk
-    for (LayerActs& a : acts_) {  // resize: a no-op after the first step, as in the model
-      a.x_in.resize(n * d);
-      a.x_mid.resize(n * d);
-    }
-    final_in_.resize(n * d);
-    final_normed_.resize(n * d);
-    final_rstd_.resize(n);
-    P.time("embedding", "embedding fwd", 0, 2 * f4 * nd, [&] {
-      ops::embedding_forward(params_.value(embed_), tokens, acts_[0].x_in.data(), n, d, vocab);
-    });
+    // --- Transformer::stage_forward (whole model: embedding, layers, head_forward)
+    Buffer<float> x;
+    alloc(x, n * d);
+    P.time("embedding", "embedding fwd", 0, 2 * f4 * nd,
+           [&] { ops::embedding_forward(params_.value(embed_), tokens, x.data(), n, d, vocab); });
+    stage_out_.resize(n * d);
     for (int64_t l = 0; l < c_.n_layers; ++l) {
+      // layer_forward(l, act, x_in = x, x_out = stage_out)
       LayerActs& a = acts_[l];
       const LayerParams& id = layers_[l];
-      // attention_block_forward
+      const float* x_in = x.data();
+      float* x_out = stage_out_.data();
+      P.time("other", "residual copy/add", 0, 2 * f4 * nd, [&] { a.x_in.assign(x_in, x_in + n * d); });
+      a.x_mid.resize(n * d);
+      // attention_block_forward(x_in -> x_mid)
       a.normed.resize(n * d);
       a.rstd.resize(n);
       a.q.resize(n * qw);
@@ -314,9 +337,11 @@ class StepReplay {
         ops::attention_forward(ashape, a.q.data(), a.k.data(), a.v.data(), a.attn.data(), a.lse.data());
       });
       float* x_mid = a.x_mid.data();
-      P.time("other", "residual copy/add", 0, 2 * f4 * nd, [&] { std::copy(a.x_in.data(), a.x_in.data() + n * d, x_mid); });
-      gemm(G_ATT, "o fwd (+residual)", false, true, n, d, qw, a.attn.data(), qw, params_.value(id.o), qw, 1.0f, x_mid, d);
-      // ffn_forward
+      P.time("other", "residual copy/add", 0, 2 * f4 * nd,
+             [&] { std::copy(a.x_in.data(), a.x_in.data() + n * d, x_mid); });
+      gemm(G_ATT, "o fwd (+residual)", false, true, n, d, qw, a.attn.data(), qw, params_.value(id.o), qw, 1.0f, x_mid,
+           d);
+      // rest of layer_forward: post-attention norm, SwiGLU FFN into a temporary, residual into x_out
       a.ffn_normed.resize(n * d);
       a.ffn_rstd.resize(n);
       P.time("rmsnorm", "rmsnorm fwd", 0, 2 * f4 * nd, [&] {
@@ -332,16 +357,24 @@ class StepReplay {
       P.time("swiglu", "swiglu fwd", 0, 3 * f4 * nf,
              [&] { ops::swiglu_forward(a.gate.data(), a.up.data(), a.act.data(), n * ff); });
       lin_fwd(G_MLP, "down", a.act.data(), params_.value(id.down), y.data(), n, ff, d);
-      float* x_out = (l + 1 < c_.n_layers) ? acts_[l + 1].x_in.data() : final_in_.data();
       residual("residual copy/add", x_out, x_mid, y.data(), n * d);
       release(y);
+      std::swap(x, stage_out_);
     }
+    std::swap(x, stage_out_);
+    release(x);
+    // head_forward
+    final_normed_.resize(n * d);
+    final_rstd_.resize(n);
     P.time("rmsnorm", "rmsnorm fwd", 0, 2 * f4 * nd, [&] {
-      ops::rmsnorm_forward(final_in_.data(), params_.value(final_norm_), final_normed_.data(), final_rstd_.data(), n,
+      ops::rmsnorm_forward(stage_out_.data(), params_.value(final_norm_), final_normed_.data(), final_rstd_.data(), n,
                            d, eps);
     });
 
-    // --- LM head + cross-entropy in chunks
+    // --- Transformer::stage_backward: head_backward (LM head + cross-entropy in chunks), layers, embedding
+    Buffer<float> dx, dprev;
+    alloc(dx, n * d);
+    alloc(dprev, n * d);
     const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 24) / vocab, 1, n);
     const std::string tag_fwd = "[" + std::to_string(n) + "x" + std::to_string(vocab) + "x" + std::to_string(d) +
                                 " in chunks of " + std::to_string(chunk) + " rows]";
@@ -362,22 +395,21 @@ class StepReplay {
               d, vocab, false, tag_dx, tag_dw);
     }
     last_loss_ = ce_loss;
-
-    // --- backward through the layers
-    Buffer<float> dx, dmid;
-    alloc(dx, n * d);
-    alloc(dmid, n * d);
     P.time("rmsnorm", "rmsnorm bwd", 0, 3 * f4 * nd, [&] {
-      ops::rmsnorm_backward(final_in_.data(), params_.value(final_norm_), final_rstd_.data(), dfinal.data(), dx.data(),
+      ops::rmsnorm_backward(stage_out_.data(), params_.value(final_norm_), final_rstd_.data(), dfinal.data(), dx.data(),
                             params_.grad(final_norm_), n, d);
     });
+    release(logits);
+    release(dfinal);
     for (int64_t l = c_.n_layers - 1; l >= 0; --l) {
+      // layer_backward(l, act, dx_out = dx, dx_in = dprev)
       LayerActs& a = acts_[l];
       const LayerParams& id = layers_[l];
-      // ffn_backward(l, dx, dmid)
-      {
-        Buffer<float> dnormed, dact;
-        alloc(dnormed, n * d);
+      Buffer<float> dnormed, dmid;
+      alloc(dnormed, n * d);
+      alloc(dmid, n * d);
+      {  // swiglu_ffn_backward(dy = dx -> dnormed)
+        Buffer<float> dact;
         alloc(dact, n * ff);
         lin_bwd(G_MLP, "down", a.act.data(), params_.value(id.down), dx.data(), dact.data(), params_.grad(id.down), n,
                 ff, d, false);
@@ -389,16 +421,14 @@ class StepReplay {
         lin_bwd(G_MLP, "gate/up", a.ffn_normed.data(), params_.value(id.up), a.up.data(), dnormed.data(),
                 params_.grad(id.up), n, d, ff, true);
         release(dact);
-        P.time("rmsnorm", "rmsnorm bwd", 0, 3 * f4 * nd, [&] {
-          ops::rmsnorm_backward(a.x_mid.data(), params_.value(id.post_norm), a.ffn_rstd.data(), dnormed.data(),
-                                dmid.data(), params_.grad(id.post_norm), n, d);
-        });
-        residual("residual copy/add", dmid.data(), dmid.data(), dx.data(), n * d);
-        release(dnormed);
       }
-      // attention_block_backward(x = x_in, dx_out = dmid, dx)
-      {
-        Buffer<float> dattn, dq, dk, dv, dnormed;
+      P.time("rmsnorm", "rmsnorm bwd", 0, 3 * f4 * nd, [&] {
+        ops::rmsnorm_backward(a.x_mid.data(), params_.value(id.post_norm), a.ffn_rstd.data(), dnormed.data(),
+                              dmid.data(), params_.grad(id.post_norm), n, d);
+      });
+      residual("residual copy/add", dmid.data(), dmid.data(), dx.data(), n * d);
+      {  // attention_block_backward(x = x_in, dx_out = dmid, dx = dprev)
+        Buffer<float> dattn, dq, dk, dv, dnormed2;
         alloc(dattn, n * qw);
         alloc(dq, n * qw);
         alloc(dk, n * kvw);
@@ -413,38 +443,41 @@ class StepReplay {
           ops::rope_apply(rope_, dq.data(), rows, seq, c_.n_heads, 0, true);
           ops::rope_apply(rope_, dk.data(), rows, seq, c_.n_kv_heads, 0, true);
         });
-        alloc(dnormed, n * d);
-        lin_bwd(G_ATT, "q/k/v", a.normed.data(), params_.value(id.q), dq.data(), dnormed.data(), params_.grad(id.q), n,
-                d, qw, false);
-        lin_bwd(G_ATT, "q/k/v", a.normed.data(), params_.value(id.k), dk.data(), dnormed.data(), params_.grad(id.k), n,
-                d, kvw, true);
-        lin_bwd(G_ATT, "q/k/v", a.normed.data(), params_.value(id.v), dv.data(), dnormed.data(), params_.grad(id.v), n,
-                d, kvw, true);
+        alloc(dnormed2, n * d);
+        lin_bwd(G_ATT, "q/k/v", a.normed.data(), params_.value(id.q), dq.data(), dnormed2.data(), params_.grad(id.q),
+                n, d, qw, false);
+        lin_bwd(G_ATT, "q/k/v", a.normed.data(), params_.value(id.k), dk.data(), dnormed2.data(), params_.grad(id.k),
+                n, d, kvw, true);
+        lin_bwd(G_ATT, "q/k/v", a.normed.data(), params_.value(id.v), dv.data(), dnormed2.data(), params_.grad(id.v),
+                n, d, kvw, true);
         P.time("rmsnorm", "rmsnorm bwd", 0, 3 * f4 * nd, [&] {
-          ops::rmsnorm_backward(a.x_in.data(), params_.value(id.input_norm), a.rstd.data(), dnormed.data(), dx.data(),
-                                params_.grad(id.input_norm), n, d);
+          ops::rmsnorm_backward(a.x_in.data(), params_.value(id.input_norm), a.rstd.data(), dnormed2.data(),
+                                dprev.data(), params_.grad(id.input_norm), n, d);
         });
-        residual("residual copy/add", dx.data(), dx.data(), dmid.data(), n * d);
-        release(dnormed);
+        residual("residual copy/add", dprev.data(), dprev.data(), dmid.data(), n * d);
+        release(dnormed2);
         release(dv);
         release(dk);
         release(dq);
         release(dattn);
       }
+      release(dmid);
+      release(dnormed);
+      std::swap(dx, dprev);
     }
     P.time("embedding", "embedding bwd", 0, 3 * f4 * nd,
            [&] { ops::embedding_backward(tokens, dx.data(), params_.grad(embed_), n, d); });
-    release(dmid);
+    release(dprev);
     release(dx);
-    release(logits);
-    release(dfinal);
 
-    // --- Trainer::train_step after forward_backward: norm, clip, AdamW per parameter
-    Buffer<float>& grads = params_.grads();
+    // --- Trainer::train_step after forward_backward: norm, clip, AdamW per shard slice (Trainer::apply_optimizer)
+    Buffer<float>& grads = shards.grads();
     double grad_norm = 0;
     P.time("optimizer", "grad norm (sum_of_squares)", 0, pbytes, [&] {
       grad_norm = std::sqrt(ops::sum_of_squares(grads.data(), static_cast<int64_t>(grads.size())));
     });
+    last_grad_norm_ = grad_norm;
+    if (!apply_optimizer) return;
     if (tc.grad_clip > 0 && grad_norm > tc.grad_clip)
       P.time("optimizer", "grad clip (scale_in_place)", 0, 2 * pbytes, [&] {
         ops::scale_in_place(grads.data(), static_cast<int64_t>(grads.size()),
@@ -452,16 +485,17 @@ class StepReplay {
       });
     ops::AdamWHyper hyper{flywheel::learning_rate(tc, step), tc.beta1, tc.beta2, tc.adam_eps, 0.0, step + 1};
     P.time("optimizer", "adamw_update (all parameters)", 0, 7 * pbytes, [&] {
-      for (size_t i = 0; i < params_.list().size(); ++i) {
-        const flywheel::ParamInfo& p = params_.info(static_cast<int>(i));
-        hyper.weight_decay = p.weight_decay ? tc.weight_decay : 0.0;
-        ops::adamw_update(params_.value(static_cast<int>(i)), params_.grad(static_cast<int>(i)),
-                          adam_m_.data() + p.offset, adam_v_.data() + p.offset, p.numel, hyper);
+      for (const flywheel::ShardSlice& sl : shards.slices()) {
+        hyper.weight_decay = params_.info(sl.param).weight_decay ? tc.weight_decay : 0.0;
+        const int64_t o = sl.local_offset;
+        ops::adamw_update(shards.values().data() + o, shards.grads().data() + o, shards.adam_m().data() + o,
+                          shards.adam_v().data() + o, sl.numel(), hyper);
       }
     });
   }
 
   double last_loss() const { return last_loss_; }
+  double last_grad_norm() const { return last_grad_norm_; }
 
  private:
   flywheel::Trainer& trainer_;
@@ -473,10 +507,38 @@ class StepReplay {
   int embed_ = -1, final_norm_ = -1, head_ = -1;
   std::vector<LayerParams> layers_;
   std::vector<LayerActs> acts_;
-  Buffer<float> final_in_, final_normed_, final_rstd_;
-  Buffer<float> adam_m_, adam_v_;
-  double last_loss_ = 0;
+  Buffer<float> stage_out_, final_normed_, final_rstd_;  // ActivationStash::stage_out, final_*
+  double last_loss_ = 0, last_grad_norm_ = 0;
 };
+
+// What the rest of the machine did while we measured: busy CPU time from /proc/stat (steal included:
+// time the hypervisor gave to someone else) minus this process's own CPU time, in cores. On a shared
+// machine this says whether a timing can be trusted: 0.0 is a quiet machine, 1.0 a whole core lost.
+struct CpuSnapshot {
+  double wall = 0, busy = 0, self = 0;
+};
+
+CpuSnapshot cpu_snapshot() {
+  CpuSnapshot s;
+  s.wall = now_s();
+  std::ifstream f("/proc/stat");
+  std::string label;
+  double v[8] = {};  // user nice system idle iowait irq softirq steal
+  f >> label;
+  for (double& x : v) f >> x;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (f && label == "cpu") s.busy = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  s.self = static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  return s;
+}
+
+double others_cores(const CpuSnapshot& a, const CpuSnapshot& b) {
+  const double wall = b.wall - a.wall;
+  return wall > 0 ? std::max(0.0, ((b.busy - a.busy) - (b.self - a.self)) / wall) : 0.0;
+}
 
 double peak_rss_mib() {
   rusage usage{};
@@ -549,6 +611,7 @@ int run(int argc, char** argv) {
   // 1. sgemm baselines.
   const int64_t sn = args["sgemm-n"].as<int64_t>();
   const int reps = args["sgemm-reps"].as<int>();
+  const CpuSnapshot cpu0 = cpu_snapshot();
   const GemmRate square = sgemm_rate(sn, sn, sn, false, false, reps);
   std::printf("openblas: %s\n", openblas_get_config());
   std::printf("sgemm n=%lld, %d threads: %.1f GFLOP/s (best of %d)\n", static_cast<long long>(sn), threads,
@@ -557,6 +620,13 @@ int run(int argc, char** argv) {
   std::printf("sgemm MLP up-projection [%lld x %lld x %lld] (NT, as linear_forward): %.1f GFLOP/s (best of %d)\n",
               static_cast<long long>(tokens), static_cast<long long>(mc.d_ff), static_cast<long long>(mc.d_model),
               up.gflops, reps);
+  const CpuSnapshot cpu1 = cpu_snapshot();
+  if (__builtin_cpu_supports("avx512f") && std::string(openblas_get_corename()).find("kylake") == std::string::npos &&
+      std::string(openblas_get_corename()).find("ooperlake") == std::string::npos &&
+      std::string(openblas_get_corename()).find("apphire") == std::string::npos)
+    std::printf("note: the CPU has AVX-512 but OpenBLAS chose its %s kernels (it does not recognise this CPU);"
+                " OPENBLAS_CORETYPE=SkylakeX in the environment selects the AVX-512 ones\n",
+                openblas_get_corename());
   std::fflush(stdout);
   out["sgemm"] = {{"n", sn}, {"reps", reps}, {"best_s", square.best_s}, {"gflops", square.gflops}};
   out["sgemm_mlp_up"] = {{"m", up.m},           {"n", up.n}, {"k", up.k}, {"layout", "NT"}, {"best_s", up.best_s},
@@ -567,6 +637,8 @@ int run(int argc, char** argv) {
   flywheel::Trainer trainer(shape, *source);
   const int64_t numel = trainer.model().params().numel();
   for (int s = 0; s < warmup; ++s) trainer.train_step(s);
+  const CpuSnapshot cpu2 = cpu_snapshot();
+  const int64_t faults0 = minor_faults();
   std::vector<double> seconds;
   double last_loss = 0;
   for (int s = 0; s < steps; ++s) {
@@ -575,10 +647,16 @@ int run(int argc, char** argv) {
     seconds.push_back(m.seconds);
     last_loss = m.loss;
   }
-  double mean_s = 0;
-  for (double s : seconds) mean_s += s;
-  mean_s /= static_cast<double>(seconds.size());
-  const double min_s = *std::min_element(seconds.begin(), seconds.end());
+  const CpuSnapshot cpu3 = cpu_snapshot();
+  const double faults_per_step = static_cast<double>(minor_faults() - faults0) / steps;
+  auto mean_of = [](const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) sum += x;
+    return sum / static_cast<double>(v.size());
+  };
+  const double mean_s = mean_of(seconds);
+  const double min_s = min_of(seconds);
+  const double load_sgemm = others_cores(cpu0, cpu1), load_steps = others_cores(cpu2, cpu3);
   const double peak_mib = peak_rss_mib();  // before the profile allocates its own state
   const double state_mib = 16.0 * static_cast<double>(numel) / (1024.0 * 1024.0);
 
@@ -593,7 +671,11 @@ int run(int argc, char** argv) {
   std::printf("model FLOP/s: %.1f GFLOP/s = %.2f of sgemm (best step: %.1f GFLOP/s = %.2f; target >= 0.5)\n",
               rate_mean, rate_mean / square.gflops, rate_best, rate_best / square.gflops);
   std::printf("tokens/s: %.0f (mean)\n", static_cast<double>(tokens) / mean_s);
-  std::printf("peak RSS: %.0f MiB (weights+grads+Adam: %.0f MiB)\n", peak_mib, state_mib);
+  std::printf("peak RSS: %.0f MiB (weights+grads+Adam: %.0f MiB); %.0f minor page faults per step\n", peak_mib,
+              state_mib, faults_per_step);
+  std::printf("other processes on this machine: %.2f cores during sgemm, %.2f cores during the timed steps%s\n",
+              load_sgemm, load_steps,
+              std::max(load_sgemm, load_steps) > 0.1 ? " (timings disturbed: rerun on a quiet machine)" : "");
   std::fflush(stdout);
   out["params"] = numel;
   out["active_matmul_params"] = mc.active_matmul_params();
@@ -608,43 +690,76 @@ int run(int argc, char** argv) {
   out["tokens_per_s"] = static_cast<double>(tokens) / mean_s;
   out["peak_rss_mib"] = peak_mib;
   out["state_mib"] = state_mib;
+  out["minor_faults_per_step"] = faults_per_step;
+  out["other_load_cores"] = {{"sgemm", load_sgemm}, {"steps", load_steps}};
 
   // 3. Profile: replay the step op by op (1 untimed replay, then `steps` timed ones; mean reported).
   if (args.count("profile")) {
     StepReplay replay(trainer, *source);
     Profiler P;
     const int64_t first = warmup + steps;
-    replay.run(first, P);
+    // Check that the replay is the real step: same weights, same batch -> the same loss and gradient
+    // norm as Trainer::train_step (bit-identical: every op is deterministic at a fixed thread count).
+    replay.run(first, P, /*apply_optimizer=*/false);
+    const flywheel::StepMetrics check = trainer.train_step(first);
+    const bool same = check.ce_loss == replay.last_loss() && check.grad_norm == replay.last_grad_norm();
+    std::printf("\nreplay check: loss %.9g vs train_step %.9g, grad norm %.9g vs %.9g: %s\n", replay.last_loss(),
+                check.ce_loss, replay.last_grad_norm(), check.grad_norm,
+                same ? "identical" : "DIFFERENT (src/ changed: update StepReplay to follow it)");
+    out["profile_check_identical"] = same;
     P.clear();
+    // Replays alternate with real train_steps, so both see the same machine; shares are of the
+    // interleaved steps' mean.
     double replay_wall = 0;
+    std::vector<double> step_s;
+    const CpuSnapshot cpu4 = cpu_snapshot();
     for (int s = 0; s < steps; ++s) {
+      P.begin_run(s);
       const double t0 = now_s();
-      replay.run(first + 1 + s, P);
+      replay.run(first + 1 + 2 * s, P);
       replay_wall += now_s() - t0;
+      step_s.push_back(trainer.train_step(first + 2 + 2 * s).seconds);
     }
+    const double load_profile = others_cores(cpu4, cpu_snapshot());
     const double inv = 1.0 / static_cast<double>(steps);
     replay_wall *= inv;
-    // Groups in first-seen order, each with its entries, sorted by time within the group.
+    const double step_mean = mean_of(step_s), step_min = min_of(step_s);
+    // Groups sorted by time, each with its ops sorted by time. "min" is the least-disturbed replay
+    // (other processes on the machine only ever add time).
+    const int runs = steps;
     std::vector<std::string> groups;
-    std::map<std::string, double> group_s, group_flops;
+    std::map<std::string, double> group_s, group_flops, group_faults;
+    std::map<std::string, std::vector<double>> group_runs;
+    std::vector<double> total_runs(runs, 0.0);
     double total = 0;
     for (const auto& e : P.entries()) {
       if (!group_s.count(e.group)) groups.push_back(e.group);
       group_s[e.group] += e.seconds * inv;
       group_flops[e.group] += e.flops * inv;
+      group_faults[e.group] += static_cast<double>(e.faults) * inv;
+      auto& gr = group_runs[e.group];
+      gr.resize(runs, 0.0);
+      for (size_t r = 0; r < e.runs.size(); ++r) {
+        gr[r] += e.runs[r];
+        total_runs[r] += e.runs[r];
+      }
       total += e.seconds * inv;
     }
     std::stable_sort(groups.begin(), groups.end(),
                      [&](const std::string& a, const std::string& b) { return group_s[a] > group_s[b]; });
-    std::printf("\nprofile: one step replayed op by op (mean of %d replays after 1 warm-up), shares of the measured"
-                " %.3f s mean step\n",
-                steps, mean_s);
-    std::printf("  %-66s %8s %7s %6s %9s %8s\n", "phase / op", "s/step", "share", "calls", "GFLOP/s", "GB/s");
+    std::printf("\nprofile: one step replayed op by op, %d replays after 1 warm-up, each followed by a real train_step;\n"
+                "s/step is the mean, min the least-disturbed replay; shares are of the interleaved train_steps' mean"
+                " (%.3f s);\nGFLOP/s counts model FLOPs (attention: causal half, no recomputation); faults: minor page"
+                " faults per step\n",
+                runs, step_mean);
+    std::printf("  %-62s %8s %8s %7s %6s %9s %8s %8s\n", "phase / op", "s/step", "min", "share", "calls", "GFLOP/s",
+                "GB/s", "faults");
     nlohmann::json jp = nlohmann::json::array();
     for (const std::string& g : groups) {
       const double gs = group_s[g];
-      std::printf("  %-66s %8.3f %6.1f%% %6s %9s %8s\n", g.c_str(), gs, 100.0 * gs / mean_s, "",
-                  group_flops[g] > 0 ? fmt("%.1f", group_flops[g] / gs * 1e-9).c_str() : "", "");
+      std::printf("  %-62s %8.3f %8.3f %6.1f%% %6s %9s %8s %8.0f\n", g.c_str(), gs, min_of(group_runs[g]),
+                  100.0 * gs / step_mean, "", group_flops[g] > 0 ? fmt("%.1f", group_flops[g] / gs * 1e-9).c_str() : "",
+                  "", group_faults[g]);
       std::vector<const Profiler::Entry*> items;
       for (const auto& e : P.entries())
         if (e.group == g) items.push_back(&e);
@@ -653,26 +768,42 @@ int run(int argc, char** argv) {
       nlohmann::json jitems = nlohmann::json::array();
       for (const Profiler::Entry* e : items) {
         const double s = e->seconds * inv;
-        std::printf("    %-64s %8.3f %6.1f%% %6lld %9s %8s\n", e->name.c_str(), s, 100.0 * s / mean_s,
-                    static_cast<long long>(e->calls / steps), e->flops > 0 ? fmt("%.1f", e->flops / e->seconds * 1e-9).c_str() : "",
-                    e->bytes > 0 ? fmt("%.1f", e->bytes / e->seconds * 1e-9).c_str() : "");
+        const double gflops = e->flops > 0 ? e->flops / e->seconds * 1e-9 : 0.0;
+        const double gbs = e->bytes > 0 ? e->bytes / e->seconds * 1e-9 : 0.0;
+        std::printf("    %-60s %8.3f %8.3f %6.1f%% %6lld %9s %8s %8lld\n", e->name.c_str(), s, min_of(e->runs),
+                    100.0 * s / step_mean, static_cast<long long>(e->calls / runs),
+                    gflops > 0 ? fmt("%.1f", gflops).c_str() : "", gbs > 0 ? fmt("%.1f", gbs).c_str() : "",
+                    static_cast<long long>(e->faults / runs));
         jitems.push_back({{"name", e->name},
                           {"seconds", s},
-                          {"share", s / mean_s},
-                          {"calls", e->calls / steps},
-                          {"gflops", e->flops > 0 ? e->flops / e->seconds * 1e-9 : 0.0},
-                          {"gbytes_per_s", e->bytes > 0 ? e->bytes / e->seconds * 1e-9 : 0.0}});
+                          {"min_seconds", min_of(e->runs)},
+                          {"share", s / step_mean},
+                          {"calls", e->calls / runs},
+                          {"gflops", gflops},
+                          {"gbytes_per_s", gbs},
+                          {"minor_faults", e->faults / runs}});
       }
       jp.push_back({{"group", g},
                     {"seconds", gs},
-                    {"share", gs / mean_s},
+                    {"min_seconds", min_of(group_runs[g])},
+                    {"share", gs / step_mean},
                     {"gflops", group_flops[g] > 0 ? group_flops[g] / gs * 1e-9 : 0.0},
+                    {"minor_faults", group_faults[g]},
                     {"ops", jitems}});
     }
-    std::printf("  %-66s %8.3f %6.1f%%\n", "sum of timed ops", total, 100.0 * total / mean_s);
-    std::printf("  %-66s %8.3f %6.1f%%\n", "replay wall time", replay_wall, 100.0 * replay_wall / mean_s);
-    std::printf("  %-66s %8.3f %6.1f%%\n", "measured train_step (mean)", mean_s, 100.0);
-    out["profile"] = {{"replays", steps}, {"sum_s", total}, {"replay_wall_s", replay_wall}, {"groups", jp}};
+    std::printf("  %-62s %8.3f %8.3f %6.1f%%\n", "sum of timed ops", total, min_of(total_runs), 100.0 * total / step_mean);
+    std::printf("  %-62s %8.3f %8s %6.1f%%\n", "replay wall time", replay_wall, "", 100.0 * replay_wall / step_mean);
+    std::printf("  %-62s %8.3f %8.3f %6.1f%%\n", "measured train_step (interleaved)", step_mean, step_min, 100.0);
+    std::printf("  other processes on this machine during the profile: %.2f cores%s\n", load_profile,
+                load_profile > 0.1 ? " (timings disturbed)" : "");
+    out["profile"] = {{"replays", runs},
+                      {"step_seconds", step_s},
+                      {"step_mean_s", step_mean},
+                      {"other_load_cores", load_profile},
+                      {"sum_s", total},
+                      {"sum_min_s", min_of(total_runs)},
+                      {"replay_wall_s", replay_wall},
+                      {"groups", jp}};
   }
 
   if (args.count("json")) {
