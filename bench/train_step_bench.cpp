@@ -208,8 +208,9 @@ struct LayerParams {
 // Replays Trainer::train_step for one micro-batch of a dense model, op by op, with timers.
 class StepReplay {
  public:
-  StepReplay(flywheel::Trainer& trainer, const flywheel::DataSource& source)
+  StepReplay(flywheel::Trainer& trainer, const flywheel::DataSource& source, bool fresh_stash)
       : trainer_(trainer),
+        fresh_stash_(fresh_stash),
         shape_(trainer.shape()),
         c_(shape_.model),
         params_(trainer.model().params()),
@@ -301,28 +302,48 @@ class StepReplay {
     const double attn_fwd_flops = attention_forward_flops(c_, rows, seq) / 1.0;
     const flywheel::ops::AttentionShape ashape{rows, seq, c_.n_heads, c_.n_kv_heads, hd};
 
+    // --- run_pipeline_step (src/parallel/pipeline.cpp) builds its ActivationStash per call, so every
+    // step allocates and first-touches all activations afresh (fresh_stash_); a kept stash is the
+    // alternative (--replay-stash kept) that shows what reusing it would save.
+    if (fresh_stash_) {
+      acts_ = std::vector<LayerActs>(c_.n_layers);
+      stage_out_ = Buffer<float>();
+      final_normed_ = Buffer<float>();
+      final_rstd_ = Buffer<float>();
+    }
     // --- Transformer::stage_forward (whole model: embedding, layers, head_forward)
     Buffer<float> x;
     alloc(x, n * d);
     P.time("embedding", "embedding fwd", 0, 2 * f4 * nd,
            [&] { ops::embedding_forward(params_.value(embed_), tokens, x.data(), n, d, vocab); });
-    stage_out_.resize(n * d);
+    P.time("other", fresh_stash_ ? kStashFresh : "activation stash: resize (no-op when kept)", 0, 0,
+           [&] { stage_out_.resize(n * d); });
     for (int64_t l = 0; l < c_.n_layers; ++l) {
       // layer_forward(l, act, x_in = x, x_out = stage_out)
       LayerActs& a = acts_[l];
       const LayerParams& id = layers_[l];
       const float* x_in = x.data();
       float* x_out = stage_out_.data();
-      P.time("other", "residual copy/add", 0, 2 * f4 * nd, [&] { a.x_in.assign(x_in, x_in + n * d); });
-      a.x_mid.resize(n * d);
+      // The stash's resizes happen in layer_forward / attention_block_forward / ffn just before use;
+      // timed together here (same memory, same first touches).
+      P.time("other", fresh_stash_ ? kStashFresh : "residual copy/add", 0, 2 * f4 * nd,
+             [&] { a.x_in.assign(x_in, x_in + n * d); });
+      P.time("other", fresh_stash_ ? kStashFresh : "activation stash: resize (no-op when kept)", 0, 0, [&] {
+        a.x_mid.resize(n * d);
+        a.normed.resize(n * d);
+        a.rstd.resize(n);
+        a.q.resize(n * qw);
+        a.k.resize(n * kvw);
+        a.v.resize(n * kvw);
+        a.attn.resize(n * qw);
+        a.lse.resize(rows * c_.n_heads * seq);
+        a.ffn_normed.resize(n * d);
+        a.ffn_rstd.resize(n);
+        a.gate.resize(n * ff);
+        a.up.resize(n * ff);
+        a.act.resize(n * ff);
+      });
       // attention_block_forward(x_in -> x_mid)
-      a.normed.resize(n * d);
-      a.rstd.resize(n);
-      a.q.resize(n * qw);
-      a.k.resize(n * kvw);
-      a.v.resize(n * kvw);
-      a.attn.resize(n * qw);
-      a.lse.resize(rows * c_.n_heads * seq);
       P.time("rmsnorm", "rmsnorm fwd", 0, 2 * f4 * nd, [&] {
         ops::rmsnorm_forward(a.x_in.data(), params_.value(id.input_norm), a.normed.data(), a.rstd.data(), n, d, eps);
       });
@@ -342,16 +363,11 @@ class StepReplay {
       gemm(G_ATT, "o fwd (+residual)", false, true, n, d, qw, a.attn.data(), qw, params_.value(id.o), qw, 1.0f, x_mid,
            d);
       // rest of layer_forward: post-attention norm, SwiGLU FFN into a temporary, residual into x_out
-      a.ffn_normed.resize(n * d);
-      a.ffn_rstd.resize(n);
       P.time("rmsnorm", "rmsnorm fwd", 0, 2 * f4 * nd, [&] {
         ops::rmsnorm_forward(x_mid, params_.value(id.post_norm), a.ffn_normed.data(), a.ffn_rstd.data(), n, d, eps);
       });
       Buffer<float> y;
       alloc(y, n * d);
-      a.gate.resize(n * ff);
-      a.up.resize(n * ff);
-      a.act.resize(n * ff);
       lin_fwd(G_MLP, "gate/up", a.ffn_normed.data(), params_.value(id.gate), a.gate.data(), n, d, ff);
       lin_fwd(G_MLP, "gate/up", a.ffn_normed.data(), params_.value(id.up), a.up.data(), n, d, ff);
       P.time("swiglu", "swiglu fwd", 0, 3 * f4 * nf,
@@ -364,8 +380,10 @@ class StepReplay {
     std::swap(x, stage_out_);
     release(x);
     // head_forward
-    final_normed_.resize(n * d);
-    final_rstd_.resize(n);
+    P.time("other", fresh_stash_ ? kStashFresh : "activation stash: resize (no-op when kept)", 0, 0, [&] {
+      final_normed_.resize(n * d);
+      final_rstd_.resize(n);
+    });
     P.time("rmsnorm", "rmsnorm fwd", 0, 2 * f4 * nd, [&] {
       ops::rmsnorm_forward(stage_out_.data(), params_.value(final_norm_), final_normed_.data(), final_rstd_.data(), n,
                            d, eps);
@@ -469,6 +487,13 @@ class StepReplay {
            [&] { ops::embedding_backward(tokens, dx.data(), params_.grad(embed_), n, d); });
     release(dprev);
     release(dx);
+    if (fresh_stash_)  // the StageRunner (and its stash) goes away at the end of run_pipeline_step
+      P.time("other", kStashFresh, 0, 0, [&] {
+        acts_.clear();
+        Buffer<float>().swap(stage_out_);
+        Buffer<float>().swap(final_normed_);
+        Buffer<float>().swap(final_rstd_);
+      });
 
     // --- Trainer::train_step after forward_backward: norm, clip, AdamW per shard slice (Trainer::apply_optimizer)
     Buffer<float>& grads = shards.grads();
@@ -498,7 +523,9 @@ class StepReplay {
   double last_grad_norm() const { return last_grad_norm_; }
 
  private:
+  static constexpr const char* kStashFresh = "activation stash: alloc + zero + first touch + free (per step)";
   flywheel::Trainer& trainer_;
+  bool fresh_stash_;
   const flywheel::Shape& shape_;
   const flywheel::ModelConfig& c_;
   flywheel::ParameterSet& params_;
@@ -570,6 +597,8 @@ int run(int argc, char** argv) {
     ("sgemm-n", "square sgemm baseline size", cxxopts::value<int64_t>()->default_value("2048"))
     ("sgemm-reps", "sgemm repetitions after one warm-up (best is reported)", cxxopts::value<int>()->default_value("5"))
     ("profile", "also replay a step op by op and report where its time goes")
+    ("replay-stash", "--profile: activation stash allocated per step as run_pipeline_step does (fresh), or kept"
+                     " across steps (kept: what reusing it would save)", cxxopts::value<std::string>()->default_value("fresh"))
     ("json", "also write the figures as one JSON object to FILE", cxxopts::value<std::string>())
     ("h,help", "print this help");
   // clang-format on
@@ -695,7 +724,10 @@ int run(int argc, char** argv) {
 
   // 3. Profile: replay the step op by op (1 untimed replay, then `steps` timed ones; mean reported).
   if (args.count("profile")) {
-    StepReplay replay(trainer, *source);
+    const std::string stash_mode = args["replay-stash"].as<std::string>();
+    FW_CHECK(stash_mode == "fresh" || stash_mode == "kept", "--replay-stash must be fresh or kept, got '", stash_mode,
+             "'");
+    StepReplay replay(trainer, *source, stash_mode == "fresh");
     Profiler P;
     const int64_t first = warmup + steps;
     // Check that the replay is the real step: same weights, same batch -> the same loss and gradient

@@ -7,10 +7,11 @@
 #          stderr carries "injected fault on rank 2 at step 3", the job ended within 30 s of launch.
 #   kill:  rank 2 raises SIGKILL (no message, no MPI_Abort): mpirun must notice the dead process and
 #          end the others. Checks: non-zero exit within 30 s.
-# The run is sized so that without the fault it would take far longer than 30 s (50 steps of a
-# d_model 256, seq 128 model on 4 oversubscribed ranks: measured ~2-3 s a step, so ~2 min in all, see
-# the lead's report), so "ended within 30 s" can only pass if the fault ended it. `timeout 60` turns a
-# hang into a failure instead of a blocked CI job (ctest's TIMEOUT 120 is the outer guard).
+# The run is sized so that without the fault it takes well over 30 s: 50 steps of a d_model 256,
+# seq 128 model on 4 ranks over 2 cores ran 65 s (load ~4) and 170 s (load ~12) on the 2-core dev VM,
+# while the faulted runs ended 6-15 s after launch (startup, 3 steps, abort). Independently of speed,
+# metrics.jsonl must hold at most 3 steps, so a run that merely finished early cannot pass. `timeout
+# 60` turns a hang into a failure instead of a blocked CI job (ctest's TIMEOUT 120 is the outer guard).
 set -u
 flywheel=$1 src=$2 mode=${3:-throw}
 work=$(mktemp -d)

@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
   if (!pmix && g_rank == 0) std::printf("PMIx: %s\n", why.c_str());
   check_source("chosen (" + chosen.source + ")", chosen, world);
   check_source("pmix", pmix, world);
-  check_source("launcher variables", placement_from_env(process_environment()), world);
+  const std::optional<Placement> env = placement_from_env(process_environment());
+  check_source("launcher variables (" + (env ? env->source : std::string("none")) + ")", env, world);
   check_source("mpi split", placement_from_mpi(), world);
   check(same_node_everywhere(chosen.node), "all ranks name the same node (" + chosen.node + ")");
   if (std::getenv("PMIX_NAMESPACE") != nullptr)
