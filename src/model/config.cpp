@@ -35,28 +35,27 @@ void ModelConfig::validate() const {
   }
 }
 
+namespace {
+// Matrix parameters of one layer when `experts_run` SwiGLU experts of width moe_d_ff run per token
+// (MoE), or the dense SwiGLU: q, o [H hd, d]; k, v [Hkv hd, d]; 3 SwiGLU matrices; the router [E, d].
+int64_t layer_matrix_params(const ModelConfig& c, int64_t experts_run) {
+  const int64_t attention = c.d_model * c.resolved_head_dim() * (2 * c.n_heads + 2 * c.n_kv_heads);
+  if (!c.is_moe()) return attention + 3 * c.d_model * c.d_ff;
+  return attention + experts_run * 3 * c.d_model * c.resolved_moe_d_ff() + c.moe_experts * c.d_model;
+}
+int64_t shared_experts(const ModelConfig& c) { return c.moe_shared_expert ? 1 : 0; }
+}  // namespace
+
 int64_t ModelConfig::active_matmul_params() const {
-  const int64_t hd = resolved_head_dim();
-  const int64_t attention = d_model * hd * (2 * n_heads + 2 * n_kv_heads);
-  int64_t ffn = 3 * d_model * d_ff;
-  if (is_moe()) {
-    const int64_t experts_used = moe_top_k + (moe_shared_expert ? 1 : 0);
-    ffn = experts_used * 3 * d_model * resolved_moe_d_ff() + moe_experts * d_model;  // + router
-  }
-  return n_layers * (attention + ffn) + vocab_size * d_model;  // + LM head
+  const int64_t per_layer = layer_matrix_params(*this, moe_top_k + shared_experts(*this));
+  return n_layers * per_layer + vocab_size * d_model;  // + LM head
 }
 
 int64_t ModelConfig::total_params() const {
-  const int64_t hd = resolved_head_dim();
-  const int64_t attention = d_model * hd * (2 * n_heads + 2 * n_kv_heads);
-  int64_t ffn = 3 * d_model * d_ff;
-  if (is_moe()) {
-    const int64_t experts = moe_experts + (moe_shared_expert ? 1 : 0);
-    ffn = experts * 3 * d_model * resolved_moe_d_ff() + moe_experts * d_model;
-  }
+  const int64_t per_layer = layer_matrix_params(*this, moe_experts + shared_experts(*this));
   const int64_t norms = n_layers * 2 * d_model + d_model;
   const int64_t embeddings = vocab_size * d_model * (tie_embeddings ? 1 : 2);
-  return n_layers * (attention + ffn) + norms + embeddings;
+  return n_layers * per_layer + norms + embeddings;
 }
 
 }  // namespace flywheel
