@@ -16,12 +16,17 @@
 //    order, the same temporaries as Transformer::forward_backward and Trainer::train_step, on the
 //    trainer's own weights, gradients and Adam moments -- with a timer around every op, and reports
 //    each op's seconds per step and share of a real step. The replay mirrors, for dense models on one
-//    rank, Transformer::stage_forward / layer_forward / head_forward / stage_backward / head_backward /
-//    layer_backward (src/model/transformer.cpp), attention_block.cpp, ffn_block.cpp and
-//    Trainer::train_step. Two checks say whether it still does: before timing, the replay and a real
-//    train_step on the same weights and batch must give bit-identical loss and gradient norm; and
-//    the "sum of timed ops" must match the real steps interleaved with the replays. If src/ moves
-//    on, StepReplay::run must follow it.
+//    rank, Trainer::train_step -> run_pipeline_step (a fresh ActivationStash per step) ->
+//    Transformer::stage_forward / layer_forward / head_forward / stage_backward / head_backward /
+//    layer_backward (src/model/transformer.cpp), attention_block.cpp, ffn_block.cpp, then the
+//    optimizer on the Fsdp shard storage. Two checks say whether it still does: before timing, the
+//    replay and a real train_step on the same weights and batch must give bit-identical loss and
+//    gradient norm; and the "sum of timed ops" must match the real steps interleaved with the
+//    replays. If src/ moves on, StepReplay::run must follow it. --replay-stash kept replays with
+//    the activation stash kept across steps instead (what reusing it would save).
+//    Minor page faults are counted per op and per real step: on this project's VMs a first touch of
+//    fresh memory is expensive, and malloc returns freed multi-MiB blocks to the OS (so they fault
+//    again) depending on its heap state -- the replay's counts can differ from the trainer's.
 //
 // A benchmark, not a test: it is never registered with ctest.
 #include <sys/resource.h>
@@ -47,6 +52,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/buffer.h"
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "launch/shape.h"
@@ -194,7 +200,7 @@ class Profiler {
 
 double min_of(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
 
-// The per-layer activations Transformer keeps between forward and backward (LayerActivations).
+// The per-layer activations kept between forward and backward (ActivationStash::Layer).
 struct LayerActs {
   Buffer<float> x_in, x_mid, ffn_normed, ffn_rstd;
   Buffer<float> normed, rstd, q, k, v, attn, lse;  // AttentionActivations
@@ -205,7 +211,9 @@ struct LayerParams {
   int input_norm, q, k, v, o, post_norm, gate, up, down;
 };
 
-// Replays Trainer::train_step for one micro-batch of a dense model, op by op, with timers.
+// Replays Trainer::train_step for one micro-batch of a dense model on one rank, op by op, with timers,
+// on the trainer's weights, gradients and Adam moments (trainer.shards(): with one rank the model is
+// bound straight to the shard storage, so the Fsdp hooks do nothing and are not replayed).
 class StepReplay {
  public:
   StepReplay(flywheel::Trainer& trainer, const flywheel::DataSource& source, bool fresh_stash)
@@ -233,7 +241,6 @@ class StepReplay {
                          id(p + "self_attn.o_proj.weight"), id(p + "post_attention_layernorm.weight"),
                          id(p + "mlp.gate_proj.weight"), id(p + "mlp.up_proj.weight"), id(p + "mlp.down_proj.weight")});
     }
-    // Norm, clipping and AdamW run on the trainer's own shard storage (trainer.shards()).
     acts_.resize(c_.n_layers);
   }
 
@@ -299,7 +306,7 @@ class StepReplay {
       });
     };
     const std::string G_ATT = "gemm: attention projections", G_MLP = "gemm: MLP", G_HEAD = "gemm: LM head";
-    const double attn_fwd_flops = attention_forward_flops(c_, rows, seq) / 1.0;
+    const double attn_fwd_flops = attention_forward_flops(c_, rows, seq);
     const flywheel::ops::AttentionShape ashape{rows, seq, c_.n_heads, c_.n_kv_heads, hd};
 
     // --- run_pipeline_step (src/parallel/pipeline.cpp) builds its ActivationStash per call, so every
@@ -744,13 +751,16 @@ int run(int argc, char** argv) {
     // interleaved steps' mean.
     double replay_wall = 0;
     std::vector<double> step_s;
+    int64_t step_faults = 0;
     const CpuSnapshot cpu4 = cpu_snapshot();
     for (int s = 0; s < steps; ++s) {
       P.begin_run(s);
       const double t0 = now_s();
       replay.run(first + 1 + 2 * s, P);
       replay_wall += now_s() - t0;
+      const int64_t f0 = minor_faults();
       step_s.push_back(trainer.train_step(first + 2 + 2 * s).seconds);
+      step_faults += minor_faults() - f0;
     }
     const double load_profile = others_cores(cpu4, cpu_snapshot());
     const double inv = 1.0 / static_cast<double>(steps);
@@ -826,11 +836,21 @@ int run(int argc, char** argv) {
     std::printf("  %-62s %8.3f %8.3f %6.1f%%\n", "sum of timed ops", total, min_of(total_runs), 100.0 * total / step_mean);
     std::printf("  %-62s %8.3f %8s %6.1f%%\n", "replay wall time", replay_wall, "", 100.0 * replay_wall / step_mean);
     std::printf("  %-62s %8.3f %8.3f %6.1f%%\n", "measured train_step (interleaved)", step_mean, step_min, 100.0);
+    const double interleaved_faults = static_cast<double>(step_faults) / steps;
+    std::printf("  minor page faults per step: %.0f in the interleaved train_steps, %.0f in the timed steps above\n",
+                interleaved_faults, faults_per_step);
+    std::printf("  timed steps above minus interleaved train_steps: %+.3f s (mean), %+.3f s (min)%s\n",
+                mean_s - step_mean, min_s - step_min,
+                faults_per_step > 1.5 * interleaved_faults + 1000
+                    ? ": the replays change malloc's heap state, so the interleaved steps fault less; this"
+                      " difference is the cost of the extra page faults"
+                    : "");
     std::printf("  other processes on this machine during the profile: %.2f cores%s\n", load_profile,
                 load_profile > 0.1 ? " (timings disturbed)" : "");
     out["profile"] = {{"replays", runs},
                       {"step_seconds", step_s},
                       {"step_mean_s", step_mean},
+                      {"step_minor_faults", interleaved_faults},
                       {"other_load_cores", load_profile},
                       {"sum_s", total},
                       {"sum_min_s", min_of(total_runs)},
@@ -851,6 +871,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  flywheel::keep_freed_memory();  // as flywheel's main does
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
@@ -106,6 +107,7 @@ int dispatch(const Runtime& rt, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace flywheel;
+  keep_freed_memory();
   Runtime rt;
   try {
     rt = init_runtime(&argc, &argv);
