@@ -3,7 +3,8 @@
 # jobs/slurm/train.sbatch runs 2 ranks under srun --mpi=pmix; mid-run the batch script gets SIGUSR1
 # (as `--signal=B:USR1@120` delivers before the time limit), forwards it, the ranks checkpoint and
 # exit 75, the script requeues the job; the requeued job resumes and finishes. Its final weights,
-# AdamW moments and loss curve must equal an uninterrupted mpirun run's, bit for bit.
+# AdamW moments and loss curve must equal an uninterrupted mpirun run's, bit for bit. 200 steps, so the
+# signal (sent after 3 steps) lands well before the end even on a fast machine.
 #   preempt_requeue.sh FLYWHEEL_BINARY SOURCE_DIR PYTHON
 set -u
 flywheel=$1 src=$2 python=$3
@@ -15,7 +16,7 @@ trap cleanup EXIT
 
 eval "$(bash "$src/tools/slurm-local.sh" start "$cluster")" || fail "could not start the local Slurm cluster"
 args=(--shape "$src/configs/shapes/tiny-dense.ini" --mesh.fsdp=2 --model.n_layers=2 --train.micro_batch=8
-      --train.seq_len=16 --train.steps=30 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work/runs")
+      --train.seq_len=16 --train.steps=200 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work/runs")
 
 timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 2 "$flywheel" train "${args[@]}" \
   --train.run_name=straight 2>"$work/straight.log" || fail "uninterrupted run failed"
@@ -40,11 +41,11 @@ while [ $SECONDS -lt $deadline ]; do
   if [ "$state" = "PENDING" ] && [ $requeued -eq 0 ]; then
     scontrol update JobId="$job" StartTime=now && requeued=1 && echo "job $job requeued; starting it"
   fi
-  [ -z "$state" ] && [ -f "$work/runs/slurm/step-00000030/state.h5" ] && break
+  [ -z "$state" ] && [ -f "$work/runs/slurm/step-00000200/state.h5" ] && break
   sleep 0.5
 done
 [ $requeued -eq 1 ] || fail "job $job was not requeued"
-[ -f "$work/runs/slurm/step-00000030/state.h5" ] || fail "requeued job did not finish"
+[ -f "$work/runs/slurm/step-00000200/state.h5" ] || fail "requeued job did not finish"
 grep -q "checkpointed after a signal: requeueing" "$work"/job-*.log || fail "no requeue message in the job log"
 grep -q "resumed from" "$work"/job-*.log || fail "the requeued job did not resume"
 grep -q "restart 1" "$work"/job-*.log || fail "SLURM_RESTART_COUNT did not reach 1"
@@ -55,7 +56,7 @@ import h5py
 a, b = sys.argv[1:3]
 curve = lambda d: [(l["step"], l["loss"], l["grad_norm"]) for l in map(json.loads, open(d + "/metrics.jsonl"))]
 assert curve(a) == curve(b), "loss curves differ"
-fa, fb = (h5py.File(d + "/step-00000030/model.h5", "r") for d in (a, b))
+fa, fb = (h5py.File(d + "/step-00000200/model.h5", "r") for d in (a, b))
 n = 0
 for group in ("weight", "adam_m", "adam_v"):
     for name in fa[group]:
