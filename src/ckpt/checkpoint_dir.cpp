@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "ckpt/checkpoint.h"
 #include "ckpt/durable_fs.h"
@@ -38,7 +41,66 @@ void remove_tree_logged(const fs::path& path, const std::string& why) {
     log_warn("checkpoint: removed ", path.string(), " (", why, ")");
 }
 
+// Deletes directories that retention has already renamed to step-M.deleting, on a background thread.
+// Unlinking a GB-sized shard costs ~0.5 s of kernel time (dropping its cached pages, freeing its
+// extents: 0.49 s for 1.48 GB on the ext4 dev box), which would otherwise stall training once per
+// save. The rename before it is what makes retention crash-safe; a directory a crash or exit leaves
+// half-deleted is a stale *.deleting one, removed by the next save or load.
+class BackgroundRemover {
+ public:
+  ~BackgroundRemover() { wait(); }  // at exit: finish rather than leave work for the next run
+
+  void remove(fs::path dir) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(dir));
+    if (running_) return;  // the running thread takes it before it exits
+    if (thread_.joinable()) thread_.join();  // finished, not yet joined
+    running_ = true;
+    thread_ = std::thread([this] { drain(); });
+  }
+
+  void wait() {
+    std::thread finishing;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finishing = std::move(thread_);
+    }
+    if (finishing.joinable()) finishing.join();
+  }
+
+ private:
+  void drain() {
+    for (;;) {
+      fs::path dir;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (queue_.empty()) {
+          running_ = false;
+          return;
+        }
+        dir = std::move(queue_.front());
+        queue_.erase(queue_.begin());
+      }
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      if (ec) log_warn("checkpoint: could not delete ", dir.string(), ": ", ec.message(), " (removed by the next save)");
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<fs::path> queue_;
+  bool running_ = false;
+  std::thread thread_;
+};
+
+BackgroundRemover& background_remover() {
+  static BackgroundRemover remover;
+  return remover;
+}
+
 }  // namespace
+
+void wait_for_step_deletions() { background_remover().wait(); }
 
 std::string step_dir_name(int64_t step) {
   FW_CHECK(step >= 0, "checkpoint step must be >= 0, got ", step);
@@ -95,6 +157,7 @@ void write_latest(const std::string& run_dir, int64_t step) {
 }
 
 void remove_stale_step_dirs(const std::string& run_dir) {
+  wait_for_step_deletions();  // else we would race the background thread over its *.deleting directories
   std::error_code ec;
   if (!fs::is_directory(run_dir, ec)) return;
   std::vector<fs::path> stale;
@@ -135,10 +198,8 @@ std::vector<int64_t> apply_retention(const std::string& run_dir, int keep_last, 
   for (size_t i = 0; i < n_delete; ++i) {
     const std::string dir = step_dir_path(run_dir, steps[i]);
     const std::string doomed = dir + ".deleting";
-    rename_durably(dir, doomed);
-    std::error_code ec;
-    fs::remove_all(doomed, ec);
-    if (ec) log_warn("checkpoint: could not delete ", doomed, ": ", ec.message(), " (removed by the next save)");
+    rename_durably(dir, doomed);  // from here on the step is gone: not committed, never loaded
+    background_remover().remove(doomed);
     deleted.push_back(steps[i]);
   }
   return deleted;

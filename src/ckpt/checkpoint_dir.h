@@ -27,7 +27,8 @@ std::optional<int64_t> parse_step_dir_name(const std::string& name);
 std::optional<int64_t> read_latest_step(const std::string& run_dir);
 void write_latest(const std::string& run_dir, int64_t step);
 
-// Removes *.partial, *.replaced and *.deleting step directories, with a warning for each.
+// Removes *.partial, *.replaced and *.deleting step directories, with a warning for each (after
+// waiting for the background deletions apply_retention started).
 void remove_stale_step_dirs(const std::string& run_dir);
 
 // Renames step-N.partial to step-N (moving an existing committed step-N aside and deleting it
@@ -35,8 +36,13 @@ void remove_stale_step_dirs(const std::string& run_dir);
 void publish_step_dir(const std::string& run_dir, int64_t step);
 
 // Deletes the oldest committed steps until keep_last remain (keep_last <= 0: none deleted), never
-// `keep_step`. Each is first renamed to *.deleting so a crash mid-delete cannot leave a committed
-// directory with files missing. Returns the deleted steps.
+// `keep_step`. Each is first renamed to *.deleting (durably) so a crash mid-delete cannot leave a
+// committed directory with files missing; the files are then removed on a background thread, off the
+// training path. Returns the deleted steps (no longer committed when this returns).
 std::vector<int64_t> apply_retention(const std::string& run_dir, int keep_last, int64_t keep_step);
+
+// Blocks until the background deletions started by apply_retention are done (the next save or load
+// waits for them anyway; benchmarks call it to keep them out of the next measurement).
+void wait_for_step_deletions();
 
 }  // namespace flywheel

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace flywheel {
 
@@ -13,9 +14,24 @@ struct FileDigest {
   uint64_t bytes = 0;
 };
 
-// Reads the file in 4 MiB blocks. With `sync`, also fsyncs it (one open for both: the shard writer
-// hashes what it just closed and makes it durable). Throws naming the file when it cannot be read.
-FileDigest digest_file(const std::string& path, bool sync = false);
+// Reads the file in 4 MiB blocks. Throws naming the file when it cannot be read.
+FileDigest digest_file(const std::string& path);
+
+// Bytes [offset, offset + bytes) of a file whose contents are in memory at `data`.
+struct MemoryExtent {
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+  const void* data = nullptr;
+};
+
+// Fills the extents of the existing file `path` from memory, fsyncs it, and returns its digest --
+// the same digest_file would compute -- without reading the extents back: each extent is hashed from
+// memory as it is written, and only the bytes between extents (and after the last) are read from the
+// file. The file must already span every extent (the HDF5 shard writer allocates them) and extents
+// must not overlap. Each extent goes out as large sequential writes in file order, and writeback is
+// started as they go, so the final fsync waits for little more than the tail.
+// Throws naming the file on any I/O error (ENOSPC included) or a bad extent.
+FileDigest write_extents_and_digest(const std::string& path, std::vector<MemoryExtent> extents);
 
 // digest_file without fsync, calling on_bytes(n) after each block of n bytes is hashed, so offline
 // tools can show progress over multi-GiB shards. (A separate name, not an overload: a captureless

@@ -2,13 +2,15 @@
 //
 //   1. all ranks exchange what they hold and check it covers every tensor row exactly once
 //   2. rank 0 removes stale *.partial dirs and creates step-N.partial/
-//   3. every rank writes shard-<rank>.h5, closes it, hashes it, fsyncs it and the directory
+//   3. every rank writes shard-<rank>.h5 (hashing the tensor bytes as they are written), fsyncs it
+//      and the directory
 //   4. agreement that all shards are durable (the protocol's barrier); checksums go to rank 0
 //   5. rank 0 writes model.h5 and state.h5, fsyncs them and the directory, renames
 //      step-N.partial -> step-N, fsyncs run_dir, replaces `latest`, applies retention
 // A crash before the rename in 5 leaves only a *.partial directory, which no load ever reads.
 #include <xxhash.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -86,8 +88,7 @@ FileDigest write_own_shard(Comm& comm, const std::string& partial, const Checkpo
   FileDigest digest;
   try {
     const std::string path = (std::filesystem::path(partial) / shard_file_name(comm.rank())).string();
-    write_shard_file(path, {comm.rank(), comm.size(), state.step}, slices);
-    digest = digest_file(path, /*sync=*/true);
+    digest = write_shard_file(path, {comm.rank(), comm.size(), state.step}, slices);  // written, hashed, fsync'd
     fsync_directory(partial);  // makes this rank's directory entry durable too
     fault_point("checkpoint.shard_written", comm.rank(), state.step);
   } catch (const std::exception& e) {
@@ -106,20 +107,48 @@ std::vector<FileDigest> gather_digests(Comm& comm, const FileDigest& mine) {
   return all;
 }
 
-// Step 5, on rank 0.
+// Wall-clock seconds since construction / the last lap: the save logs where its time went.
+class Stopwatch {
+ public:
+  double lap() {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    return s;
+  }
+  double total() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;
+};
+
+std::string seconds_text(double s) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f s", s);
+  return text;
+}
+
+// Step 5, on rank 0. `phases` (seconds of the steps before, e.g. "shards 1.20 s") starts the timing
+// breakdown in the log line.
 void commit_on_root(const std::string& run_dir, const std::string& partial, const CheckpointState& state,
-                    const PieceIndex& index, const std::vector<FileDigest>& digests, int keep_last) {
+                    const PieceIndex& index, const std::vector<FileDigest>& digests, int keep_last,
+                    Stopwatch& watch, const std::string& phases) {
   namespace fs = std::filesystem;
   const std::string model = (fs::path(partial) / "model.h5").string();
   const std::string state_path = (fs::path(partial) / "state.h5").string();
+  watch.lap();
   write_virtual_model(model, index);
   fsync_file(model);
+  const double model_s = watch.lap();
   write_state_file(state_path, {state, kCheckpointFormatVersion, digests});
   fsync_file(state_path);
   fsync_directory(partial);
+  const double state_s = watch.lap();
   publish_step_dir(run_dir, state.step);  // the commit point
   write_latest(run_dir, state.step);
+  const double publish_s = watch.lap();
   const std::vector<int64_t> deleted = apply_retention(run_dir, keep_last, state.step);
+  const double retention_s = watch.lap();
   uint64_t bytes = 0;
   for (const FileDigest& d : digests) bytes += d.bytes;
   std::string deleted_text;
@@ -130,7 +159,9 @@ void commit_on_root(const std::string& run_dir, const std::string& partial, cons
   else
     std::snprintf(size_text, sizeof(size_text), "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
   log_info("checkpoint: saved step ", state.step, " to ", step_dir_path(run_dir, state.step), " (", digests.size(),
-           " shards, ", size_text, deleted_text, ")");
+           " shards, ", size_text, deleted_text, ") in ", seconds_text(watch.total()), ": ", phases, ", model.h5 ",
+           seconds_text(model_s), ", state.h5 ", seconds_text(state_s), ", rename+latest ", seconds_text(publish_s),
+           ", retention ", seconds_text(retention_s));
 }
 
 // Step 1 for one process writing every shard: the same checks agree_on_layout makes across ranks.
@@ -168,21 +199,23 @@ void save_checkpoint_offline(const std::string& run_dir, const CheckpointState& 
   std::filesystem::create_directory(partial);
   fsync_directory(run_dir);
 
+  Stopwatch watch;
   const int world = static_cast<int>(per_rank_slices.size());
   std::vector<FileDigest> digests;
   for (int r = 0; r < world; ++r) {
     const std::string path = (std::filesystem::path(partial) / shard_file_name(r)).string();
-    write_shard_file(path, {r, world, state.step}, per_rank_slices[r]);
-    digests.push_back(digest_file(path, /*sync=*/true));
+    digests.push_back(write_shard_file(path, {r, world, state.step}, per_rank_slices[r]));
     if (on_shard_written) on_shard_written(r, digests.back().bytes);
   }
   fsync_directory(partial);
-  commit_on_root(run_dir, partial, state, index, digests, keep_last);
+  const std::string phases = "shards written, hashed and fsync'd " + seconds_text(watch.lap());
+  commit_on_root(run_dir, partial, state, index, digests, keep_last, watch, phases);
 }
 
 void save_checkpoint(Comm& comm, const std::string& run_dir, const CheckpointState& state,
                      const std::vector<TensorSlice>& slices, int keep_last) {
   h5_silence_error_printing();
+  Stopwatch watch;
   const std::string partial = partial_dir_path(run_dir, state.step);
   const PieceIndex index = agree_on_layout(comm, state, slices);
 
@@ -194,14 +227,20 @@ void save_checkpoint(Comm& comm, const std::string& run_dir, const CheckpointSta
     return std::string();
   });
 
+  const double prepare_s = watch.lap();
+
   std::string error;
   const FileDigest digest = write_own_shard(comm, partial, state, slices, error);
+  const double shard_s = watch.lap();
   // No rank passes this point before every shard is closed and fsync'd (or all throw).
   throw_if_any_rank_failed(comm, error, "writing checkpoint shards of step " + std::to_string(state.step));
   const std::vector<FileDigest> digests = gather_digests(comm, digest);
+  const double barrier_s = watch.lap();
 
   run_on_root(comm, "committing checkpoint step " + std::to_string(state.step), [&] {
-    commit_on_root(run_dir, partial, state, index, digests, keep_last);
+    const std::string phases = "layout+prepare " + seconds_text(prepare_s) + ", rank 0's shard written, hashed and " +
+                               "fsync'd " + seconds_text(shard_s) + ", barrier " + seconds_text(barrier_s);
+    commit_on_root(run_dir, partial, state, index, digests, keep_last, watch, phases);
     return std::string();
   });
 }

@@ -1,5 +1,8 @@
 #include "ckpt/shard_file.h"
 
+#include <bit>
+#include <limits>
+
 #include "ckpt/checkpoint.h"
 #include "ckpt/h5_util.h"
 #include "core/error.h"
@@ -13,18 +16,35 @@ std::vector<hsize_t> local_dims(const std::vector<int64_t>& global_shape, int64_
   return dims;
 }
 
-void write_piece(hid_t group, const TensorSlice& slice, const float* data) {
+// Creates the dataset for `slice`'s rows with its storage allocated now (so its file offset is known)
+// and never filled (HDF5 writes no bytes there: the caller writes the rows itself), and returns where
+// those rows go in the file.
+MemoryExtent create_piece(hid_t group, const std::string& group_name, const TensorSlice& slice, const float* data) {
+  // The file type is H5T_IEEE_F32LE and the rows are copied verbatim, so memory must be little-endian
+  // IEEE float32 (HDF5 converts on H5Dwrite; the raw write does not).
+  static_assert(std::endian::native == std::endian::little && std::numeric_limits<float>::is_iec559,
+                "raw shard writes assume little-endian IEEE-754 float32");
   const std::vector<hsize_t> dims = local_dims(slice.global_shape, slice_rows(slice));
   H5Handle space =
       H5Handle::dataspace(FW_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)));
   H5Handle dcpl = h5_dataset_create_plist();
+  FW_H5_CHECK(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS));
+  FW_H5_CHECK(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY));
+  FW_H5_CHECK(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER));
   H5Handle dataset = H5Handle::dataset(FW_H5_CHECK(
       H5Dcreate2(group, slice.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT)));
-  FW_H5_CHECK(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
   std::vector<int64_t> offset(slice.global_shape.size(), 0);
   offset[0] = slice.row_begin;
   h5_write_attr_int64s(dataset.get(), "global_shape", slice.global_shape);
   h5_write_attr_int64s(dataset.get(), "offset", offset);
+
+  const uint64_t bytes = static_cast<uint64_t>(slice_rows(slice) * row_elements(slice.global_shape)) * sizeof(float);
+  const haddr_t address = H5Dget_offset(dataset.get());
+  const hsize_t storage = H5Dget_storage_size(dataset.get());
+  FW_CHECK(address != HADDR_UNDEF && storage == bytes, "dataset /", group_name, "/", slice.name,
+           ": HDF5 did not allocate its ", bytes, " bytes of contiguous storage up front (offset ",
+           address == HADDR_UNDEF ? std::string("undefined") : std::to_string(address), ", ", storage, " bytes)");
+  return {static_cast<uint64_t>(address), bytes, data};
 }
 
 ShardPiece read_piece_header(hid_t group, const std::string& group_name, const std::string& name, int shard) {
@@ -71,20 +91,26 @@ std::vector<ShardPiece> shard_pieces(const std::vector<TensorSlice>& slices, int
   return pieces;
 }
 
-void write_shard_file(const std::string& path, const ShardHeader& header, const std::vector<TensorSlice>& slices) {
+FileDigest write_shard_file(const std::string& path, const ShardHeader& header,
+                            const std::vector<TensorSlice>& slices) {
   try {
+    std::vector<MemoryExtent> extents;
     H5Handle file = h5_create_file(path);
     h5_write_attr_int64(file.get(), "format_version", kCheckpointFormatVersion);
     h5_write_attr_int64(file.get(), "rank", header.rank);
     h5_write_attr_int64(file.get(), "world_size", header.world_size);
     h5_write_attr_int64(file.get(), "step", header.step);
     for (SliceArray array : kSliceArrays) {
-      H5Handle group = h5_create_group(file.get(), slice_array_group(array));
+      const std::string group_name = slice_array_group(array);
+      H5Handle group = h5_create_group(file.get(), group_name);
       for (const TensorSlice& slice : slices)
         if (slice_rows(slice) > 0 && slice_array_data(slice, array))
-          write_piece(group.get(), slice, slice_array_data(slice, array));
+          extents.push_back(create_piece(group.get(), group_name, slice, slice_array_data(slice, array)));
     }
+    // After the close HDF5 has written every structural byte and never touches the file again, so
+    // the data written next cannot be overwritten, and the bytes between extents are final.
     file.close();
+    return write_extents_and_digest(path, std::move(extents));
   } catch (const Error& e) {
     FW_THROW("writing checkpoint shard ", path, ": ", e.what());
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ckpt/checksum.h"
 #include "ckpt/h5_handle.h"
 #include "ckpt/shard_layout.h"
 #include "ckpt/tensor_slice.h"
@@ -23,8 +24,13 @@ struct ShardHeader {
 // The pieces `slices` contribute (zero-row slices and null moments contribute none).
 std::vector<ShardPiece> shard_pieces(const std::vector<TensorSlice>& slices, int shard);
 
-// Creates `path` and closes it (so every byte is with the OS; the caller fsyncs).
-void write_shard_file(const std::string& path, const ShardHeader& header, const std::vector<TensorSlice>& slices);
+// Creates `path`, fills it, fsyncs it (not its directory) and returns its size and XXH3-64 (exactly
+// what digest_file would compute), hashing the tensor data from memory as it is written rather than
+// reading the file back. HDF5 writes only the structure (attributes, groups, dataset headers, with
+// each dataset's contiguous storage allocated but left unwritten); the tensor rows then go straight
+// from `slices` into those byte ranges as large sequential writes (write_extents_and_digest).
+FileDigest write_shard_file(const std::string& path, const ShardHeader& header,
+                            const std::vector<TensorSlice>& slices);
 
 // Lists what shard file `shard` holds, from its datasets' global_shape/offset attributes; checks
 // each dataset's shape agrees with them. Throws naming the file and dataset otherwise.
