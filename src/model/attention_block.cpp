@@ -2,6 +2,7 @@
 
 #include "ops/attention.h"
 #include "ops/gemm.h"
+#include "ops/linear_invariant.h"
 #include "ops/rmsnorm.h"
 
 namespace flywheel {
@@ -78,9 +79,10 @@ void attention_block_forward(const ModelConfig& cfg, const ops::RopeTable<float>
   act.lse.resize(batch * cfg.n_heads * seq);
 
   ops::rmsnorm_forward(x, w.norm, act.normed.data(), act.rstd.data(), n, d, cfg.norm_eps);
-  ops::linear_forward(act.normed.data(), w.q, act.q.data(), n, d, q_width);
-  ops::linear_forward(act.normed.data(), w.k, act.k.data(), n, d, kv_width);
-  ops::linear_forward(act.normed.data(), w.v, act.v.data(), n, d, kv_width);
+  const bool invariant = cfg.invariant_forward();
+  ops::linear_forward_select(invariant, act.normed.data(), w.q, act.q.data(), n, d, q_width);
+  ops::linear_forward_select(invariant, act.normed.data(), w.k, act.k.data(), n, d, kv_width);
+  ops::linear_forward_select(invariant, act.normed.data(), w.v, act.v.data(), n, d, kv_width);
   const std::vector<int64_t> positions = local_positions(split, seq);
   ops::rope_apply_at(rope, act.q.data(), batch, seq, cfg.n_heads, positions.data());
   ops::rope_apply_at(rope, act.k.data(), batch, seq, cfg.n_kv_heads, positions.data());
@@ -89,9 +91,22 @@ void attention_block_forward(const ModelConfig& cfg, const ops::RopeTable<float>
   else
     ops::attention_forward(attention_shape(cfg, batch, seq), act.q.data(), act.k.data(), act.v.data(),
                            act.attn.data(), act.lse.data());
-  // x_out = x + attn Wo^T: copy the residual, then let the GEMM accumulate into it (beta = 1).
-  std::copy(x, x + n * d, x_out);
-  ops::gemm<float>(false, true, n, d, q_width, 1.0f, act.attn.data(), q_width, w.o, q_width, 1.0f, x_out, d);
+  attention_output_residual(invariant, act.attn.data(), w.o, x, x_out, n, d, q_width);
+}
+
+void attention_output_residual(bool invariant, const float* attn, const float* o_weight, const float* x,
+                               float* x_out, int64_t n, int64_t d, int64_t q_width) {
+  if (!invariant) {
+    // x_out = x + attn Wo^T: copy the residual, then let the GEMM accumulate into it (beta = 1).
+    std::copy(x, x + n * d, x_out);
+    ops::gemm<float>(false, true, n, d, q_width, 1.0f, attn, q_width, o_weight, q_width, 1.0f, x_out, d);
+    return;
+  }
+  // Invariant: the projection alone, then one rounding per element for the residual add, so a row's
+  // bits do not depend on how the GEMM would fold beta * C into its own reduction.
+  ops::linear_forward_invariant(attn, o_weight, x_out, n, q_width, d);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n * d; ++i) x_out[i] = x[i] + x_out[i];
 }
 
 void attention_block_backward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,

@@ -33,6 +33,11 @@ void attention_block_forward(const ModelConfig& cfg, const ops::RopeTable<float>
                              const float* x, float* x_out, int64_t batch, int64_t seq, AttentionActivations& act,
                              const ContextSplit& split = {});
 
+// x_out[n, d] = x + attn[n, q_width] Wo^T: the block's output projection and residual, shared with
+// the KV-cache decoder so that both round identically. x_out may alias neither.
+void attention_output_residual(bool invariant, const float* attn, const float* o_weight, const float* x,
+                               float* x_out, int64_t n, int64_t d, int64_t q_width);
+
 // dx[n, d] = dx_out + d(attention path)/dx. Weight grads accumulate.
 void attention_block_backward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,
                               const AttentionGrads& g, const float* x, const float* dx_out, float* dx, int64_t batch,

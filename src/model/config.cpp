@@ -26,6 +26,8 @@ void ModelConfig::validate() const {
   FW_CHECK(rope_theta > 0, "model.rope_theta = ", rope_theta, ": must be > 0");
   FW_CHECK(norm_eps > 0, "model.norm_eps = ", norm_eps, ": must be > 0");
   FW_CHECK(init_std > 0, "model.init_std = ", init_std, ": must be > 0");
+  FW_CHECK(forward_kernels == "blas" || forward_kernels == "invariant", "model.forward_kernels = '",
+           forward_kernels, "': must be 'blas' (OpenBLAS) or 'invariant' (batch-invariant, bit-exact serving)");
   FW_CHECK(moe_experts >= 0, "model.moe_experts = ", moe_experts, ": must be 0 (dense) or a positive count");
   if (is_moe()) {
     FW_CHECK(moe_top_k >= 1 && moe_top_k <= moe_experts, "model.moe_top_k = ", moe_top_k,

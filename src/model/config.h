@@ -28,9 +28,16 @@ struct ModelConfig {
   bool moe_normalize_topk = true;
   double moe_aux_loss_coef = 0.01;
 
+  // Matrix products of the forward pass: "blas" (OpenBLAS sgemm: fastest, but a row's bits depend
+  // on the batch it is computed in) or "invariant" (ops/linear_invariant.h: every output element
+  // has a fixed reduction order, so serving with a KV cache reproduces training's bits). Backward
+  // always uses OpenBLAS.
+  std::string forward_kernels = "blas";
+
   bool is_moe() const { return moe_experts > 0; }
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
   int64_t resolved_moe_d_ff() const { return moe_d_ff > 0 ? moe_d_ff : d_ff; }
+  bool invariant_forward() const { return forward_kernels == "invariant"; }
 
   // Throws flywheel::Error naming the offending key (as written in a shape file: "model.n_heads"),
   // its value, and what is allowed.

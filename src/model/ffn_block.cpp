@@ -1,6 +1,7 @@
 #include "model/ffn_block.h"
 
 #include "ops/gemm.h"
+#include "ops/linear_invariant.h"
 #include "ops/swiglu.h"
 
 namespace flywheel {
@@ -13,12 +14,12 @@ void SwiGluActivations::resize(int64_t n, int64_t hidden) {
 }
 
 void swiglu_ffn_forward(const SwiGluWeights& w, const float* x, float* y, int64_t n, int64_t d, int64_t hidden,
-                        SwiGluActivations& saved) {
+                        SwiGluActivations& saved, bool invariant) {
   saved.resize(n, hidden);
-  ops::linear_forward(x, w.gate, saved.gate.data(), n, d, hidden);
-  ops::linear_forward(x, w.up, saved.up.data(), n, d, hidden);
+  ops::linear_forward_select(invariant, x, w.gate, saved.gate.data(), n, d, hidden);
+  ops::linear_forward_select(invariant, x, w.up, saved.up.data(), n, d, hidden);
   ops::swiglu_forward(saved.gate.data(), saved.up.data(), saved.act.data(), n * hidden);
-  ops::linear_forward(saved.act.data(), w.down, y, n, hidden, d);
+  ops::linear_forward_select(invariant, saved.act.data(), w.down, y, n, hidden, d);
 }
 
 void swiglu_ffn_backward(const SwiGluWeights& w, const SwiGluGrads& g, const float* x, const float* dy, float* dx,

@@ -25,9 +25,9 @@ struct SwiGluActivations {
   void resize(int64_t n, int64_t hidden);
 };
 
-// y[n, d] = FFN(x[n, d]) (overwrites y).
+// y[n, d] = FFN(x[n, d]) (overwrites y). invariant: the batch-invariant matmuls (ModelConfig::forward_kernels).
 void swiglu_ffn_forward(const SwiGluWeights& w, const float* x, float* y, int64_t n, int64_t d, int64_t hidden,
-                        SwiGluActivations& saved);
+                        SwiGluActivations& saved, bool invariant = false);
 
 // dx[n, d] (+)= d/dx, weight grads accumulate. Reuses saved.gate/up as scratch (they are dead after this).
 void swiglu_ffn_backward(const SwiGluWeights& w, const SwiGluGrads& g, const float* x, const float* dy, float* dx,

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ops/gemm.h"
+#include "ops/linear_invariant.h"
 #include "ops/moe_router.h"
 
 namespace flywheel {
@@ -37,7 +38,8 @@ void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float*
   act.router_probs.resize(n * E);
   act.expert_of_slot.resize(n * k);
   act.slot_weight.resize(n * k);
-  ops::linear_forward(h, w.router, logits.data(), n, d, E);
+  const bool invariant = cfg.invariant_forward();
+  ops::linear_forward_select(invariant, h, w.router, logits.data(), n, d, E);
   ops::router_forward(logits.data(), act.router_probs.data(), act.expert_of_slot.data(), act.slot_weight.data(),
                       n, E, k, cfg.moe_normalize_topk);
 
@@ -55,16 +57,18 @@ void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float*
     const int64_t first = plan.expert_offset()[le], count = plan.expert_offset()[le + 1] - first;
     if (count == 0) continue;
     swiglu_ffn_forward(w.experts[plan.first_expert() + le], act.grouped_in.data() + first * d,
-                       grouped_out.data() + first * d, count, d, hidden, act.expert_act[le]);
+                       grouped_out.data() + first * d, count, d, hidden, act.expert_act[le], invariant);
   }
   act.slot_out.resize(n * k * d);
   plan.combine(grouped_out.data(), act.slot_out.data(), d);
 
   if (cfg.moe_shared_expert) {
-    swiglu_ffn_forward(w.shared, h, y, n, d, hidden, act.shared_act);
+    swiglu_ffn_forward(w.shared, h, y, n, d, hidden, act.shared_act, invariant);
   } else {
     std::fill(y, y + n * d, 0.0f);
   }
+  // Per token, slots in order (one multiply-add per element and slot): a row's result does not
+  // depend on which other tokens share the call (the KV-cache decoder relies on it).
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n; ++t)
     for (int64_t j = 0; j < k; ++j) {

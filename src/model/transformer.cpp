@@ -1,12 +1,14 @@
 #include "model/transformer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "core/error.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/gemm.h"
+#include "ops/linear_invariant.h"
 #include "ops/rmsnorm.h"
 
 namespace flywheel {
@@ -19,6 +21,11 @@ int64_t head_chunk_rows(int64_t n, int64_t vocab) { return std::clamp<int64_t>(k
 void add_in_place(float* dst, const float* src, int64_t count) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < count; ++i) dst[i] += src[i];
+}
+
+void scale_in_place(float* x, int64_t count, float s) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) x[i] *= s;
 }
 }  // namespace
 
@@ -101,6 +108,10 @@ AttentionGrads Transformer::attention_grads(int l) {
 SwiGluWeights Transformer::swiglu_weights(int gate, int up, int down) const {
   return {params_.value(gate), params_.value(up), params_.value(down)};
 }
+SwiGluWeights Transformer::dense_ffn_weights(int l) const {
+  const LayerIds& i = layer_ids_[l];
+  return swiglu_weights(i.gate, i.up, i.down);
+}
 SwiGluGrads Transformer::swiglu_grads(int gate, int up, int down) {
   return {params_.grad(gate), params_.grad(up), params_.grad(down)};
 }
@@ -144,7 +155,7 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
     hooks_->after_forward(ids.expert_unit);
   } else {
     swiglu_ffn_forward(swiglu_weights(ids.gate, ids.up, ids.down), a.ffn_normed.data(), y.data(), n, d,
-                       config_.d_ff, a.dense);
+                       config_.d_ff, a.dense, config_.invariant_forward());
   }
   hooks_->after_forward(ids.unit);
   const float* x_mid = a.x_mid.data();
@@ -225,9 +236,11 @@ double Transformer::head_backward(ActivationStash& stash, const int32_t* targets
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
     const float* h = stash.final_normed.data() + r0 * d;
-    ops::linear_forward(h, lm_head(), logits.data(), m, d, vocab);
+    head_chunk_logits(h, logits.data(), m);
     ce += ops::cross_entropy(logits.data(), targets + r0, ce_weight + r0, m, vocab, true,
                              token_logprob ? token_logprob + r0 : nullptr);
+    // d loss / d (h W^T) = s * d loss / d (s h W^T).
+    if (logit_scale_ != 1.0f) scale_in_place(logits.data(), m * vocab, logit_scale_);
     ops::linear_backward(h, lm_head(), logits.data(), dfinal.data() + r0 * d, lm_head_grad(), m, d, vocab);
   }
   ops::rmsnorm_backward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_rstd.data(),
@@ -279,9 +292,45 @@ void Transformer::forward_logits(const int32_t* tokens, int64_t rows, int64_t se
   stage_forward(stash_, tokens, nullptr, rows, seq);
   const int lm_unit = lm_head_unit();
   hooks_->before_use(lm_unit, false);
-  ops::linear_forward(stash_.final_normed.data(), lm_head(), logits, rows * seq, config_.d_model,
-                      config_.vocab_size);
+  ops::linear_forward_select(config_.invariant_forward(), stash_.final_normed.data(), lm_head(), logits,
+                             rows * seq, config_.d_model, config_.vocab_size);
   hooks_->after_forward(lm_unit);
+}
+
+void Transformer::set_logit_scale(float s) {
+  FW_CHECK(std::isfinite(s) && s > 0.0f, "logit scale ", s, " must be finite and > 0 (it is 1 / temperature)");
+  logit_scale_ = s;
+}
+
+void Transformer::head_chunk_logits(const float* h, float* logits, int64_t m) {
+  const int64_t vocab = config_.vocab_size;
+  ops::linear_forward_select(config_.invariant_forward(), h, lm_head(), logits, m, config_.d_model, vocab);
+  if (logit_scale_ != 1.0f) scale_in_place(logits, m * vocab, logit_scale_);
+}
+
+void Transformer::stage_logprobs(ActivationStash& stash, const int32_t* targets, float* token_logprob) {
+  FW_CHECK(stage_.has_head(config_.n_layers), "stage_logprobs needs the LM head; this stage ends at layer ",
+           stage_.end_layer, " of ", config_.n_layers);
+  const int64_t n = stash.rows * stash.seq, d = config_.d_model, vocab = config_.vocab_size;
+  const int lm_unit = lm_head_unit();
+  hooks_->before_use(lm_unit, false);
+  const int64_t chunk = head_chunk_rows(n, vocab);
+  Buffer<float> logits(chunk * vocab);
+  const std::vector<float> no_weight(static_cast<size_t>(chunk), 0.0f);  // the loss is not wanted
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t m = std::min(chunk, n - r0);
+    head_chunk_logits(stash.final_normed.data() + r0 * d, logits.data(), m);
+    ops::cross_entropy(logits.data(), targets + r0, no_weight.data(), m, vocab, false, token_logprob + r0);
+  }
+  hooks_->after_forward(lm_unit);
+}
+
+void Transformer::forward_logprobs(const int32_t* tokens, const int32_t* targets, int64_t rows, int64_t seq,
+                                   float* token_logprob) {
+  FW_CHECK(stage_.has_embedding() && stage_.has_head(config_.n_layers),
+           "forward_logprobs runs the whole model; this Transformer holds only a pipeline stage");
+  stage_forward(stash_, tokens, nullptr, rows, seq);
+  stage_logprobs(stash_, targets, token_logprob);
 }
 
 }  // namespace flywheel

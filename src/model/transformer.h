@@ -4,7 +4,9 @@
 //   x = embed[tokens]
 //   per layer: x = x + Attn(RMSNorm(x));  x = x + FFN(RMSNorm(x))      (FFN dense SwiGLU or MoE)
 //   logits = RMSNorm(x) W_lm^T              (W_lm = embed when tie_embeddings)
-//   loss = sum_t ce_weight_t * CE(logits_t, target_t) + aux_scale * mean_layers(aux_layer)
+//   loss = sum_t ce_weight_t * CE(s * logits_t, target_t) + aux_scale * mean_layers(aux_layer)
+// with s the logit scale (1 / sampling temperature; 1 by default, and then no multiply happens).
+// ce_weight may have any sign (policy-gradient losses weight -log p by advantages).
 //
 // The LM head runs in chunks of rows fused with the cross-entropy: a chunk's logits become its
 // dlogits in place, so the [tokens, vocab] matrix never exists whole during training.
@@ -92,8 +94,18 @@ class Transformer {
   MicroBatchResult forward_backward(const int32_t* tokens, const int32_t* targets, const float* ce_weight,
                                     int64_t rows, int64_t seq, double aux_scale, float* token_logprob = nullptr);
 
-  // Forward only: logits[rows, seq, vocab] for every position.
+  // Forward only: logits[rows, seq, vocab] for every position (unscaled: the logit scale is not applied).
   void forward_logits(const int32_t* tokens, int64_t rows, int64_t seq, float* logits);
+
+  // Logits are multiplied by s before the softmax in the loss, its gradient and the logprob passes
+  // (s = 1 / temperature when scoring samples drawn at that temperature). s must be finite and > 0.
+  void set_logit_scale(float s);
+  float logit_scale() const { return logit_scale_; }
+
+  // Forward only, whole model: token_logprob[rows * seq] = log softmax(s * logits_t)[targets_t].
+  // Bit-identical to forward_backward's token_logprob (same head chunks, same cross-entropy code).
+  void forward_logprobs(const int32_t* tokens, const int32_t* targets, int64_t rows, int64_t seq,
+                        float* token_logprob);
 
   // Stage pieces. stage_forward: the first stage reads tokens, later ones hidden_in [n, d]; the
   // result stays in stash.stage_out (send it on; the last stage also runs the final norm). stage_backward: the last
@@ -104,6 +116,19 @@ class Transformer {
   MicroBatchResult stage_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight,
                                   const float* dstage_out, float* dhidden_in, double aux_scale,
                                   float* token_logprob = nullptr);
+  // Last stage, after stage_forward: the head's forward part only (no gradients), as head_backward.
+  void stage_logprobs(ActivationStash& stash, const int32_t* targets, float* token_logprob);
+
+  // Read-only views of the weights, for other forward paths over the same parameters (the KV-cache
+  // decoder in src/serve/). Valid while the units are bound (always, for single-rank storage).
+  AttentionWeights attention_weights(int layer) const;
+  SwiGluWeights dense_ffn_weights(int layer) const;
+  MoeWeights moe_weights(int layer) const;
+  const float* post_attention_norm(int layer) const { return params_.value(layer_ids_[layer].post_norm); }
+  const float* embedding() const { return params_.value(embed_id_); }
+  const float* final_norm() const { return params_.value(final_norm_id_); }
+  const float* lm_head() const;
+  const ops::RopeTable<float>& rope() const { return rope_; }
 
  private:
   struct LayerIds {
@@ -116,13 +141,10 @@ class Transformer {
   };
 
   void register_parameters();
-  AttentionWeights attention_weights(int layer) const;
   AttentionGrads attention_grads(int layer);
   SwiGluWeights swiglu_weights(int gate, int up, int down) const;
   SwiGluGrads swiglu_grads(int gate, int up, int down);
-  MoeWeights moe_weights(int layer) const;
   MoeGrads moe_grads(int layer);
-  const float* lm_head() const;
   float* lm_head_grad();
   int lm_head_unit() const;
 
@@ -133,6 +155,8 @@ class Transformer {
   void head_forward(ActivationStash& stash);
   double head_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight, float* dx,
                        float* token_logprob);
+  // logits[m, vocab] = s * (h W_lm^T) for the m rows of one head chunk (the forward part every head pass shares).
+  void head_chunk_logits(const float* h, float* logits, int64_t m);
 
   ModelConfig config_;
   StageRange stage_;
@@ -146,6 +170,7 @@ class Transformer {
   UnitHooks* hooks_ = &no_hooks_;
   MoeGroups moe_groups_;
   ContextSplit context_split_;
+  float logit_scale_ = 1.0f;
 };
 
 }  // namespace flywheel

@@ -1,0 +1,142 @@
+#include "serve/decode_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "core/error.h"
+#include "ops/cross_entropy.h"
+#include "ops/linear_invariant.h"
+#include "serve/cached_forward.h"
+
+namespace flywheel {
+namespace {
+
+ModelConfig invariant_config(ModelConfig config) {
+  config.forward_kernels = "invariant";
+  return config;
+}
+
+void validate_request(const GenerationRequest& r, const ModelConfig& cfg) {
+  FW_CHECK(!r.prompt.empty(), "request ", r.id, ": prompt is empty; it needs at least one token");
+  validate_sampling(r.sampling, cfg.vocab_size);
+  for (int32_t id : r.prompt)
+    FW_CHECK(id >= 0 && id < cfg.vocab_size, "request ", r.id, ": prompt token ", id, " outside [0, ",
+             cfg.vocab_size, ")");
+  const auto length = static_cast<int64_t>(r.prompt.size());
+  FW_CHECK(length + r.sampling.max_new_tokens <= cfg.max_seq_len, "request ", r.id, ": prompt length ", length,
+           " + sampling.max_new_tokens = ", r.sampling.max_new_tokens, " exceeds model.max_seq_len = ",
+           cfg.max_seq_len, ": the sum must be <= max_seq_len");
+}
+
+}  // namespace
+
+DecodeEngine::DecodeEngine(const ModelConfig& config, int64_t max_batch)
+    : config_(invariant_config(config)), model_(config_), cache_(config_, max_batch) {
+  slots_.resize(static_cast<size_t>(max_batch));
+}
+
+void DecodeEngine::submit(GenerationRequest request) {
+  validate_request(request, config_);
+  waiting_.push_back(std::move(request));
+}
+
+int64_t DecodeEngine::active() const {
+  return std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.active; });
+}
+
+void DecodeEngine::admit_waiting() {
+  for (Slot& slot : slots_) {
+    if (!admitting_ || waiting_.empty()) return;
+    if (slot.active) continue;
+    slot = Slot{};
+    slot.active = true;
+    slot.request = std::move(waiting_.front());
+    waiting_.pop_front();
+    slot.result.id = slot.request.id;
+    slot.sequence = slot.request.prompt;
+  }
+}
+
+bool DecodeEngine::sample_into(Slot& slot, float* scaled_logits) {
+  const SamplingParams& params = slot.request.sampling;
+  const int64_t index = static_cast<int64_t>(slot.result.tokens.size());
+  CounterRng rng({slot.request.seed, RngPurpose::kSampling, 0, static_cast<uint64_t>(index)});
+  const int32_t token = sample_token(scaled_logits, config_.vocab_size, params, rng);
+  // The reported logprob: the trainer's cross-entropy code on the same scaled logits (it overwrites
+  // nothing when compute_grad is false).
+  float logprob = 0;
+  const float no_weight = 0;
+  ops::cross_entropy(scaled_logits, &token, &no_weight, 1, config_.vocab_size, false, &logprob);
+  slot.sequence.push_back(token);
+  slot.result.tokens.push_back(token);
+  slot.result.logprobs.push_back(logprob);
+  slot.result.snapshot_steps.push_back(snapshot_step_);
+  ++tokens_generated_;
+  const auto& stops = params.stop_tokens;
+  slot.result.stopped = std::find(stops.begin(), stops.end(), token) != stops.end();
+  return slot.result.stopped || index + 1 >= params.max_new_tokens ||
+         static_cast<int64_t>(slot.sequence.size()) >= config_.max_seq_len;
+}
+
+std::vector<GenerationResult> DecodeEngine::step() {
+  const auto began = std::chrono::steady_clock::now();
+  admit_waiting();
+  std::vector<CachedChunk> chunks;
+  std::vector<Slot*> order;
+  for (int64_t s = 0; s < max_batch(); ++s) {
+    Slot& slot = slots_[s];
+    if (!slot.active) continue;
+    const auto length = static_cast<int64_t>(slot.sequence.size());
+    chunks.push_back({s, slot.cached, slot.sequence.data() + slot.cached, length - slot.cached});
+    order.push_back(&slot);
+  }
+  std::vector<GenerationResult> finished;
+  if (chunks.empty()) return finished;  // nothing to run (not counted as busy)
+
+  Buffer<float> hidden;
+  cached_forward(model_, cache_, chunks, hidden);
+  const int64_t m = static_cast<int64_t>(chunks.size()), d = config_.d_model, vocab = config_.vocab_size;
+  Buffer<float> logits(m * vocab);
+  ops::linear_forward_invariant(hidden.data(), model_.lm_head(), logits.data(), m, d, vocab);
+  for (int64_t c = 0; c < m; ++c) {
+    Slot& slot = *order[c];
+    slot.cached += chunks[c].count;
+    float* row = logits.data() + c * vocab;
+    const float scale = logit_scale_for(slot.request.sampling.temperature);
+    if (scale != 1.0f)  // the trainer's head multiplies the same way (Transformer::set_logit_scale)
+      for (int64_t i = 0; i < vocab; ++i) row[i] *= scale;
+    if (sample_into(slot, row)) {
+      finished.push_back(std::move(slot.result));
+      slot = Slot{};
+    }
+  }
+  busy_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  return finished;
+}
+
+std::vector<float> score_tokens(Transformer& model, const std::vector<int32_t>& tokens, int64_t first,
+                                float temperature) {
+  const auto length = static_cast<int64_t>(tokens.size());
+  FW_CHECK(first >= 1 && first <= length, "score_tokens: first = ", first, " must be in [1, ", length,
+           "] (token 0 has no prefix to be scored by)");
+  FW_CHECK(std::isfinite(temperature) && temperature > 0.0f, "score_tokens: temperature = ", temperature,
+           ": must be finite and > 0");
+  if (first == length) return {};
+  // Inputs tokens[0 .. L-2], targets tokens[1 .. L-1]: row t scores tokens[t + 1].
+  const std::vector<int32_t> inputs(tokens.begin(), tokens.end() - 1), targets(tokens.begin() + 1, tokens.end());
+  std::vector<float> logprob(static_cast<size_t>(length - 1));
+  const float previous = model.logit_scale();
+  model.set_logit_scale(logit_scale_for(temperature));
+  try {
+    model.forward_logprobs(inputs.data(), targets.data(), 1, length - 1, logprob.data());
+  } catch (...) {
+    model.set_logit_scale(previous);
+    throw;
+  }
+  model.set_logit_scale(previous);
+  return std::vector<float>(logprob.begin() + (first - 1), logprob.end());
+}
+
+}  // namespace flywheel

@@ -1,0 +1,99 @@
+// KV-cache decode engine with continuous batching, exact with respect to the trainer.
+//
+// Exactness: the model runs with forward_kernels = "invariant" (batch-invariant matmuls), every
+// other op is the trainer's own per-row op, and attention reads a per-slot KV cache with results
+// that do not depend on how queries are tiled; so the log-probability the engine reports for a
+// sampled token equals, bit for bit, the trainer's full-sequence forward on prompt + generated
+// (Transformer::forward_logprobs / score_tokens with the same temperature), whatever the batch
+// composition. Batch-invariant inference: He et al., Thinking Machines Lab 2025, "Defeating
+// Nondeterminism in LLM Inference". Continuous batching: Yu et al., OSDI 2022, "Orca".
+//
+// Randomness: generated token i of a request draws from CounterRng({seed, kSampling, 0, i}), so a
+// request's output depends only on (weights, prompt, sampling params, seed) -- not on its id, its
+// slot or its neighbours. Two requests with the same seed and prompt produce the same tokens.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "model/transformer.h"
+#include "serve/kv_cache.h"
+#include "serve/sampling.h"
+
+namespace flywheel {
+
+struct GenerationRequest {
+  int64_t id = 0;
+  std::vector<int32_t> prompt;  // non-empty; prompt + max_new_tokens <= model.max_seq_len
+  SamplingParams sampling;
+  uint64_t seed = 0;
+};
+
+struct GenerationResult {
+  int64_t id = 0;
+  std::vector<int32_t> tokens;          // generated tokens only
+  std::vector<float> logprobs;          // log softmax(logits / temperature)[token], untruncated distribution
+  std::vector<int64_t> snapshot_steps;  // weights' snapshot step under which each token was sampled
+  bool stopped = false;                 // ended on a stop token (else max_new_tokens)
+};
+
+class DecodeEngine {
+ public:
+  // Owns a full single-rank Transformer of `config` with forward_kernels forced to "invariant" and a
+  // KV cache of max_batch slots.
+  DecodeEngine(const ModelConfig& config, int64_t max_batch);
+
+  Transformer& model() { return model_; }  // the caller loads weights into model().params()
+  void set_snapshot_step(int64_t step) { snapshot_step_ = step; }
+
+  // Validates and queues a request (throws naming the bad field).
+  void submit(GenerationRequest request);
+
+  // One iteration: while admitting, moves waiting requests into free slots; then one batched
+  // forward over every active sequence's pending tokens (a new sequence's whole prompt, otherwise
+  // its newest token), samples one token per sequence, and returns those that finished.
+  std::vector<GenerationResult> step();
+
+  void set_admitting(bool admit) { admitting_ = admit; }
+  bool admitting() const { return admitting_; }
+  int64_t active() const;
+  int64_t waiting() const { return static_cast<int64_t>(waiting_.size()); }
+  bool idle() const { return active() == 0 && waiting_.empty(); }
+  int64_t max_batch() const { return static_cast<int64_t>(slots_.size()); }
+
+  int64_t tokens_generated() const { return tokens_generated_; }
+  double busy_seconds() const { return busy_seconds_; }
+
+ private:
+  struct Slot {
+    bool active = false;
+    GenerationRequest request;
+    GenerationResult result;
+    std::vector<int32_t> sequence;  // prompt + generated
+    int64_t cached = 0;             // positions of `sequence` already in the KV cache
+  };
+
+  void admit_waiting();
+  // Samples slot s's next token from its scaled logits row; returns whether the sequence finished.
+  bool sample_into(Slot& slot, float* scaled_logits);
+
+  ModelConfig config_;
+  Transformer model_;
+  KvCache cache_;
+  std::vector<Slot> slots_;
+  std::deque<GenerationRequest> waiting_;
+  bool admitting_ = true;
+  int64_t snapshot_step_ = 0;
+  int64_t tokens_generated_ = 0;
+  double busy_seconds_ = 0;
+};
+
+// Log-probabilities of tokens[first .. end) given their prefixes (first >= 1), by the trainer's
+// full-sequence forward at logit scale 1 / temperature: reference-model scoring, and the oracle the
+// engine is tested against. Restores the model's previous logit scale.
+std::vector<float> score_tokens(Transformer& model, const std::vector<int32_t>& tokens, int64_t first,
+                                float temperature = 1.0f);
+
+}  // namespace flywheel
