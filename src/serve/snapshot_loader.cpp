@@ -1,0 +1,283 @@
+#include "serve/snapshot_loader.h"
+
+#include <omp.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <map>
+
+#include "ckpt/checksum.h"
+#include "core/error.h"
+#include "serve/bf16.h"
+
+namespace flywheel {
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class ApplyMode { kOverwrite, kXor };
+
+struct DecodeScratch {
+  ZSTD_DCtx* dctx = ZSTD_createDCtx();
+  std::vector<uint8_t> raw, planes;
+  ~DecodeScratch() { ZSTD_freeDCtx(dctx); }
+};
+
+// Error text without the "src/file.cpp:line: " prefix: reasons go to the ledger, for people.
+std::string plain(const std::exception& e) {
+  const std::string text = e.what();
+  const size_t colon = text.find(": ");
+  return text.rfind("src/", 0) == 0 && colon != std::string::npos ? text.substr(colon + 2) : text;
+}
+
+std::vector<const TensorView*> views_in_file_order(const SnapshotFile& file, const std::vector<TensorView>& views) {
+  std::map<std::string, const TensorView*> by_name;
+  for (const TensorView& v : views) by_name[v.name] = &v;
+  std::vector<const TensorView*> ordered;
+  for (const SnapshotTensor& t : file.tensors()) ordered.push_back(by_name.at(t.name));
+  return ordered;
+}
+
+// Writes `count` raw serve-dtype elements into fp32 storage: overwrite, or XOR the bit patterns
+// (bf16 patterns are the upper halves of the fp32 words). Bytes are moved with memcpy so the
+// float storage is never accessed through an integer pointer.
+void store(float* dst, const uint8_t* raw, int64_t count, ServeDtype dtype, ApplyMode mode) {
+  if (dtype == ServeDtype::kFp32) {
+    auto* bytes = reinterpret_cast<uint8_t*>(dst);  // char access may alias anything
+    if (mode == ApplyMode::kOverwrite)
+      std::memcpy(bytes, raw, static_cast<size_t>(count) * 4);
+    else
+      for (int64_t i = 0; i < count * 4; ++i) bytes[i] ^= raw[i];
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    uint16_t half;
+    std::memcpy(&half, raw + 2 * i, 2);
+    const uint32_t mask = uint32_t{half} << 16;
+    dst[i] = fp32_from_bits(mode == ApplyMode::kOverwrite ? mask : fp32_bits(dst[i]) ^ mask);
+  }
+}
+
+// Hashes the serve-dtype bytes of count elements at src into the running XXH3.
+void hash_serve(XXH3_state_t* state, const float* src, int64_t count, ServeDtype dtype, std::vector<uint16_t>& buf) {
+  if (dtype == ServeDtype::kFp32) {
+    XXH3_64bits_update(state, src, static_cast<size_t>(count) * 4);
+    return;
+  }
+  buf.resize(static_cast<size_t>(count));
+  bf16_bits_of_stored(src, buf.data(), count);
+  XXH3_64bits_update(state, buf.data(), static_cast<size_t>(count) * 2);
+}
+
+// Decodes the file's frames into the views (overwrite or XOR), in parallel batches; after each
+// batch hashes the updated ranges in file order, so the checksum reads data still in cache.
+// done[f] marks frames applied (for undo). `only_done`: re-apply just those (undo an XOR).
+// Returns XXH3-64 of the resulting serve-dtype bytes (meaningless when only_done).
+uint64_t apply_frames(const SnapshotFile& file, const std::vector<const TensorView*>& views, ApplyMode mode,
+                      std::vector<char>& done, bool only_done) {
+  const ServeDtype dtype = file.header().dtype;
+  const int64_t item = serve_dtype_bytes(dtype);
+  const std::vector<FrameRange> frames = frame_ranges(file.tensors(), dtype, file.header().chunk_bytes);
+  const int threads = std::max(1, omp_get_max_threads());
+  std::vector<DecodeScratch> scratch(static_cast<size_t>(threads));
+  const size_t batch = 4 * static_cast<size_t>(threads);
+  std::vector<std::exception_ptr> errors(frames.size());
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<uint16_t> hash_buf;
+  for (size_t b0 = 0; b0 < frames.size(); b0 += batch) {
+    const int64_t count = static_cast<int64_t>(std::min(batch, frames.size() - b0));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t k = 0; k < count; ++k) {
+      const size_t f = b0 + static_cast<size_t>(k);
+      if (only_done && !done[f]) continue;
+      try {
+        DecodeScratch& s = scratch[static_cast<size_t>(omp_get_thread_num())];
+        const FrameRange& r = frames[f];
+        float* dst = views[r.tensor]->data + r.first_element;
+        const uint64_t n = static_cast<uint64_t>(r.elements * item);
+        if (dtype == ServeDtype::kFp32 && mode == ApplyMode::kOverwrite) {
+          file.decode_frame(f, reinterpret_cast<uint8_t*>(dst), n, s.dctx, s.planes);  // straight into place
+        } else {
+          s.raw.resize(n);
+          file.decode_frame(f, s.raw.data(), n, s.dctx, s.planes);
+          store(dst, s.raw.data(), r.elements, dtype, mode);
+        }
+        done[f] = 1;
+      } catch (...) {
+        errors[f] = std::current_exception();
+      }
+    }
+    for (size_t f = b0; f < b0 + static_cast<size_t>(count); ++f) {
+      if (errors[f]) {
+        XXH3_freeState(state);
+        std::rethrow_exception(errors[f]);
+      }
+      if (!only_done)
+        hash_serve(state, views[frames[f].tensor]->data + frames[f].first_element, frames[f].elements, dtype, hash_buf);
+    }
+  }
+  const uint64_t sum = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return sum;
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+SnapshotLoader::SnapshotLoader(std::string publish_dir, ServeDtype dtype) : dir_(std::move(publish_dir)), dtype_(dtype) {
+  FW_CHECK(!dir_.empty(), "snapshot publish directory is empty; give the run's publish/ directory");
+}
+
+// Applies a verified delta file over what is loaded; "" on success, else why not (tensors are
+// then as before: a failed checksum after applying is undone by XOR-ing the same frames again).
+std::string SnapshotLoader::try_delta(const SnapshotFile& file, int64_t base, uint64_t base_checksum,
+                                      const std::vector<TensorView>& tensors) {
+  const SnapshotHeader& h = file.header();
+  const std::string& path = file.path();
+  if (h.kind != SnapshotKind::kDelta) return path + " is not a delta";
+  if (h.dtype != dtype_)
+    return path + " holds " + serve_dtype_name(h.dtype) + " but this replica serves " + serve_dtype_name(dtype_);
+  if (h.base_step != base)
+    return path + " is a delta over step " + std::to_string(h.base_step) + " but the replica has " +
+           (base < 0 ? std::string("nothing") : "step " + std::to_string(base)) + " loaded";
+  if (h.base_checksum != base_checksum)
+    return path + ": its base (step " + std::to_string(base) + ") had checksum " + hex64(h.base_checksum) +
+           " but the replica's step " + std::to_string(base) + " has " + hex64(base_checksum);
+  const std::string mismatch = table_mismatch(file.tensors(), tensors);
+  if (!mismatch.empty()) return path + ": " + mismatch;
+  const std::vector<const TensorView*> views = views_in_file_order(file, tensors);
+  std::vector<char> done(file.frame_count(), 0);
+  try {
+    const uint64_t sum = apply_frames(file, views, ApplyMode::kXor, done, false);
+    if (sum == file.result_checksum()) return "";
+    apply_frames(file, views, ApplyMode::kXor, done, true);
+    return path + ": checksum after applying is " + hex64(sum) + " but the file expects " +
+           hex64(file.result_checksum()) + " (delta undone)";
+  } catch (const std::exception& e) {
+    apply_frames(file, views, ApplyMode::kXor, done, true);  // frames that succeeded before the failure
+    return plain(e) + " (delta undone)";
+  }
+}
+
+LoadInfo SnapshotLoader::load(int64_t step, const std::vector<TensorView>& tensors) {
+  const auto start = std::chrono::steady_clock::now();
+  FW_CHECK(step >= 0, "snapshot load of step ", step, " from ", dir_, ": steps are >= 0");
+  LoadInfo info;
+  info.requested_step = step;
+  if (step == loaded_step_) {
+    info.step = step;
+    info.ms = ms_since(start);
+    return info;
+  }
+  const std::string delta = (fs::path(dir_) / snapshot_file_name(step, SnapshotKind::kDelta)).string();
+  const std::string full = (fs::path(dir_) / snapshot_file_name(step, SnapshotKind::kFull)).string();
+  std::error_code ec;
+  const bool delta_exists = fs::exists(delta, ec), full_exists = fs::exists(full, ec);
+  std::string why;  // why the direct path (delta over what is loaded) was not usable
+  if (loaded_step_ >= 0 && delta_exists) {
+    try {
+      SnapshotFile file(delta);
+      info.bytes_read += file.file_bytes();
+      why = try_delta(file, loaded_step_, loaded_checksum_, tensors);
+      if (why.empty()) {
+        loaded_step_ = step;
+        loaded_checksum_ = file.result_checksum();
+        info.step = step;
+        info.applied_delta = true;
+        info.ms = ms_since(start);
+        return info;
+      }
+    } catch (const std::exception& e) {
+      why = plain(e);
+    }
+  } else if (!delta_exists && !full_exists) {
+    why = "neither " + delta + " nor " + full + " exists";
+  }
+  info.fell_back = !why.empty();
+  info.reason = why;
+  load_full_or_fall_back(step, tensors, info);
+  if (!info.fell_back) info.reason.clear();
+  info.ms = ms_since(start);
+  return info;
+}
+
+// The newest usable full snapshot <= step, then the deltas after it while each one's base is what
+// is loaded and it verifies. Throws only when no full snapshot is usable.
+void SnapshotLoader::load_full_or_fall_back(int64_t step, const std::vector<TensorView>& tensors, LoadInfo& info) {
+  std::vector<SnapshotEntry> entries;
+  try {
+    entries = list_snapshots(dir_);
+  } catch (const std::exception& e) {
+    FW_THROW("no snapshot can be loaded for step ", step, ": ", plain(e));
+  }
+  std::string problems;
+  for (auto it = entries.rbegin(); it != entries.rend() && info.full_step < 0; ++it) {
+    if (it->kind != SnapshotKind::kFull || it->step > step) continue;
+    try {
+      SnapshotFile file(it->path);
+      info.bytes_read += file.file_bytes();
+      const SnapshotHeader& h = file.header();
+      std::string bad = h.kind != SnapshotKind::kFull || h.step != it->step ? "its header says " +
+                        std::string(snapshot_kind_name(h.kind)) + " step " + std::to_string(h.step) : "";
+      if (bad.empty() && h.dtype != dtype_)
+        bad = std::string("it holds ") + serve_dtype_name(h.dtype) + ", the replica serves " + serve_dtype_name(dtype_);
+      if (bad.empty()) bad = table_mismatch(file.tensors(), tensors);
+      if (!bad.empty()) {
+        problems += "; skipped " + it->path + ": " + bad;
+        continue;
+      }
+      loaded_step_ = -1;  // the tensors are being overwritten
+      std::vector<char> done(file.frame_count(), 0);
+      const uint64_t sum = apply_frames(file, views_in_file_order(file, tensors), ApplyMode::kOverwrite, done, false);
+      if (sum != file.result_checksum()) {
+        problems += "; skipped " + it->path + ": checksum after loading is " + hex64(sum) + ", expected " +
+                    hex64(file.result_checksum());
+        continue;
+      }
+      loaded_step_ = it->step;
+      loaded_checksum_ = sum;
+      info.full_step = it->step;
+    } catch (const std::exception& e) {
+      problems += "; skipped " + plain(e);
+    }
+  }
+  FW_CHECK(info.full_step >= 0, "no usable full snapshot for step ", step, " in ", dir_,
+           problems.empty() ? std::string(": there is no step-<N>.full with N <= ") + std::to_string(step)
+                            : problems);
+  std::string stop;
+  for (const SnapshotEntry& e : entries) {
+    if (e.kind != SnapshotKind::kDelta || e.step <= loaded_step_ || e.step > step) continue;
+    try {
+      SnapshotFile file(e.path);
+      info.bytes_read += file.file_bytes();
+      stop = file.header().step == e.step ? try_delta(file, loaded_step_, loaded_checksum_, tensors)
+                                          : e.path + ": its header says step " + std::to_string(file.header().step);
+      if (!stop.empty()) break;
+      loaded_step_ = e.step;
+      loaded_checksum_ = file.result_checksum();
+      ++info.deltas_replayed;
+    } catch (const std::exception& e2) {
+      stop = plain(e2);
+      break;
+    }
+  }
+  info.step = loaded_step_;
+  info.reason += std::string(info.reason.empty() ? "" : "; ") + "loaded " +
+                 snapshot_file_name(info.full_step, SnapshotKind::kFull) + " and replayed " +
+                 std::to_string(info.deltas_replayed) + " delta(s)" + problems;
+  if (loaded_step_ != step) {
+    info.fell_back = true;
+    info.reason += "; step " + std::to_string(step) + " not reached, serving step " + std::to_string(loaded_step_) +
+                   (stop.empty() ? ": no snapshot after it up to step " + std::to_string(step) : ": " + stop);
+  }
+}
+
+}  // namespace flywheel
