@@ -1,0 +1,116 @@
+// Preference JSONL reading and DPO batch building: see preference_data.h.
+#include "rl/preference_data.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "train/tokenizer.h"
+
+namespace flywheel {
+namespace {
+
+bool is_blank(const std::string& line) {
+  for (char c : line)
+    if (!std::isspace(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+std::string where(const std::string& path, int64_t line) {
+  return detail::concat("preference file '", path, "' line ", line, ": ");
+}
+
+nlohmann::json parse_object(const std::string& text, const std::string& path, int64_t line) {
+  nlohmann::json value;
+  try {
+    value = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
+    FW_THROW(where(path, line), "not valid JSON (", e.what(), ")");
+  }
+  FW_CHECK(value.is_object(), where(path, line), "expected a JSON object with string fields \"prompt\",",
+           " \"chosen\" and \"rejected\", got ", value.type_name());
+  return value;
+}
+
+std::string string_field(const nlohmann::json& object, const char* key, const std::string& path, int64_t line) {
+  const auto field = object.find(key);
+  FW_CHECK(field != object.end(), where(path, line), "missing field \"", key,
+           "\"; every line needs string fields \"prompt\", \"chosen\" and \"rejected\"");
+  FW_CHECK(field->is_string(), where(path, line), "field \"", key, "\" must be a string, got ", field->type_name());
+  return field->get<std::string>();
+}
+
+// One row from BOS prompt completion EOS, as Sampler::make_batch lays out an SFT sample.
+void fill_row(RlBatch& batch, int64_t row, const std::string& prompt, const std::string& completion) {
+  int64_t loss_start = 0;
+  const std::vector<int32_t> ids = ByteTokenizer::encode_sft(prompt, completion, &loss_start);
+  const int64_t n = std::min<int64_t>(static_cast<int64_t>(ids.size()), batch.seq + 1);
+  for (int64_t t = 0; t + 1 < n; ++t) {
+    const int64_t i = row * batch.seq + t;
+    batch.tokens[i] = ids[t];
+    batch.targets[i] = ids[t + 1];
+    batch.mask[i] = t + 1 >= loss_start ? 1.0f : 0.0f;
+  }
+}
+
+}  // namespace
+
+std::vector<PreferencePair> read_preference_jsonl(const std::string& path, int64_t seq_len) {
+  FW_CHECK(seq_len >= 1, "seq_len=", seq_len, " must be >= 1");
+  std::error_code ignored;
+  FW_CHECK(!std::filesystem::is_directory(path, ignored), "preference file '", path,
+           "' is a directory; expected a file");
+  std::ifstream in(path, std::ios::binary);
+  FW_CHECK(in.is_open(), "cannot open preference file '", path, "': ", std::strerror(errno));
+  std::vector<PreferencePair> pairs;
+  std::string text;
+  int64_t line = 0;
+  while (std::getline(in, text)) {
+    ++line;
+    if (is_blank(text)) continue;
+    const nlohmann::json object = parse_object(text, path, line);
+    PreferencePair pair{string_field(object, "prompt", path, line), string_field(object, "chosen", path, line),
+                        string_field(object, "rejected", path, line), line};
+    // BOS + prompt + first completion token must fit in seq_len + 1 tokens, or the row has no target.
+    const auto prompt_tokens = static_cast<int64_t>(pair.prompt.size()) + 1;
+    FW_CHECK(prompt_tokens + 1 <= seq_len + 1, where(path, line), "the prompt is ", pair.prompt.size(),
+             " bytes, so with BOS no completion token fits in seq_len=", seq_len, "; allowed: prompts of at most ",
+             seq_len - 1, " bytes");
+    pairs.push_back(std::move(pair));
+  }
+  FW_CHECK(!in.bad(), "error reading preference file '", path, "' after line ", line);
+  FW_CHECK(!pairs.empty(), "preference file '", path, "' contains no pairs; expected one JSON object per line",
+           " with string fields \"prompt\", \"chosen\" and \"rejected\"");
+  return pairs;
+}
+
+RlBatch make_preference_batch(const std::vector<PreferencePair>& pairs, const std::vector<int64_t>& indices,
+                              int64_t seq) {
+  FW_CHECK(seq >= 1, "seq=", seq, " must be >= 1");
+  RlBatch batch;
+  batch.rows = 2 * static_cast<int64_t>(indices.size());
+  batch.seq = seq;
+  const int64_t n = batch.rows * seq;
+  batch.tokens.assign(n, ByteTokenizer::kPad);
+  batch.targets.assign(n, ByteTokenizer::kPad);
+  batch.mask.assign(n, 0.0f);
+  for (size_t k = 0; k < indices.size(); ++k) {
+    const int64_t index = indices[k];
+    FW_CHECK(index >= 0 && index < static_cast<int64_t>(pairs.size()), "preference pair index ", index,
+             " is out of range; allowed: 0..", static_cast<int64_t>(pairs.size()) - 1);
+    const PreferencePair& pair = pairs[index];
+    const auto row = static_cast<int64_t>(2 * k);
+    fill_row(batch, row, pair.prompt, pair.chosen);
+    fill_row(batch, row + 1, pair.prompt, pair.rejected);
+    batch.pair_id.insert(batch.pair_id.end(), {static_cast<int64_t>(k), static_cast<int64_t>(k)});
+    batch.chosen.insert(batch.chosen.end(), {int8_t{1}, int8_t{0}});
+  }
+  return batch;
+}
+
+}  // namespace flywheel
