@@ -16,6 +16,7 @@ packages=(
   libboost-program-options-dev libcxxopts-dev   # shape files / CLI
   libgtest-dev googletest                       # tests
   python3-torch python3-numpy python3-h5py      # reference implementation for parity tests
+  python3-matplotlib                            # tools/plot_metrics.py (PNG of a run's metrics)
   slurm-wlm munge                               # the local Slurm cluster of tools/slurm-local.sh and its tests
 )
 

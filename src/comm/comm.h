@@ -63,6 +63,22 @@ class Comm {
   // neighbours sending to each other at the same time cannot deadlock.
   virtual std::unique_ptr<CommRequest> isend(const float* data, int64_t count, int peer, int tag) = 0;
 
+  // Control messages of any size (prompts, rollouts, snapshot notices between trainers and serving
+  // replicas). peer / tag may be kAnySource / kAnyTag on the receiving side; a message's envelope
+  // says who sent it with which tag. Messages between one pair of ranks with one tag arrive in order.
+  static constexpr int kAnySource = -1;
+  static constexpr int kAnyTag = -1;
+  struct Envelope {
+    int source = -1;
+    int tag = -1;
+    int64_t bytes = 0;
+  };
+  virtual void send_bytes(const void* data, int64_t bytes, int peer, int tag) = 0;
+  // Blocks until a matching message arrives and returns it (envelope: optional out).
+  virtual std::vector<uint8_t> recv_bytes(int peer, int tag, Envelope* envelope = nullptr) = 0;
+  // Non-blocking: true (and the envelope) when a matching message is waiting; nothing is received.
+  virtual bool probe(int peer, int tag, Envelope* envelope = nullptr) = 0;
+
   // Sub-group of the ranks passing the same color, ordered by key (MPI_Comm_split). Every rank
   // of this group must call it; a rank passing a negative color joins no group and gets nullptr.
   virtual std::unique_ptr<Comm> split(int color, int key, const std::string& name) = 0;

@@ -57,6 +57,13 @@ class LocalComm final : public Comm {
   std::unique_ptr<CommRequest> isend(const float*, int64_t, int peer, int) override {
     FW_THROW("isend on local comm ", name_, ": there is no peer ", peer, " in a group of 1");
   }
+  void send_bytes(const void*, int64_t, int peer, int) override {
+    FW_THROW("send_bytes on local comm ", name_, ": there is no peer ", peer, " in a group of 1");
+  }
+  std::vector<uint8_t> recv_bytes(int peer, int, Envelope*) override {
+    FW_THROW("recv_bytes on local comm ", name_, ": there is no peer ", peer, " in a group of 1");
+  }
+  bool probe(int, int, Envelope*) override { return false; }  // nobody else can have sent anything
   std::unique_ptr<Comm> split(int color, int, const std::string& name) override {
     if (color < 0) return nullptr;  // MPI_UNDEFINED semantics: this rank joins no group
     return std::make_unique<LocalComm>(name);

@@ -141,6 +141,34 @@ class MpiComm final : public Comm {
     record(CommOp::kSendRecv, n * sizeof(float));
     return std::make_unique<MpiRequest>(request);
   }
+  void send_bytes(const void* data, int64_t bytes, int peer, int tag) override {
+    FW_MPI_CHECK(MPI_Send(data, to_int(bytes, "send_bytes"), MPI_BYTE, peer, tag, comm_));
+    record(CommOp::kSendRecv, static_cast<uint64_t>(bytes));
+  }
+  // Matched probe + receive (MPI_Mprobe / MPI_Mrecv), so a thread-safe size query and the
+  // receive of that very message cannot be separated by another receive.
+  std::vector<uint8_t> recv_bytes(int peer, int tag, Envelope* envelope) override {
+    MPI_Message message;
+    MPI_Status status;
+    FW_MPI_CHECK(MPI_Mprobe(mpi_source(peer), mpi_tag(tag), comm_, &message, &status));
+    int count = 0;
+    FW_MPI_CHECK(MPI_Get_count(&status, MPI_BYTE, &count));
+    std::vector<uint8_t> data(count);
+    FW_MPI_CHECK(MPI_Mrecv(data.data(), count, MPI_BYTE, &message, MPI_STATUS_IGNORE));
+    if (envelope) *envelope = {status.MPI_SOURCE, status.MPI_TAG, count};
+    return data;
+  }
+  bool probe(int peer, int tag, Envelope* envelope) override {
+    int flag = 0;
+    MPI_Status status;
+    FW_MPI_CHECK(MPI_Iprobe(mpi_source(peer), mpi_tag(tag), comm_, &flag, &status));
+    if (flag && envelope) {
+      int count = 0;
+      FW_MPI_CHECK(MPI_Get_count(&status, MPI_BYTE, &count));
+      *envelope = {status.MPI_SOURCE, status.MPI_TAG, count};
+    }
+    return flag != 0;
+  }
   std::unique_ptr<Comm> split(int color, int key, const std::string& name) override {
     MPI_Comm sub;
     FW_MPI_CHECK(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &sub));
@@ -165,6 +193,8 @@ class MpiComm final : public Comm {
     }
     return total;
   }
+  static int mpi_source(int peer) { return peer == kAnySource ? MPI_ANY_SOURCE : peer; }
+  static int mpi_tag(int tag) { return tag == kAnyTag ? MPI_ANY_TAG : tag; }
   void count_ring_all_reduce(uint64_t bytes) {
     record(CommOp::kAllReduce, size_ > 1 ? 2 * bytes * (size_ - 1) / size_ : 0);
   }

@@ -1,6 +1,8 @@
 // flywheel: the command-line entry point.
 //
-//   flywheel train --shape FILE [--section.key=value ...]
+//   flywheel train --shape FILE [--section.key=value ...]     SFT
+//   flywheel run --shape FILE [--section.key=value ...]       trainers + serving replicas (GRPO)
+//   flywheel plan --shape FILE [--ranks N]
 //
 // Errors anywhere below are flywheel::Error exceptions; this is the one place that turns them into
 // a message and an exit code. Under MPI with more than one rank, a fatal error aborts the whole job
@@ -20,6 +22,7 @@
 #include "launch/shape.h"
 #include "launch/signals.h"
 #include "parallel/mesh.h"
+#include "rl/run_flywheel.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -29,11 +32,26 @@ constexpr const char* kUsage =
     "usage: flywheel <command> [options]\n"
     "\n"
     "commands:\n"
-    "  train --shape FILE [--section.key=value ...]   train a model from a training shape\n"
+    "  train --shape FILE [--section.key=value ...]   train a model from a training shape (SFT)\n"
+    "  run --shape FILE [--section.key=value ...]     trainers + serving replicas: SFT warm-up, then GRPO\n"
     "  plan --shape FILE [--ranks N] [--device-mem GiB]   memory, communication and step-time plan\n"
     "\n"
     "Run `flywheel <command> --help` for the command's options. Launch under MPI with\n"
     "`mpirun -n N flywheel ...` or `srun --mpi=pmix flywheel ...`.\n";
+
+void print_run_help() {
+  Shape defaults;
+  std::cout << "usage: flywheel run --shape FILE [--section.key=value ...]\n\n"
+               "The flywheel in one job: the first pp x fsdp x cp ranks train, the last mesh.serve ranks\n"
+               "serve. After rl.sft_steps of SFT warm-up on the task, every step the replicas sample\n"
+               "rl.group_size completions of rl.prompts_per_step prompts from the newest hot-loaded\n"
+               "snapshot, the trainer scores them and takes a GRPO step, and publishes the new weights\n"
+               "(full or delta) for the replicas. Writes <train.out_dir>/<run>/metrics.jsonl,\n"
+               "ledger.jsonl (hot-loads: flywheel-ckpt ledger RUN_DIR) and publish/. docs/rl.md explains it.\n"
+               "Example: mpirun -n 2 flywheel run --shape configs/shapes/tiny-rl.ini\n\n"
+               "Shape keys (defaults shown):\n"
+            << shape_options(defaults) << "\n";
+}
 
 void print_train_help() {
   Shape defaults;
@@ -67,7 +85,7 @@ TrainArgs parse_train_args(int argc, char** argv) {
     }
   }
   if (!args.help)
-    FW_CHECK(!args.shape_path.empty(), "flywheel train needs --shape FILE (for example configs/shapes/tiny-dense.ini)");
+    FW_CHECK(!args.shape_path.empty(), "flywheel ", argv[1], " needs --shape FILE (for example configs/shapes/tiny-dense.ini)");
   return args;
 }
 
@@ -87,6 +105,21 @@ int train_command(const Runtime& rt, int argc, char** argv) {
   return run_training(shape, *source, mesh);
 }
 
+int run_command(const Runtime& rt, int argc, char** argv) {
+  const TrainArgs args = parse_train_args(argc, argv);
+  if (args.help) {
+    if (rt.rank == 0) print_run_help();
+    return 0;
+  }
+  Shape shape = load_shape(args.shape_path, args.overrides);
+  shape.validate_rl(rt.world_size);
+  set_thread_count(shape.train.threads > 0 ? shape.train.threads : default_thread_count(rt.local_size));
+  std::unique_ptr<Comm> world = make_mpi_world_comm();
+  Mesh mesh(shape.mesh, *world);
+  install_preemption_handlers();
+  return run_flywheel(shape, mesh);
+}
+
 int dispatch(const Runtime& rt, int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     if (rt.rank == 0) std::cout << kUsage;
@@ -98,8 +131,9 @@ int dispatch(const Runtime& rt, int argc, char** argv) {
     return 0;
   }
   if (command == "train") return train_command(rt, argc, argv);
+  if (command == "run") return run_command(rt, argc, argv);
   if (command == "plan") return plan_command(rt, argc, argv);
-  FW_THROW("unknown command '", command, "'; commands: train (see flywheel --help)");
+  FW_THROW("unknown command '", command, "'; commands: train, run, plan (see flywheel --help)");
 }
 
 }  // namespace

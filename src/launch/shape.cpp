@@ -34,7 +34,9 @@ po::options_description shape_options(Shape& s) {
       ("model.moe_d_ff", po::value(&m.moe_d_ff)->default_value(m.moe_d_ff), "expert hidden width; 0: d_ff")
       ("model.moe_shared_expert", po::value(&m.moe_shared_expert)->default_value(m.moe_shared_expert), "add an always-on shared expert")
       ("model.moe_normalize_topk", po::value(&m.moe_normalize_topk)->default_value(m.moe_normalize_topk), "renormalise the top-k router weights")
-      ("model.moe_aux_loss_coef", po::value(&m.moe_aux_loss_coef)->default_value(m.moe_aux_loss_coef), "load-balancing loss coefficient");
+      ("model.moe_aux_loss_coef", po::value(&m.moe_aux_loss_coef)->default_value(m.moe_aux_loss_coef), "load-balancing loss coefficient")
+      ("model.forward_kernels", po::value(&m.forward_kernels)->default_value(m.forward_kernels),
+       "forward matmuls: blas (OpenBLAS) | invariant (batch-invariant: serving reproduces training bits)");
 
   po::options_description train("[train] optimisation and run");
   TrainConfig& t = s.train;
@@ -44,7 +46,7 @@ po::options_description shape_options(Shape& s) {
       ("train.seq_len", po::value(&t.seq_len)->default_value(t.seq_len), "tokens per row")
       ("train.micro_batch", po::value(&t.micro_batch)->default_value(t.micro_batch), "rows per micro-batch")
       ("train.grad_accum", po::value(&t.grad_accum)->default_value(t.grad_accum), "micro-batches per step")
-      ("train.objective", po::value(&t.objective)->default_value(t.objective), "loss: sft")
+      ("train.objective", po::value(&t.objective)->default_value(t.objective), "loss: sft (flywheel train) | grpo (flywheel run)")
       ("train.lr", po::value(&t.lr)->default_value(t.lr), "peak learning rate")
       ("train.min_lr", po::value(&t.min_lr)->default_value(t.min_lr), "final learning rate of the cosine decay")
       ("train.warmup_steps", po::value(&t.warmup_steps)->default_value(t.warmup_steps), "linear warmup steps")
@@ -80,7 +82,7 @@ po::options_description shape_options(Shape& s) {
       ("mesh.serve", po::value(&x.serve)->default_value(x.serve), "serving replica ranks");
 
   po::options_description all;
-  all.add(model).add(train).add(data).add(mesh);
+  all.add(model).add(train).add(data).add(mesh).add(rl_options(s.rl));
   return all;
 }
 
@@ -146,9 +148,36 @@ void Shape::validate(int64_t world_size) const {
            " is not divisible by 2 x mesh.cp = ", 2 * mesh.cp, ": the load-balanced causal split cuts 2 cp chunks");
   FW_CHECK(!model.is_moe() || model.moe_experts % mesh.ep == 0, "model.moe_experts = ", model.moe_experts,
            " is not divisible by mesh.ep = ", mesh.ep, ": each expert-parallel rank owns the same number of experts");
+  FW_CHECK(train.objective == "sft", "train.objective = '", train.objective, "': `flywheel train` trains sft; ",
+           "grpo runs with serving replicas under `flywheel run`");
+  FW_CHECK(mesh.serve == 0, "mesh.serve = ", mesh.serve, ": `flywheel train` has no serving ranks; set mesh.serve = 0 ",
+           "or use `flywheel run`");
   mesh.check_world(world_size);  // last: a shape that cannot work on any world size says so first
   FW_CHECK(model.vocab_size >= ByteTokenizer::kVocabSize, "model.vocab_size = ", model.vocab_size,
            " is smaller than the byte tokenizer's ", ByteTokenizer::kVocabSize, " ids");
+}
+
+void Shape::validate_rl(int64_t world_size) const {
+  model.validate();
+  train.validate();
+  mesh.validate();
+  rl.validate();
+  FW_CHECK(train.objective == "grpo", "train.objective = '", train.objective,
+           "': `flywheel run` trains grpo (set train.objective = grpo)");
+  FW_CHECK(mesh.serve >= 1, "mesh.serve = ", mesh.serve, ": `flywheel run` needs at least one serving replica rank");
+  FW_CHECK(rl.sft_steps < train.steps, "rl.sft_steps = ", rl.sft_steps, " leaves no RL step of train.steps = ",
+           train.steps);
+  const int64_t rows = rl.prompts_per_step * rl.group_size;
+  FW_CHECK(train.global_batch() == rows, "train.micro_batch x train.grad_accum = ", train.micro_batch, " x ",
+           train.grad_accum, " = ", train.global_batch(), " but an RL step has rl.prompts_per_step x rl.group_size = ",
+           rows, " rows: make them equal (the SFT warm-up uses the same batch)");
+  FW_CHECK(!(rl.exact() && !model.invariant_forward()), "rl.serve_dtype = fp32 (exact) needs model.forward_kernels = ",
+           "invariant so trainer and replicas compute the same bits (or serve bf16: rl.serve_dtype = bf16)");
+  // The trainer-side checks of `flywheel train` hold too, on the trainer ranks.
+  Shape trainers = *this;
+  trainers.mesh.serve = 0;
+  trainers.train.objective = "sft";
+  trainers.validate(world_size - mesh.serve);
 }
 
 }  // namespace flywheel

@@ -11,6 +11,7 @@
 
 #include "model/config.h"
 #include "parallel/mesh_config.h"
+#include "rl/rl_config.h"
 #include "train/data_source.h"
 #include "train/train_config.h"
 
@@ -24,9 +25,12 @@ struct Shape {
   TrainConfig train;
   DataConfig data;
   MeshConfig mesh;
+  RlConfig rl;
 
   // Cross-section checks (model vs train vs mesh); each section validates itself too.
   void validate(int64_t world_size) const;
+  // The extra checks of `flywheel run` (trainers + serving replicas + the RL objective).
+  void validate_rl(int64_t world_size) const;
 };
 
 // All shape keys, bound to the fields of `shape` with the struct defaults shown in --help.

@@ -15,8 +15,6 @@ void MeshConfig::validate() const {
   FW_CHECK(serve >= 0, "mesh.serve = ", serve, ": must be >= 0");
   FW_CHECK((fsdp * cp) % ep == 0, "mesh.ep = ", ep, " does not divide mesh.fsdp x mesh.cp = ", fsdp * cp,
            ": expert parallelism folds over the fsdp x cp ranks");
-  // Not implemented yet: refuse rather than silently train something else.
-  FW_CHECK(serve == 0, "mesh.serve = ", serve, ": serving ranks are not implemented yet (set mesh.serve = 0)");
 }
 
 void MeshConfig::check_world(int64_t world) const {

@@ -99,4 +99,29 @@ MicroBatchResult run_pipeline_step(Transformer& model, Comm& pp, const std::vect
   return runner.finish();
 }
 
+void run_pipeline_logprobs(Transformer& model, Comm& pp, const std::vector<PipelineMicroBatch>& micro,
+                           const std::vector<float*>& token_logprob) {
+  FW_CHECK(token_logprob.size() == micro.size(), "run_pipeline_logprobs: ", micro.size(), " micro-batches but ",
+           token_logprob.size(), " logprob outputs");
+  const int stage = pp.rank(), stages = pp.size();
+  const int64_t width = model.config().d_model;
+  ActivationStash stash;
+  Buffer<float> hidden;
+  for (size_t m = 0; m < micro.size(); ++m) {
+    const PipelineMicroBatch& mb = micro[m];
+    const int64_t n = mb.rows * mb.seq * width;
+    // Blocking sends suffice: activations only flow forward, so no two neighbours wait on each other.
+    const int tag = static_cast<int>(2 * m);
+    if (stage > 0) {
+      hidden.resize(n);
+      pp.recv(hidden.data(), n, stage - 1, tag);
+    }
+    model.stage_forward(stash, mb.tokens, hidden.data(), mb.rows, mb.seq);
+    if (stage + 1 < stages)
+      pp.send(stash.stage_out.data(), n, stage + 1, tag);
+    else
+      model.stage_logprobs(stash, mb.targets, token_logprob[m]);
+  }
+}
+
 }  // namespace flywheel

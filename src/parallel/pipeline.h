@@ -31,4 +31,11 @@ struct PipelineMicroBatch {
 MicroBatchResult run_pipeline_step(Transformer& model, Comm& pp, const std::vector<PipelineMicroBatch>& micro,
                                    double aux_scale);
 
+// Forward only (no activations kept beyond one micro-batch, no gradients): the last stage writes
+// log p(target) of every token of micro-batch m into token_logprob[m] ([rows * seq]); other stages
+// pass activations on and leave token_logprob alone. The values are bit-identical to the
+// token_logprob a forward_backward of the same micro-batch reports.
+void run_pipeline_logprobs(Transformer& model, Comm& pp, const std::vector<PipelineMicroBatch>& micro,
+                           const std::vector<float*>& token_logprob);
+
 }  // namespace flywheel

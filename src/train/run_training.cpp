@@ -17,76 +17,11 @@
 #include "parallel/mesh.h"
 #include "train/checkpointing.h"
 #include "train/metrics_log.h"
+#include "train/run_support.h"
 #include "train/trainer.h"
 
 namespace flywheel {
 namespace {
-
-std::string default_run_name(const std::string& shape_name) {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &utc);
-  return shape_name + "-" + stamp;
-}
-
-// Rank 0 decides the run name (it may contain the time) and every trainer learns it.
-std::string agree_on_run_name(const Shape& shape, Comm& comm) {
-  std::string name = shape.train.run_name.empty() ? default_run_name(shape.name) : shape.train.run_name;
-  int64_t length = static_cast<int64_t>(name.size());
-  comm.broadcast(&length, sizeof(length), 0);
-  name.resize(length);
-  comm.broadcast(name.data(), length, 0);
-  return name;
-}
-
-// Keeps the metrics of steps 1..steps_done (a resumed run rewrites what came after its checkpoint),
-// atomically: write a temporary file, then rename it over the old one.
-void truncate_metrics(const std::filesystem::path& path, int64_t steps_done) {
-  if (!std::filesystem::exists(path)) return;
-  std::ifstream in(path);
-  std::ostringstream kept;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_object() && record.value("step", int64_t{0}) <= steps_done) kept << line << '\n';
-  }
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  std::ofstream(tmp) << kept.str();
-  std::filesystem::rename(tmp, path);
-}
-
-// Prepares the run directory on rank 0: new, or resumed (metrics cut back to the checkpoint).
-void prepare_run_dir(const Shape& shape, const std::filesystem::path& dir, std::optional<int64_t> resumed) {
-  const std::filesystem::path metrics = dir / "metrics.jsonl";
-  if (resumed) {
-    truncate_metrics(metrics, *resumed);
-    return;
-  }
-  FW_CHECK(!std::filesystem::exists(metrics) || shape.train.resume == "auto", "run directory '", dir.string(),
-           "' already holds a run (metrics.jsonl) and train.resume = never: choose another train.run_name");
-  if (std::filesystem::exists(metrics)) {
-    log_warn("run directory ", dir.string(), " has metrics but no checkpoint: starting the run over");
-    std::filesystem::remove(metrics);
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  FW_CHECK(!ec, "cannot create run directory '", dir.string(), "': ", ec.message());
-  std::ofstream(dir / "shape.ini", std::ios::binary) << shape.text;
-}
-
-std::string format_rate(double per_second) {
-  char text[32];
-  if (per_second >= 1e6)
-    std::snprintf(text, sizeof(text), "%.2fM", per_second / 1e6);
-  else if (per_second >= 1e3)
-    std::snprintf(text, sizeof(text), "%.1fk", per_second / 1e3);
-  else
-    std::snprintf(text, sizeof(text), "%.0f", per_second);
-  return text;
-}
-
 nlohmann::json to_json(const StepMetrics& m, double elapsed) {
   return {{"step", m.step + 1},           {"loss", m.loss},
           {"ce_loss", m.ce_loss},         {"aux_loss", m.aux_loss},
@@ -103,31 +38,6 @@ void log_progress(const StepMetrics& m, int64_t steps, double recent_seconds) {
                 format_rate(m.tokens / m.seconds).c_str(),
                 format_duration(recent_seconds * static_cast<double>(steps - m.step - 1)).c_str());
   log_info(line);
-}
-
-// True when any trainer rank received a preemption signal (agreed at a step boundary).
-bool agree_on_preemption(Comm& comm) {
-  double flag = preemption_requested() ? 1.0 : 0.0;
-  comm.all_reduce_max(&flag, 1);
-  return flag > 0;
-}
-
-// A failed save ends the run with kExitCheckpointFailed (the previous checkpoint stays intact):
-// training on without a way to save could only lose more work. Resubmitting resumes from it.
-bool try_checkpoint(Trainer& trainer, const std::filesystem::path& dir, int64_t steps_done) {
-  const auto start = std::chrono::steady_clock::now();
-  try {
-    save_training_checkpoint(trainer, dir.string(), steps_done);
-  } catch (const std::exception& e) {
-    log_error("checkpoint of step ", steps_done, " failed: ", e.what(),
-              "; the previous checkpoint is intact. Stopping (exit ", kExitCheckpointFailed,
-              "); free space and resubmit to resume.");
-    return false;
-  }
-  log_info("training stalled ",
-           format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()),
-           " for the checkpoint of step ", steps_done);
-  return true;
 }
 
 }  // namespace

@@ -95,6 +95,12 @@ StepMetrics Trainer::train_step(int64_t step) {
   metrics.loss = metrics.ce_loss + shape_.model.moe_aux_loss_coef * metrics.aux_loss;
   metrics.tokens = tc.global_batch() * tc.seq_len;
 
+  finish_step(step, metrics, start);
+  return metrics;
+}
+
+void Trainer::finish_step(int64_t step, StepMetrics& metrics, std::chrono::steady_clock::time_point start) {
+  const TrainConfig& tc = shape_.train;
   // Every parameter element lives on exactly one trainer rank: the global norm is one all-reduce.
   Buffer<float>& grads = fsdp_->grads();
   double sum_sq = ops::sum_of_squares(grads.data(), static_cast<int64_t>(grads.size()));
@@ -105,10 +111,9 @@ StepMetrics Trainer::train_step(int64_t step) {
   if (tc.grad_clip > 0 && metrics.grad_norm > tc.grad_clip)
     ops::scale_in_place(grads.data(), static_cast<int64_t>(grads.size()),
                         static_cast<float>(tc.grad_clip / metrics.grad_norm));
-  metrics.lr = learning_rate(tc, step);
+  metrics.lr = lr_override_ ? *lr_override_ : learning_rate(tc, step);
   apply_optimizer(step, metrics.lr);
   metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return metrics;
 }
 
 void Trainer::apply_optimizer(int64_t step, double lr) {

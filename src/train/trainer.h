@@ -10,14 +10,21 @@
 // by Fsdp. One rank with a mesh of one runs the same code with groups of one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/buffer.h"
 #include "launch/shape.h"
 #include "model/transformer.h"
 #include "parallel/fsdp.h"
 #include "parallel/mesh.h"
+#include "parallel/pipeline.h"
 #include "train/data_source.h"
 #include "train/sampler.h"
 
@@ -35,6 +42,24 @@ struct StepMetrics {
   double seconds = 0;
 };
 
+// Rows supplied by the caller (RL rollouts, preference pairs) as this rank sees them before the
+// context-parallel split: rows x seq tokens, targets = next tokens (PAD where nothing is predicted),
+// and any per-token arrays the objective needs, all [rows * seq].
+struct CallerBatch {
+  int64_t rows = 0, seq = 0;
+  std::vector<int32_t> tokens, targets;
+};
+
+// The objective of a caller-batch step, evaluated on the ranks that hold the LM head (the last
+// pipeline stage): given log p(target) of every local token (after the cp split, in local order,
+// see local_token_positions), it writes dL/dlogp per token and returns L (the global value) and
+// named metrics. Any function of the logps is exact: the backward uses weights -dL/dlogp.
+struct ObjectiveValue {
+  double loss = 0;
+  std::vector<std::pair<std::string, double>> metrics;
+};
+using Objective = std::function<ObjectiveValue(const std::vector<float>& logp, std::vector<float>& dloss_dlogp)>;
+
 class Trainer {
  public:
   // Trains on `mesh` (every trainer rank of the mesh constructs its Trainer).
@@ -44,6 +69,25 @@ class Trainer {
   ~Trainer();
 
   StepMetrics train_step(int64_t step);
+  // One optimizer step on caller rows: a forward-only logprob pass, the objective, then forward +
+  // backward with per-token weights -dL/dlogp, clipping and AdamW. local.rows must be
+  // train.global_batch() / mesh.fsdp (split into grad_accum micro-batches). On head ranks,
+  // *logp_out (optional) receives the logprob pass's values (local order). metrics.loss = L.
+  StepMetrics train_on_batch(int64_t step, const CallerBatch& local, const Objective& objective,
+                             std::vector<float>* logp_out = nullptr, ObjectiveValue* value_out = nullptr);
+  // The frozen reference policy (KL penalties, DPO): a copy of this rank's shard values now, and the
+  // logprobs of caller rows under it (head ranks; local order as for Objective).
+  void freeze_reference();
+  bool has_reference() const { return !reference_.empty(); }
+  std::vector<float> reference_logprobs(const CallerBatch& batch);
+  // A fixed learning rate for the steps that follow (the RL phase), instead of the schedule of
+  // learning_rate(train, step); nullopt returns to the schedule.
+  void set_learning_rate_override(std::optional<double> lr) { lr_override_ = lr; }
+  // True on ranks that hold the LM head (where Objective runs and logprobs exist).
+  bool holds_head() const { return model_->stage().has_head(shape_.model.n_layers); }
+  // Index into the caller's [rows * seq] arrays of every local token after the cp split, in the
+  // order Objective sees them.
+  std::vector<int64_t> local_token_positions(int64_t rows, int64_t seq) const;
   Transformer& model() { return *model_; }
   Fsdp& shards() { return *fsdp_; }
   Mesh& mesh() { return *mesh_; }
@@ -51,6 +95,16 @@ class Trainer {
 
  private:
   void apply_optimizer(int64_t step, double lr);
+  // This rank's tokens of caller rows after the cp split, by micro-batch (objective_step.cpp).
+  struct LocalRows {
+    std::vector<int32_t> tokens, targets;
+    int64_t rows_per_micro = 0, local_seq = 0, per_micro = 0;
+  };
+  LocalRows local_rows(const CallerBatch& batch) const;
+  std::vector<PipelineMicroBatch> micro_batches(const LocalRows& local, const float* weights) const;
+  std::vector<float> logprob_pass(const LocalRows& local);
+  // Gradient norm, clipping and the AdamW update after the gradients are complete.
+  void finish_step(int64_t step, StepMetrics& metrics, std::chrono::steady_clock::time_point start);
 
   Shape shape_;
   std::unique_ptr<Comm> local_world_;  // only for the single-process constructor
@@ -59,6 +113,8 @@ class Trainer {
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<Fsdp> fsdp_;
   Sampler sampler_;
+  std::optional<double> lr_override_;
+  std::vector<float> reference_;  // frozen shard values (empty: none)
 };
 
 // The whole run in <out_dir>/<run>/: resumes from its newest good checkpoint (train.resume = auto),

@@ -1,0 +1,143 @@
+// Decode throughput of the serving engine against the memory-bandwidth bound, same run.
+//
+// A decode step reads every weight once (fp32: 4 bytes x parameters; with tied embeddings the LM
+// head is the embedding matrix), so at batch B the bound is
+//   tokens/s <= B x bandwidth / weight bytes
+// while the batch is small enough to stay bandwidth-bound. Bandwidth is measured here, in this run,
+// by summing a buffer 4x larger than the last-level cache with the same threads the engine uses.
+//
+//   decode_bench [--shape FILE] [--batches 1,32] [--prompt 16] [--new 32] [--threads N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include "core/buffer.h"
+#include "core/threads.h"
+#include "launch/shape.h"
+#include "serve/decode_engine.h"
+
+using namespace flywheel;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Read bandwidth in bytes/s: best of 5 passes summing a 1 GiB float buffer (far beyond any cache).
+double read_bandwidth() {
+  const int64_t n = (int64_t{1} << 30) / sizeof(float);
+  Buffer<float> data(n);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) data[i] = static_cast<float>(i & 7);
+  double best = 0, sink = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto start = std::chrono::steady_clock::now();
+    double sum = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) sum += data[i];
+    best = std::max(best, static_cast<double>(n * sizeof(float)) / seconds_since(start));
+    sink += sum;
+  }
+  if (sink < 0) std::printf("%f\n", sink);  // keeps the sums alive
+  return best;
+}
+
+struct DecodeFigures {
+  double tokens_per_second = 0;
+  int64_t tokens = 0;
+};
+
+// B requests of `prompt` tokens: prefill on admission, then `new_tokens` decode steps; the rate counts
+// only decode steps in which all B sequences are active (steady state).
+DecodeFigures measure(DecodeEngine& engine, int64_t batch, int64_t prompt, int64_t new_tokens) {
+  for (int64_t b = 0; b < batch; ++b) {
+    GenerationRequest r;
+    r.id = b;
+    r.seed = 1000 + static_cast<uint64_t>(b);
+    for (int64_t t = 0; t < prompt; ++t) r.prompt.push_back(static_cast<int32_t>((b * 31 + t * 7) % 256));
+    r.sampling.max_new_tokens = new_tokens;
+    engine.submit(r);
+  }
+  engine.step();  // admission + prefill + first token
+  DecodeFigures f;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t steps = 0;
+  while (engine.active() == batch && steps < new_tokens - 2) {
+    engine.step();
+    ++steps;
+  }
+  const double elapsed = seconds_since(start);
+  f.tokens = steps * batch;
+  f.tokens_per_second = static_cast<double>(f.tokens) / elapsed;
+  while (!engine.idle()) engine.step();
+  return f;
+}
+
+std::vector<int64_t> parse_list(const std::string& text) {
+  std::vector<int64_t> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoll(item));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shape_path = std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/gpt2-124m.ini";
+  std::vector<int64_t> batches = {1, 32};
+  int64_t prompt = 16, new_tokens = 32;
+  int threads = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "decode_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--shape") shape_path = next();
+    else if (a == "--batches") batches = parse_list(next());
+    else if (a == "--prompt") prompt = std::stoll(next());
+    else if (a == "--new") new_tokens = std::stoll(next());
+    else if (a == "--threads") threads = std::stoi(next());
+    else if (a == "--help" || a == "-h") {
+      std::printf("usage: decode_bench [--shape FILE] [--batches 1,32] [--prompt 16] [--new 32] [--threads N]\n"
+                  "Decode tokens/s of the serving engine (KV cache, batch-invariant kernels) at each batch size,\n"
+                  "against batch x bandwidth / weight bytes with the bandwidth measured in the same run.\n");
+      return 0;
+    } else {
+      std::fprintf(stderr, "decode_bench: unknown option %s (see --help)\n", a.c_str());
+      return 2;
+    }
+  }
+  try {
+    const Shape shape = load_shape(shape_path, {});
+    set_thread_count(threads > 0 ? threads : default_thread_count(1));
+    DecodeEngine engine(shape.model, *std::max_element(batches.begin(), batches.end()));
+    engine.model().initialize(shape.train.seed);
+    const double weight_bytes = static_cast<double>(engine.model().params().numel()) * sizeof(float);
+    const double bandwidth = read_bandwidth();
+    std::printf("shape %s: %.1fM parameters, %.0f MiB of fp32 weights read per decode step; %d threads\n",
+                shape.name.c_str(), engine.model().params().numel() / 1e6, weight_bytes / 1048576.0, thread_count());
+    std::printf("read bandwidth (same run, 1 GiB sum): %.2f GB/s\n", bandwidth / 1e9);
+    std::printf("%6s %14s %16s %8s\n", "batch", "tokens/s", "bound tokens/s", "ratio");
+    for (int64_t b : batches) {
+      const DecodeFigures f = measure(engine, b, prompt, new_tokens);
+      const double bound = static_cast<double>(b) * bandwidth / weight_bytes;
+      std::printf("%6lld %14.1f %16.1f %8.3f\n", static_cast<long long>(b), f.tokens_per_second, bound,
+                  f.tokens_per_second / bound);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "decode_bench: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,67 @@
+// Trainer rank 0's side of the rollout traffic: turns an RL step into prompts for the replicas,
+// collects the samples, and scores them.
+//
+// Prompts of RL step s are task examples (seed + 1, s * P + i), i < P = rl.prompts_per_step (the
+// stream is keyed apart from the SFT warm-up's, which uses seed itself), each sampled G =
+// rl.group_size times with seed random_u64({seed, kSampling, s, i * G + g}). Every prompt's group
+// goes to one replica (prompt i to replica i mod R), so rollouts are a function of (weights, seed,
+// step) and never of how many replicas there are or how they batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/comm.h"
+#include "launch/shape.h"
+#include "rl/rollout_messages.h"
+#include "rl/tasks.h"
+
+namespace flywheel {
+
+struct RolloutSample {
+  int64_t prompt_index = 0;  // i within the step
+  int64_t sample = 0;        // g within the group
+  TaskExample example;
+  std::vector<int32_t> prompt_tokens;  // BOS + prompt bytes
+  GenerationResult result;
+  double reward = 0;
+};
+
+struct RolloutStats {
+  int64_t tokens = 0;            // generated tokens of the step
+  double decode_seconds = 0;     // summed over replicas
+  double tokens_per_second = 0;  // tokens / (max over replicas of decode seconds)
+  int64_t spanning = 0;          // samples whose tokens came from more than one snapshot
+  double last_load_ms = 0;       // slowest hot-load reported since the previous step
+  int64_t fell_back = 0;         // hot-loads that fell back to a full snapshot since the previous step
+  bool replica_behind = false;   // a replica could not reach the announced step (the next publish is full)
+};
+
+class RolloutCoordinator {
+ public:
+  RolloutCoordinator(const Shape& shape, Comm& world);
+
+  void request(int64_t step);                 // sends step's prompts to the replicas
+  void notify_snapshot(int64_t step);         // tells every replica that publish/ holds `step`
+  std::vector<RolloutSample> collect(int64_t step, RolloutStats& stats);  // waits for every sample of `step`
+  void drain();                               // collects (and drops) every step still requested
+  void shutdown();                            // ends every replica's loop
+  int64_t rows_per_step() const { return prompts_ * group_; }
+
+ private:
+  int replica_rank(int64_t prompt_index) const;
+  void receive_one();  // one message from any replica, filed by kind
+
+  const Shape& shape_;
+  Comm& world_;
+  std::unique_ptr<Task> task_;
+  int64_t prompts_, group_;
+  int trainers_, replicas_;
+  std::vector<int64_t> requested_;  // steps requested and not collected
+  std::vector<ResultsMessage> arrived_;
+  std::vector<LoadedMessage> loads_;
+};
+
+}  // namespace flywheel

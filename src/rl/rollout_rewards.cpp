@@ -1,0 +1,67 @@
+#include "rl/rollout_rewards.h"
+
+#include <cstdlib>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "rl/rollout_file.h"
+#include "train/tokenizer.h"
+
+namespace flywheel {
+namespace {
+
+std::vector<double> task_rewards(const Shape& shape, const std::vector<RolloutSample>& samples) {
+  const auto task = make_task(shape.rl.task, shape.data.task_max_digits);
+  std::vector<double> rewards;
+  for (const RolloutSample& s : samples)
+    rewards.push_back(task->reward(s.example, ByteTokenizer::decode(s.result.tokens)));
+  return rewards;
+}
+
+// Shell quoting for a path: single quotes, with embedded ones closed, escaped and reopened.
+std::string quoted(const std::string& path) {
+  std::string out = "'";
+  for (char c : path) {
+    if (c == '\'')
+      out.append("'\\''");
+    else
+      out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+std::vector<double> file_rewards(const Shape& shape, int64_t step, const std::vector<RolloutSample>& samples,
+                                 const std::filesystem::path& run_dir) {
+  const std::filesystem::path folder = run_dir / "rollouts";
+  std::filesystem::create_directories(folder);
+  const std::string in = (folder / ("step-" + std::to_string(step) + ".jsonl")).string();
+  const std::string out = (folder / ("step-" + std::to_string(step) + ".scored.jsonl")).string();
+  std::vector<Rollout> written;
+  for (const RolloutSample& s : samples) {
+    Rollout r;
+    r.id = detail::concat('s', step, "-g", s.prompt_index, "-k", s.sample);  // unique within the step's file
+    r.step = step;
+    r.group = s.prompt_index;
+    r.prompt = s.example.prompt;
+    r.completion = ByteTokenizer::decode(s.result.tokens);
+    r.prompt_tokens = s.prompt_tokens;
+    r.completion_tokens = s.result.tokens;
+    r.logprobs = s.result.logprobs;
+    written.push_back(std::move(r));
+  }
+  write_rollouts(in, written);
+  const std::string command = shape.rl.reward_command + " " + quoted(in) + " " + quoted(out);
+  const int status = std::system(command.c_str());
+  FW_CHECK(status == 0, "rl.reward_command failed (status ", status, ") on step ", step, ": ", command);
+  return read_scored_rollouts(out, written);
+}
+
+}  // namespace
+
+std::vector<double> compute_rewards(const Shape& shape, int64_t step, const std::vector<RolloutSample>& samples,
+                                    const std::filesystem::path& run_dir) {
+  return shape.rl.reward == "file" ? file_rewards(shape, step, samples, run_dir) : task_rewards(shape, samples);
+}
+
+}  // namespace flywheel

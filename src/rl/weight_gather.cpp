@@ -1,0 +1,75 @@
+#include "rl/weight_gather.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace flywheel {
+namespace {
+
+constexpr int kTagTable = 2001;
+constexpr int kTagRows = 2002;
+
+struct SliceRecord {
+  std::string name;
+  int64_t row_begin = 0, row_end = 0, cols = 0;
+};
+
+void place(ParameterSet& full, const SliceRecord& s, const float* rows) {
+  const int id = full.find(s.name);
+  FW_CHECK(id >= 0, "gather_full_weights: a trainer rank holds '", s.name, "', which the model does not have");
+  const ParamInfo& info = full.info(id);
+  FW_CHECK(s.row_end * s.cols <= info.numel, "gather_full_weights: rows [", s.row_begin, ", ", s.row_end, ") x ",
+           s.cols, " do not fit '", s.name, "' (", info.numel, " elements)");
+  std::copy(rows, rows + (s.row_end - s.row_begin) * s.cols, full.value(id) + s.row_begin * s.cols);
+}
+
+}  // namespace
+
+void gather_full_weights(Trainer& trainer, ParameterSet* full) {
+  Comm& comm = trainer.mesh().trainers();
+  Fsdp& shards = trainer.shards();
+  const ParameterSet& params = trainer.model().params();
+  std::vector<SliceRecord> mine;
+  for (const ShardSlice& s : shards.slices())
+    mine.push_back({params.info(s.param).name, s.row_begin, s.row_end, s.cols});
+
+  if (comm.rank() != 0) {
+    nlohmann::json table = nlohmann::json::array();
+    std::vector<float> rows;
+    for (size_t i = 0; i < mine.size(); ++i) {
+      table.push_back({mine[i].name, mine[i].row_begin, mine[i].row_end, mine[i].cols});
+      const ShardSlice& s = shards.slices()[i];
+      const float* v = shards.values().data() + s.local_offset;
+      rows.insert(rows.end(), v, v + s.numel());
+    }
+    const std::vector<uint8_t> bytes = nlohmann::json::to_cbor(table);
+    comm.send_bytes(bytes.data(), static_cast<int64_t>(bytes.size()), 0, kTagTable);
+    comm.send_bytes(rows.data(), static_cast<int64_t>(rows.size() * sizeof(float)), 0, kTagRows);
+    return;
+  }
+  FW_CHECK(full != nullptr, "gather_full_weights: trainer rank 0 needs a destination");
+  for (size_t i = 0; i < mine.size(); ++i)
+    place(*full, mine[i], shards.values().data() + shards.slices()[i].local_offset);
+  for (int r = 1; r < comm.size(); ++r) {
+    const nlohmann::json table = nlohmann::json::from_cbor(comm.recv_bytes(r, kTagTable));
+    const std::vector<uint8_t> bytes = comm.recv_bytes(r, kTagRows);
+    std::vector<float> rows(bytes.size() / sizeof(float));
+    std::memcpy(rows.data(), bytes.data(), rows.size() * sizeof(float));
+    int64_t offset = 0;
+    for (const auto& entry : table) {
+      const SliceRecord s{entry[0].get<std::string>(), entry[1].get<int64_t>(), entry[2].get<int64_t>(),
+                          entry[3].get<int64_t>()};
+      const int64_t n = (s.row_end - s.row_begin) * s.cols;
+      FW_CHECK(offset + n <= static_cast<int64_t>(rows.size()), "gather_full_weights: rank ", r, " sent ",
+               rows.size(), " floats but its table needs more");
+      place(*full, s, rows.data() + offset);
+      offset += n;
+    }
+  }
+}
+
+}  // namespace flywheel

@@ -1,0 +1,16 @@
+// The serving rank's main loop: messages from trainer rank 0 in, rollouts and load reports out.
+#pragma once
+
+#include <string>
+
+#include "comm/comm.h"
+#include "launch/shape.h"
+
+namespace flywheel {
+
+// Serves until trainer rank 0 sends kTagShutdown. replica = world rank - trainer ranks.
+// Blocks in a receive only when there is nothing to decode and no swap due, so new requests and
+// snapshot notices are picked up between decode steps.
+void run_replica(const Shape& shape, Comm& world, const std::string& run_dir);
+
+}  // namespace flywheel

@@ -1,0 +1,32 @@
+// Pieces every training loop shares (run_training for SFT, run_flywheel for RL): the run
+// directory, preemption agreement, checkpoints that fail cleanly, rate formatting.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "comm/comm.h"
+#include "launch/shape.h"
+#include "train/trainer.h"
+
+namespace flywheel {
+
+// Rank 0 of comm decides the run name (it may contain the time) and every rank of comm learns it.
+std::string agree_on_run_name(const Shape& shape, Comm& comm);
+
+// Prepares the run directory on one rank: new, or resumed (metrics.jsonl cut back to the checkpoint).
+void prepare_run_dir(const Shape& shape, const std::filesystem::path& dir, std::optional<int64_t> resumed);
+
+// "12.3k"-style rate for progress lines.
+std::string format_rate(double per_second);
+
+// True when any rank of comm received a preemption signal (agreed at a step boundary).
+bool agree_on_preemption(Comm& comm);
+
+// Collective checkpoint of steps_done; false (after logging why) when the save failed. A failed save
+// ends the run with kExitCheckpointFailed: the previous checkpoint stays intact.
+bool try_checkpoint(Trainer& trainer, const std::filesystem::path& dir, int64_t steps_done);
+
+}  // namespace flywheel

@@ -1,0 +1,183 @@
+#!/bin/bash
+# `flywheel run` end to end (label rl): trainers + serving replicas under mpirun on the default RL
+# shape, shortened to 4 SFT + 4 GRPO steps of 4 prompts x 4 samples. One scenario per invocation:
+#   exact         1 trainer + 1 replica, fp32 serving: every RL step's train/serve k3 and max |d| are
+#                 exactly 0; the ledger records every publish and load; flywheel-ckpt ledger and the
+#                 PNG plot work on the run directory.
+#   mesh_pp2_fsdp2, mesh_fsdp2_cp2
+#                 the same exactness with a 4-rank trainer mesh and one replica.
+#   fast          bf16 serving, OpenBLAS training kernels: mean k3 over the RL steps below 1e-3.
+#   resume        preempted after 6 steps (exit 75) and relaunched: the replicas restart from the full
+#                 snapshot of step 6 and the run ends bit-identical to an uninterrupted one.
+#   kl_resume     the same with the k3 KL penalty to the reference policy (the weights at the first RL
+#                 step, saved under <run>/reference/): kl is 0 at the first RL step, then positive, and
+#                 the relaunch restores the reference so the run stays bit-identical.
+#   corrupt_delta the published delta of step 6 has a flipped byte: the replica detects it, falls back
+#                 to the newest full snapshot (ledger: fell_back), the trainer publishes a full snapshot
+#                 next, and the run finishes with k3 back at 0.
+#   replica_throws / replica_killed
+#                 the replica fails at RL step 5: the job ends (non-zero, within the timeout) with the
+#                 failing rank named, instead of hanging.
+#   reward_file   rewards come from an external scorer (tools/score_rollouts_example.py on the reverse
+#                 task): rollout files are written, scored and read back; the logged reward is theirs.
+#   async         rollouts one step stale (rl.rollout_lag = 1) with async swaps: the run completes and
+#                 reports how many samples spanned two snapshots.
+#   flywheel.sh FLYWHEEL_BINARY FLYWHEEL_CKPT SOURCE_DIR PYTHON SCENARIO
+set -u
+flywheel=$1 ckpt=$2 src=$3 python=$4 scenario=$5
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL ($scenario): $*"; exit 1; }
+
+# run NAME RANKS [overrides...]: the shortened default run into $work/NAME, log in $work/NAME.log.
+run() {
+  local name=$1 ranks=$2
+  shift 2
+  timeout 240 mpirun --allow-run-as-root --oversubscribe --bind-to none -n "$ranks" "$flywheel" run \
+    --shape "$src/configs/shapes/tiny-rl.ini" --train.steps=8 --rl.sft_steps=4 --rl.prompts_per_step=4 \
+    --rl.group_size=4 --train.micro_batch=16 --train.grad_accum=1 --train.checkpoint_every=0 --train.threads=1 \
+    --train.out_dir="$work" --train.run_name="$name" "$@" >"$work/$name.log" 2>&1
+}
+
+# metrics NAME EXPR: evaluates a Python expression over rl = the run's RL records (a list of dicts).
+check_metrics() {
+  "$python" - "$work/$1/metrics.jsonl" "$2" <<'PY'
+import json, sys
+records = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rl = [r for r in records if r.get("phase") == "rl"]
+assert rl, "no RL steps in metrics.jsonl"
+ok = eval(sys.argv[2])
+if not ok:
+    print("condition failed:", sys.argv[2])
+    for r in rl:
+        print({k: r[k] for k in ("step", "reward_mean", "k3", "max_abs_logprob_diff", "hotload_fell_back",
+                                 "publish_kind", "spanning_samples") if k in r})
+    sys.exit(1)
+PY
+}
+
+exact_checks() {  # exact_checks NAME
+  check_metrics "$1" 'all(r["k3"] == 0.0 and r["max_abs_logprob_diff"] == 0.0 for r in rl) and len(rl) == 4' ||
+    fail "train/serve logprobs are not bit-identical in exact mode"
+}
+
+case "$scenario" in
+  exact)
+    run a 2 || fail "run failed: $(tail -5 "$work/a.log")"
+    exact_checks a
+    grep -q "k3 0.00e+00" "$work/a.log" || fail "progress line lacks k3: $(grep ' rl |' "$work/a.log" | tail -1)"
+    check_metrics a 'all(r["rollout_tokens"] > 0 and "reward_mean" in r and "hotload_ms" in r for r in rl)' ||
+      fail "RL metrics incomplete"
+    "$python" - "$work/a/ledger.jsonl" <<'PY' || fail "ledger does not record every publish and load"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+published = sorted(e["step"] for e in events if e["event"] == "published")
+loaded = sorted(e["step"] for e in events if e["event"] == "loaded")
+assert published == [4, 5, 6, 7], published   # first RL step's full snapshot, then one per step but the last
+assert loaded == published, (loaded, published)
+assert [e.get("kind") for e in events if e["event"] == "published"][0] == "full"
+PY
+    "$ckpt" ledger "$work/a" >"$work/ledger.txt" || fail "flywheel-ckpt ledger failed: $(cat "$work/ledger.txt")"
+    grep -q "published" "$work/ledger.txt" || fail "flywheel-ckpt ledger shows no publish"
+    if "$python" -c "import matplotlib" 2>/dev/null; then
+      "$python" "$src/tools/plot_metrics.py" "$work/a" >/dev/null || fail "plot_metrics.py failed"
+      [ -s "$work/a/metrics.png" ] || fail "no PNG written"
+    fi
+    ;;
+  mesh_pp2_fsdp2)
+    run m 5 --mesh.pp=2 --mesh.fsdp=2 || fail "run failed: $(tail -5 "$work/m.log")"
+    exact_checks m
+    ;;
+  mesh_fsdp2_cp2)
+    run m 5 --mesh.fsdp=2 --mesh.cp=2 || fail "run failed: $(tail -5 "$work/m.log")"
+    exact_checks m
+    ;;
+  fast)
+    run f 2 --rl.serve_dtype=bf16 --model.forward_kernels=blas || fail "run failed: $(tail -5 "$work/f.log")"
+    check_metrics f 'sum(r["k3"] for r in rl) / len(rl) < 1e-3 and all(r["k3"] >= 0 for r in rl)' ||
+      fail "bf16 serving: mean k3 not below 1e-3"
+    check_metrics f 'any(r["max_abs_logprob_diff"] > 0 for r in rl)' ||
+      fail "bf16 serving reported bit-identical logprobs: the fast path is not serving bf16 weights"
+    ;;
+  resume|kl_resume)
+    extra=()
+    [ "$scenario" = kl_resume ] && extra=(--rl.kl_beta=0.1)
+    run straight 2 "${extra[@]}" || fail "uninterrupted run failed: $(tail -5 "$work/straight.log")"
+    FLYWHEEL_FAULT_POINT=train.step:0:6:USR1 run stopped 2 "${extra[@]}"
+    code=$?
+    [ "$code" -eq 75 ] || fail "preempted launch exited $code, expected 75: $(tail -5 "$work/stopped.log")"
+    mv "$work/stopped.log" "$work/first.log"
+    run stopped 2 "${extra[@]}" || fail "relaunch failed: $(tail -5 "$work/stopped.log")"
+    grep -q "resumed from" "$work/stopped.log" || fail "relaunch did not resume"
+    "$python" - "$work/straight" "$work/stopped" <<'PY' || fail "resumed run differs from the uninterrupted one"
+import json, sys
+import h5py, numpy as np
+a, b = sys.argv[1:3]
+curve = lambda d: [(r["step"], r["loss"], r.get("reward_mean"), r.get("k3")) for r in map(json.loads, open(d + "/metrics.jsonl"))]
+assert curve(a) == curve(b), f"curves differ:\n{curve(a)}\n{curve(b)}"
+fa, fb = (h5py.File(d + "/step-00000008/model.h5", "r") for d in (a, b))
+names = []
+fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+for n in names:
+    assert np.array_equal(fa[n][()], fb[n][()]), n
+events = [json.loads(l) for l in open(b + "/ledger.jsonl")]
+restart = [e for e in events if e["event"] == "published" and e["step"] == 6]
+assert restart and restart[-1]["kind"] == "full", restart   # the relaunch republishes step 6 in full
+assert any(e["event"] == "loaded" and e["step"] == 6 and e.get("kind") == "full" for e in events), events
+print(f"resumed run equals the uninterrupted one ({len(names)} tensors)")
+PY
+    if [ "$scenario" = kl_resume ]; then
+      [ -f "$work/stopped/reference/latest" ] || fail "no reference checkpoint under the run directory"
+      check_metrics stopped 'rl[0]["kl"] == 0.0 and rl[-1]["kl"] > 0 and all(r["kl"] >= 0 for r in rl)' ||
+        fail "KL to the reference: 0 at the first RL step (policy = reference), then positive"
+    fi
+    ;;
+  corrupt_delta)
+    FLYWHEEL_CORRUPT_PUBLISH=6 run c 2 || fail "run did not survive a corrupt delta: $(tail -5 "$work/c.log")"
+    grep -q "fell_back" "$work/c/ledger.jsonl" || fail "no fell_back event in the ledger"
+    check_metrics c 'any(r["hotload_fell_back"] > 0 for r in rl) and rl[-1]["k3"] == 0.0' ||
+      fail "fallback not reported, or k3 not back at 0 after the next full snapshot"
+    "$python" - "$work/c/ledger.jsonl" <<'PY' || fail "the publish after the fallback was not a full snapshot"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+kinds = {e["step"]: e.get("kind") for e in events if e["event"] == "published"}
+assert kinds[6] == "delta" and kinds[7] == "full", kinds
+PY
+    ;;
+  replica_throws|replica_killed)
+    mode=throw
+    [ "$scenario" = replica_killed ] && mode=kill
+    start=$(date +%s)
+    FLYWHEEL_FAULT_INJECT="rank=1,step=5,mode=$mode" run d 2
+    code=$?
+    elapsed=$(($(date +%s) - start))
+    [ "$code" -ne 0 ] || fail "the job exited 0 although its replica failed"
+    [ "$code" -ne 124 ] || fail "the job hung after its replica failed (killed by timeout)"
+    if [ "$mode" = throw ]; then
+      grep -q "error on rank 1: .*injected fault on rank 1" "$work/d.log" || fail "message lacks the rank: $(tail -5 "$work/d.log")"
+    else
+      grep -qi "rank 1\|signal 9\|killed" "$work/d.log" || fail "no word of the killed replica: $(tail -5 "$work/d.log")"
+    fi
+    echo "job ended with code $code after ${elapsed}s"
+    ;;
+  reward_file)
+    run r 2 --rl.task=reverse --rl.reward=file \
+      --rl.reward_command="$python $src/tools/score_rollouts_example.py" || fail "run failed: $(tail -5 "$work/r.log")"
+    ls "$work/r/rollouts/"step-*.scored.jsonl >/dev/null 2>&1 || fail "no scored rollout files"
+    "$python" - "$work/r" <<'PY' || fail "logged rewards are not the scorer's"
+import json, sys, glob
+d = sys.argv[1]
+rl = [r for r in map(json.loads, open(d + "/metrics.jsonl")) if r.get("phase") == "rl"]
+for r in rl:
+    scored = [json.loads(l) for l in open(f"{d}/rollouts/step-{r['step'] - 1}.scored.jsonl")]
+    mean = sum(s["reward"] for s in scored) / len(scored)
+    assert abs(mean - r["reward_mean"]) < 1e-12, (r["step"], mean, r["reward_mean"])
+PY
+    ;;
+  async)
+    run s 2 --rl.rollout_lag=1 --rl.swap=async || fail "run failed: $(tail -5 "$work/s.log")"
+    check_metrics s 'all("spanning_samples" in r and r["k3"] >= 0 for r in rl)' || fail "async metrics missing"
+    ;;
+  *) fail "unknown scenario" ;;
+esac
+echo "PASS ($scenario)"
