@@ -23,6 +23,7 @@
 #include "launch/signals.h"
 #include "parallel/mesh.h"
 #include "rl/run_flywheel.h"
+#include "train/run_preference.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -98,8 +99,13 @@ int train_command(const Runtime& rt, int argc, char** argv) {
   Shape shape = load_shape(args.shape_path, args.overrides);
   shape.validate(rt.world_size);
   set_thread_count(shape.train.threads > 0 ? shape.train.threads : default_thread_count(rt.local_size));
-  auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
   std::unique_ptr<Comm> world = make_mpi_world_comm();
+  if (shape.train.objective == "dpo") {
+    Mesh mesh(shape.mesh, *world);
+    install_preemption_handlers();
+    return run_preference_training(shape, mesh);
+  }
+  auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
   Mesh mesh(shape.mesh, *world);
   install_preemption_handlers();
   return run_training(shape, *source, mesh);

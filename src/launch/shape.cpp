@@ -46,7 +46,7 @@ po::options_description shape_options(Shape& s) {
       ("train.seq_len", po::value(&t.seq_len)->default_value(t.seq_len), "tokens per row")
       ("train.micro_batch", po::value(&t.micro_batch)->default_value(t.micro_batch), "rows per micro-batch")
       ("train.grad_accum", po::value(&t.grad_accum)->default_value(t.grad_accum), "micro-batches per step")
-      ("train.objective", po::value(&t.objective)->default_value(t.objective), "loss: sft (flywheel train) | grpo (flywheel run)")
+      ("train.objective", po::value(&t.objective)->default_value(t.objective), "loss: sft | dpo (flywheel train) | grpo (flywheel run)")
       ("train.lr", po::value(&t.lr)->default_value(t.lr), "peak learning rate")
       ("train.min_lr", po::value(&t.min_lr)->default_value(t.min_lr), "final learning rate of the cosine decay")
       ("train.warmup_steps", po::value(&t.warmup_steps)->default_value(t.warmup_steps), "linear warmup steps")
@@ -63,7 +63,9 @@ po::options_description shape_options(Shape& s) {
        "checkpoint every N steps (and at the end); 0: only at the end")
       ("train.keep_last", po::value(&t.keep_last)->default_value(t.keep_last), "checkpoints kept; 0: all")
       ("train.resume", po::value(&t.resume)->default_value(t.resume),
-       "auto: continue from the run's newest good checkpoint | never: refuse an existing run");
+       "auto: continue from the run's newest good checkpoint | never: refuse an existing run")
+      ("train.init_from", po::value(&t.init_from)->default_value(t.init_from),
+       "run directory whose newest checkpoint's weights start a new run (same model and seed; e.g. SFT -> DPO)");
 
   po::options_description data("[data] training data");
   data.add_options()
@@ -148,8 +150,17 @@ void Shape::validate(int64_t world_size) const {
            " is not divisible by 2 x mesh.cp = ", 2 * mesh.cp, ": the load-balanced causal split cuts 2 cp chunks");
   FW_CHECK(!model.is_moe() || model.moe_experts % mesh.ep == 0, "model.moe_experts = ", model.moe_experts,
            " is not divisible by mesh.ep = ", mesh.ep, ": each expert-parallel rank owns the same number of experts");
-  FW_CHECK(train.objective == "sft", "train.objective = '", train.objective, "': `flywheel train` trains sft; ",
-           "grpo runs with serving replicas under `flywheel run`");
+  FW_CHECK(train.objective == "sft" || train.objective == "dpo", "train.objective = '", train.objective,
+           "': `flywheel train` trains sft or dpo; grpo runs with serving replicas under `flywheel run`");
+  if (train.objective == "dpo") {
+    FW_CHECK(data.source.rfind("jsonl:", 0) == 0, "train.objective = dpo reads preference pairs: data.source = '",
+             data.source, "' must be jsonl:<path> with {\"prompt\", \"chosen\", \"rejected\"} per line");
+    FW_CHECK(mesh.cp == 1, "train.objective = dpo with mesh.cp = ", mesh.cp,
+             ": DPO sums each row's logprobs on one rank; use mesh.cp = 1");
+    FW_CHECK((train.micro_batch / mesh.fsdp) % 2 == 0, "train.objective = dpo: train.micro_batch / mesh.fsdp = ",
+             train.micro_batch / mesh.fsdp, " rows per rank must be even (a pair's chosen and rejected rows stay together)");
+    FW_CHECK(rl.dpo_beta > 0, "rl.dpo_beta = ", rl.dpo_beta, ": must be > 0");
+  }
   FW_CHECK(mesh.serve == 0, "mesh.serve = ", mesh.serve, ": `flywheel train` has no serving ranks; set mesh.serve = 0 ",
            "or use `flywheel run`");
   mesh.check_world(world_size);  // last: a shape that cannot work on any world size says so first
@@ -173,6 +184,7 @@ void Shape::validate_rl(int64_t world_size) const {
            rows, " rows: make them equal (the SFT warm-up uses the same batch)");
   FW_CHECK(!(rl.exact() && !model.invariant_forward()), "rl.serve_dtype = fp32 (exact) needs model.forward_kernels = ",
            "invariant so trainer and replicas compute the same bits (or serve bf16: rl.serve_dtype = bf16)");
+  FW_CHECK(train.init_from.empty(), "train.init_from is for `flywheel train`; `flywheel run` starts from its SFT warm-up");
   // The trainer-side checks of `flywheel train` hold too, on the trainer ranks.
   Shape trainers = *this;
   trainers.mesh.serve = 0;

@@ -34,6 +34,8 @@ po::options_description rl_options(RlConfig& r) {
       ("rl.kl_beta", po::value(&r.kl_beta)->default_value(r.kl_beta), "k3 KL penalty to the reference; 0: off")
       ("rl.tis_cap", po::value(&r.tis_cap)->default_value(r.tis_cap),
        "truncated importance sampling cap vs inference logprobs; 0: off")
+      ("rl.dpo_beta", po::value(&r.dpo_beta)->default_value(r.dpo_beta),
+       "DPO beta (flywheel train with train.objective = dpo)")
       ("rl.reward", po::value(&r.reward)->default_value(r.reward), "task | file (see rl.reward_command)")
       ("rl.reward_command", po::value(&r.reward_command)->default_value(r.reward_command),
        "reward = file: command run as `<command> ROLLOUTS.jsonl SCORED.jsonl`");

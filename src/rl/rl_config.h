@@ -37,6 +37,7 @@ struct RlConfig {
   double clip_high = 0.28;
   double kl_beta = 0.0;    // k3 KL penalty to the reference (the weights at the first RL step); 0: off
   double tis_cap = 0.0;    // truncated importance sampling cap against the inference logprobs; 0: off
+  double dpo_beta = 0.1;   // DPO's inverse temperature of the implicit reward (train.objective = dpo)
   std::string reward = "task";  // task: the task's checker | file: rollouts written out, rewards read back
   std::string reward_command;   // reward = file: shell command run as `<command> IN OUT` on trainer rank 0
 

@@ -1,5 +1,6 @@
 #include "train/run_support.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -107,6 +108,15 @@ bool try_checkpoint(Trainer& trainer, const std::filesystem::path& dir, int64_t 
            format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()),
            " for the checkpoint of step ", steps_done);
   return true;
+}
+
+void initialize_from(Trainer& trainer, const std::string& run_dir) {
+  const std::optional<int64_t> step = resume_training(trainer, run_dir);
+  FW_CHECK(step.has_value(), "train.init_from = '", run_dir, "' holds no committed checkpoint (expected a run ",
+           "directory with step-N/ and latest)");
+  std::fill(trainer.shards().adam_m().begin(), trainer.shards().adam_m().end(), 0.0f);
+  std::fill(trainer.shards().adam_v().begin(), trainer.shards().adam_v().end(), 0.0f);
+  log_info("starting from the weights of ", run_dir, " step ", *step, " (AdamW moments reset)");
 }
 
 }  // namespace flywheel

@@ -29,4 +29,9 @@ bool agree_on_preemption(Comm& comm);
 // ends the run with kExitCheckpointFailed: the previous checkpoint stays intact.
 bool try_checkpoint(Trainer& trainer, const std::filesystem::path& dir, int64_t steps_done);
 
+// Collective: loads the newest checkpoint of train.init_from (a run directory) as the starting
+// weights of a new run and resets the AdamW moments. Throws naming the directory when it holds no
+// committed checkpoint or belongs to another model or seed.
+void initialize_from(Trainer& trainer, const std::string& run_dir);
+
 }  // namespace flywheel

@@ -49,6 +49,7 @@ int run_training(const Shape& shape, const DataSource& source, Mesh& mesh) {
       std::filesystem::path(shape.train.out_dir) / agree_on_run_name(shape, comm);
   std::optional<int64_t> resumed;
   if (shape.train.resume == "auto") resumed = resume_training(trainer, dir.string());
+  if (!resumed && !shape.train.init_from.empty()) initialize_from(trainer, shape.train.init_from);
   const bool writer = comm.rank() == 0;
   std::unique_ptr<MetricsLog> metrics;
   if (writer) {

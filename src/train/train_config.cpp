@@ -13,8 +13,8 @@ void TrainConfig::validate() const {
   FW_CHECK(seq_len > 0, "train.seq_len = ", seq_len, ": must be a positive integer");
   FW_CHECK(micro_batch > 0, "train.micro_batch = ", micro_batch, ": must be a positive integer");
   FW_CHECK(grad_accum > 0, "train.grad_accum = ", grad_accum, ": must be a positive integer");
-  FW_CHECK(objective == "sft" || objective == "grpo", "train.objective = '", objective,
-           "': allowed objectives are: sft (flywheel train), grpo (flywheel run)");
+  FW_CHECK(objective == "sft" || objective == "dpo" || objective == "grpo", "train.objective = '", objective,
+           "': allowed objectives are: sft, dpo (flywheel train), grpo (flywheel run)");
   FW_CHECK(lr > 0, "train.lr = ", lr, ": must be > 0");
   FW_CHECK(min_lr >= 0 && min_lr <= lr, "train.min_lr = ", min_lr, ": must be in [0, train.lr = ", lr, "]");
   FW_CHECK(warmup_steps >= 0, "train.warmup_steps = ", warmup_steps, ": must be >= 0");

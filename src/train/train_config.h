@@ -12,7 +12,7 @@ struct TrainConfig {
   int64_t seq_len = 128;        // tokens per row (inputs; the sample is seq_len + 1 long)
   int64_t micro_batch = 8;      // rows per micro-batch
   int64_t grad_accum = 1;       // micro-batches per optimizer step; global batch = micro_batch * grad_accum
-  std::string objective = "sft";
+  std::string objective = "sft";  // sft | dpo (flywheel train), grpo (flywheel run)
 
   double lr = 3e-3;             // peak learning rate
   double min_lr = 3e-4;         // floor of the cosine decay
@@ -30,6 +30,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 50;  // sharded checkpoint every N steps (and always at the end); 0: end only
   int keep_last = 3;            // committed checkpoints kept (older ones are deleted); 0: keep all
   std::string resume = "auto";  // auto: continue from the run directory's newest good checkpoint; never
+  std::string init_from;        // a run directory whose newest checkpoint's weights start a new run (moments reset)
 
   int64_t global_batch() const { return micro_batch * grad_accum; }
   void validate() const;

@@ -11,8 +11,11 @@
 
 namespace flywheel {
 
-Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh)
-    : shape_(shape), mesh_(&mesh), sampler_(source, shape.train.seed, shape.train.seq_len) {
+Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh) : Trainer(shape, mesh) {
+  sampler_.emplace(source, shape.train.seed, shape.train.seq_len);
+}
+
+Trainer::Trainer(const Shape& shape, Mesh& mesh) : shape_(shape), mesh_(&mesh) {
   FW_CHECK(mesh.is_trainer(), "Trainer constructed on a serving rank");
   model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false,
                                          stage_range(shape.model, shape.mesh, mesh.coords().pp));
@@ -22,7 +25,8 @@ Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh)
 }
 
 Trainer::Trainer(const Shape& shape, const DataSource& source)
-    : shape_(shape), sampler_(source, shape.train.seed, shape.train.seq_len) {
+    : shape_(shape) {
+  sampler_.emplace(source, shape.train.seed, shape.train.seq_len);
   local_world_ = make_local_comm("world");
   local_mesh_ = std::make_unique<Mesh>(shape.mesh, *local_world_);
   mesh_ = local_mesh_.get();
@@ -54,6 +58,7 @@ Batch local_chunks(const Batch& full, const ContextSplit& split) {
 StepMetrics Trainer::train_step(int64_t step) {
   maybe_inject_fault(mesh_->world().rank(), step);  // FLYWHEEL_FAULT_INJECT: failure-path tests only
   const auto start = std::chrono::steady_clock::now();
+  FW_CHECK(sampler_.has_value(), "train_step needs a data source; this Trainer trains on caller rows only");
   const TrainConfig& tc = shape_.train;
   const MeshConfig& mc = shape_.mesh;
   StepMetrics metrics;
@@ -67,7 +72,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   int64_t local_tokens = 0;
   for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
     batches.push_back(local_chunks(
-        sampler_.make_batch(step * tc.global_batch() + micro * tc.micro_batch + row0, rows), {&mesh_->cp()}));
+        sampler_->make_batch(step * tc.global_batch() + micro * tc.micro_batch + row0, rows), {&mesh_->cp()}));
     local_tokens += batches.back().loss_tokens();
   }
   double token_count = static_cast<double>(local_tokens);

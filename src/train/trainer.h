@@ -64,6 +64,8 @@ class Trainer {
  public:
   // Trains on `mesh` (every trainer rank of the mesh constructs its Trainer).
   Trainer(const Shape& shape, const DataSource& source, Mesh& mesh);
+  // Without a data source: only train_on_batch (caller rows) is available.
+  Trainer(const Shape& shape, Mesh& mesh);
   // Single process: a mesh of one over a local (MPI-free) communicator.
   Trainer(const Shape& shape, const DataSource& source);
   ~Trainer();
@@ -112,7 +114,7 @@ class Trainer {
   Mesh* mesh_;
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<Fsdp> fsdp_;
-  Sampler sampler_;
+  std::optional<Sampler> sampler_;  // SFT data (absent for caller-row training)
   std::optional<double> lr_override_;
   std::vector<float> reference_;  // frozen shard values (empty: none)
 };

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Bad input gets a clear error and a non-zero exit, and leaves no half-written output.
 #   bad_input.sh FLYWHEEL_BINARY SOURCE_DIR
-# Each case runs `flywheel train` with one defect and checks: exit code 1, the message names the
+# Each case runs `flywheel train` (or `flywheel run`, after command=run) with one defect and checks: exit code 1, the message names the
 # problem (a grep pattern), and the output directory stays empty.
 set -u
 flywheel=$1
@@ -10,13 +10,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
 cases=0
+command=train
 
 expect_error() {  # expect_error NAME PATTERN ARGS...
   local name=$1 pattern=$2
   shift 2
   cases=$((cases + 1))
   local out="$work/out-$cases"
-  "$flywheel" train --train.out_dir="$out" "$@" >"$work/stdout" 2>"$work/stderr"
+  "$flywheel" "$command" --train.out_dir="$out" "$@" >"$work/stdout" 2>"$work/stderr"
   local rc=$?
   if [ "$rc" -ne 1 ]; then
     echo "FAIL $name: exit code $rc, expected 1"; cat "$work/stderr"; failures=$((failures + 1)); return
@@ -60,6 +61,20 @@ expect_error "malformed JSONL line" "bad.jsonl.* line 3" --shape "$dense" --data
 
 printf '{"prompt": "a"}\n' >"$work/missing-field.jsonl"
 expect_error "JSONL line without completion" "missing-field.jsonl.* line 1.*completion" --shape "$dense" --data.source=jsonl:$work/missing-field.jsonl
+
+expect_error "dpo without preference pairs" "train.objective = dpo reads preference pairs" --shape "$dense" --train.objective=dpo
+expect_error "train with serving ranks" "flywheel train. has no serving ranks" --shape "$dense" --mesh.serve=1
+expect_error "grpo under flywheel train" "grpo runs with serving replicas under .flywheel run." --shape "$dense" --train.objective=grpo
+expect_error "init_from without a checkpoint" "train.init_from = '$work' holds no committed checkpoint" --shape "$dense" --train.init_from="$work"
+
+command=run
+rl="$src/configs/shapes/tiny-rl.ini"
+expect_error "run without replicas" "mesh.serve = 0: .flywheel run. needs at least one serving replica" --shape "$rl" --mesh.serve=0
+expect_error "unknown swap policy" "rl.swap = 'later': allowed values are sync, async" --shape "$rl" --rl.swap=later
+expect_error "exact serving with BLAS kernels" "needs model.forward_kernels = invariant" --shape "$rl" --model.forward_kernels=blas
+expect_error "RL batch mismatch" "rl.prompts_per_step x rl.group_size = 64" --shape "$rl" --rl.group_size=4
+expect_error "group of one" "rl.group_size = 1: must be >= 2" --shape "$rl" --rl.group_size=1
+expect_error "temperature zero" "rl.temperature = 0: must be > 0" --shape "$rl" --rl.temperature=0
 
 echo "$((cases - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
