@@ -250,15 +250,15 @@ class FlywheelTrainer {
 
   // Parity and loss metrics exist on the head ranks; rank 0 (which logs) may be on another stage.
   void share_from_head(RlStepReport& report) {
-    const bool head = trainer_.holds_head();
-    std::vector<double> values = {report.parity.k3, report.parity.max_abs_d};
-    for (const auto& [name, value] : report.loss.metrics) values.push_back(value);
-    values.resize(2 + 8, 0.0);
-    if (!head) std::fill(values.begin(), values.end(), -1e300);
-    comm_.all_reduce_max(values.data(), static_cast<int64_t>(values.size()));
-    report.parity = {values[0], values[1]};
-    size_t i = 2;
-    for (auto& [name, value] : report.loss.metrics) value = values[i++];
+    std::map<std::string, double> values = report.loss.metrics;
+    values["parity.k3"] = report.parity.k3;
+    values["parity.max_abs_d"] = report.parity.max_abs_d;
+    values = head_values_to_rank0(trainer_, values);
+    if (!writer()) return;
+    report.parity = {values.at("parity.k3"), values.at("parity.max_abs_d")};
+    values.erase("parity.k3");
+    values.erase("parity.max_abs_d");
+    report.loss.metrics = values;
   }
 
   const Shape& shape_;

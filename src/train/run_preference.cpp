@@ -65,13 +65,7 @@ DpoStep dpo_step(Trainer& trainer, const Shape& shape, const Loss& dpo, const st
     return ObjectiveValue{out.loss.loss, {}};
   };
   out.step = trainer.train_on_batch(step, caller, objective);
-  // Metrics exist on the head ranks (the last stage); rank 0 logs them.
-  std::vector<double> values;
-  for (const auto& [name, value] : out.loss.metrics) values.push_back(trainer.holds_head() ? value : -1e300);
-  values.resize(8, -1e300);
-  trainer.mesh().trainers().all_reduce_max(values.data(), static_cast<int64_t>(values.size()));
-  size_t i = 0;
-  for (auto& [name, value] : out.loss.metrics) value = values[i++];
+  out.loss.metrics = head_values_to_rank0(trainer, out.loss.metrics);  // rank 0 logs them
   return out;
 }
 

@@ -110,6 +110,20 @@ bool try_checkpoint(Trainer& trainer, const std::filesystem::path& dir, int64_t 
   return true;
 }
 
+std::map<std::string, double> head_values_to_rank0(Trainer& trainer, const std::map<std::string, double>& values) {
+  Comm& comm = trainer.mesh().trainers();
+  const MeshConfig& m = trainer.shape().mesh;
+  const int source = static_cast<int>((m.pp - 1) * m.fsdp * m.cp);  // pp is the outermost coordinate
+  if (source == 0) return values;
+  constexpr int kTag = 2101;
+  if (comm.rank() == source) {
+    const std::vector<uint8_t> bytes = nlohmann::json::to_cbor(nlohmann::json(values));
+    comm.send_bytes(bytes.data(), static_cast<int64_t>(bytes.size()), 0, kTag);
+  }
+  if (comm.rank() != 0) return values;
+  return nlohmann::json::from_cbor(comm.recv_bytes(source, kTag)).get<std::map<std::string, double>>();
+}
+
 void initialize_from(Trainer& trainer, const std::string& run_dir) {
   const std::optional<int64_t> step = resume_training(trainer, run_dir);
   FW_CHECK(step.has_value(), "train.init_from = '", run_dir, "' holds no committed checkpoint (expected a run ",

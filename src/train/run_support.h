@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -28,6 +29,11 @@ bool agree_on_preemption(Comm& comm);
 // Collective checkpoint of steps_done; false (after logging why) when the save failed. A failed save
 // ends the run with kExitCheckpointFailed: the previous checkpoint stays intact.
 bool try_checkpoint(Trainer& trainer, const std::filesystem::path& dir, int64_t steps_done);
+
+// Collective over the trainer ranks: named values that exist on the ranks holding the LM head (loss
+// metrics, identical on every head rank) reach trainer rank 0, which logs them. The first rank of
+// the last pipeline stage sends them when rank 0 is not a head rank itself (pp > 1).
+std::map<std::string, double> head_values_to_rank0(Trainer& trainer, const std::map<std::string, double>& values);
 
 // Collective: loads the newest checkpoint of train.init_from (a run directory) as the starting
 // weights of a new run and resets the AdamW moments. Throws naming the directory when it holds no

@@ -57,7 +57,7 @@ PY
 }
 
 exact_checks() {  # exact_checks NAME
-  check_metrics "$1" 'all(r["k3"] == 0.0 and r["max_abs_logprob_diff"] == 0.0 for r in rl) and len(rl) == 4' ||
+  check_metrics "$1" 'all(r["k3"] == 0.0 and r["max_abs_logprob_diff"] == 0.0 and "clip_fraction" in r for r in rl) and len(rl) == 4' ||
     fail "train/serve logprobs are not bit-identical in exact mode"
 }
 
