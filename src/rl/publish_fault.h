@@ -3,10 +3,15 @@
 // replicas' checksum / fallback path runs inside a real job (tests/rl/corrupt_delta.sh).
 #pragma once
 
+#include <string>
+
 #include "serve/snapshot_publisher.h"
 
 namespace flywheel {
 
 void maybe_corrupt_published(const PublishInfo& info);
+
+// XORs one byte 16 bytes before the end of `path` (payload or trailing checksum of a snapshot).
+void flip_byte_near_end(const std::string& path);
 
 }  // namespace flywheel

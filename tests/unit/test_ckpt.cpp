@@ -18,24 +18,13 @@
 #include "ckpt/h5_util.h"
 #include "comm/local_comm.h"
 #include "core/error.h"
+#include "temp_dir.h"
 
 namespace flywheel {
 namespace {
 namespace fs = std::filesystem;
 
-// A fresh directory under the test temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::path(::testing::TempDir()) /
-           ("flywheel-ckpt-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using testing::TempDir;
 
 // Random bit patterns (NaNs and denormals included): equality below means bit equality.
 void fill_random_bits(std::vector<float>& v, uint32_t seed) {

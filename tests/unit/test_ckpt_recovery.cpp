@@ -13,23 +13,13 @@
 #include "ckpt/checkpoint.h"
 #include "comm/local_comm.h"
 #include "core/error.h"
+#include "temp_dir.h"
 
 namespace flywheel {
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::path(::testing::TempDir()) /
-           ("flywheel-ckpt-recovery-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using testing::TempDir;
 
 // One [8, 3] tensor whose elements encode the step: weight = step + i/100, moments offset by 1000s.
 struct StepTensor {

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "model/transformer.h"
+#include "rl/publish_fault.h"
 #include "rl/rollout_messages.h"
 #include "serve/replica.h"
 #include "serve/snapshot_publisher.h"
@@ -148,15 +149,7 @@ TEST_F(ReplicaSwapTest, CorruptDeltaFallsBackToTheFullSnapshotAndSaysSo) {
   // ledger and keep serving from the newest intact full snapshot (step 0).
   const std::filesystem::path delta = dir_ / "publish" / "step-00000001.delta";
   ASSERT_TRUE(std::filesystem::exists(delta)) << "the publisher should have written step 1 as a delta";
-  {
-    std::fstream file(delta, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(-16, std::ios::end);
-    char byte = 0;
-    file.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x5a);
-    file.seekp(-16, std::ios::end);
-    file.write(&byte, 1);
-  }
+  flip_byte_near_end(delta.string());
   ReplicaServer server(options(false));
   server.notify_snapshot(0);
   server.pump();

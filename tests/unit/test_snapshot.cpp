@@ -19,23 +19,17 @@
 #include "serve/snapshot_loader.h"
 #include "serve/snapshot_publisher.h"
 
+#include "temp_dir.h"
+
 namespace flywheel {
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::path(::testing::TempDir()) /
-           ("flywheel-snap-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-  std::string file(int64_t step, SnapshotKind kind) const { return (path / snapshot_file_name(step, kind)).string(); }
-};
+using testing::TempDir;
+
+std::string snapshot_path(const TempDir& dir, int64_t step, SnapshotKind kind) {
+  return (dir.path / snapshot_file_name(step, kind)).string();
+}
 
 // A small model: the first tensor spans several 1 MiB frames in both dtypes (563200 elements).
 struct Model {
@@ -215,7 +209,7 @@ TEST(SnapshotFallback, CorruptDeltaByteFallsBackAndNamesFile) {
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
   Model replica(0, true);
   loader.load(1, replica.views());
-  flip_byte(dir.file(2, SnapshotKind::kDelta), 500);
+  flip_byte(snapshot_path(dir, 2, SnapshotKind::kDelta), 500);
   const LoadInfo got = loader.load(2, replica.views());
   EXPECT_TRUE(got.fell_back);
   EXPECT_FALSE(got.applied_delta);
@@ -250,7 +244,7 @@ TEST(SnapshotFallback, MissedPublishReplaysFromFull) {
 TEST(SnapshotFallback, TruncatedFilesAreSkipped) {
   TempDir dir;
   const std::vector<Model> history = publish_steps(dir.str(), ServeDtype::kFp32, 6, 4);  // fulls 0, 4
-  const std::string delta2 = dir.file(2, SnapshotKind::kDelta), full4 = dir.file(4, SnapshotKind::kFull);
+  const std::string delta2 = snapshot_path(dir, 2, SnapshotKind::kDelta), full4 = snapshot_path(dir, 4, SnapshotKind::kFull);
   fs::resize_file(full4, fs::file_size(full4) / 2);
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
   Model replica(0, true);
@@ -277,7 +271,7 @@ TEST(SnapshotFallback, MissingDeltaFallsBack) {
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
   Model replica(0, true);
   loader.load(1, replica.views());
-  fs::remove(dir.file(2, SnapshotKind::kDelta));
+  fs::remove(snapshot_path(dir, 2, SnapshotKind::kDelta));
   const LoadInfo got = loader.load(2, replica.views());
   EXPECT_TRUE(got.fell_back);
   EXPECT_NE(got.reason.find("step-00000002.delta"), std::string::npos) << got.reason;
@@ -296,9 +290,9 @@ TEST(SnapshotFallback, FreshReplicaLoadsNewestFullAndReplays) {
   EXPECT_EQ(got.step, 6);
   EXPECT_EQ(got.full_step, 4);
   EXPECT_EQ(got.deltas_replayed, 2);
-  EXPECT_EQ(got.bytes_read, fs::file_size(dir.file(4, SnapshotKind::kFull)) +
-                                fs::file_size(dir.file(5, SnapshotKind::kDelta)) +
-                                fs::file_size(dir.file(6, SnapshotKind::kDelta)));
+  EXPECT_EQ(got.bytes_read, fs::file_size(snapshot_path(dir, 4, SnapshotKind::kFull)) +
+                                fs::file_size(snapshot_path(dir, 5, SnapshotKind::kDelta)) +
+                                fs::file_size(snapshot_path(dir, 6, SnapshotKind::kDelta)));
   expect_served(history[6], replica, ServeDtype::kBf16, "fresh replica");
 }
 
@@ -310,7 +304,7 @@ TEST(SnapshotFallback, ChecksumMismatchAfterApplyRestoresTensors) {
   loader.load(1, replica.views());
   replica.data[1][17] += 1.0f;  // the replica's weights drifted from what it loaded
   const Model before = replica;
-  fs::remove(dir.file(0, SnapshotKind::kFull));  // no fallback possible: the load must throw
+  fs::remove(snapshot_path(dir, 0, SnapshotKind::kFull));  // no fallback possible: the load must throw
   try {
     loader.load(2, replica.views());
     FAIL() << "load without any full snapshot succeeded";
