@@ -317,9 +317,16 @@ int train_and_serve(const Shape& shape, Mesh& mesh, const std::filesystem::path&
       trainer.model().set_logit_scale(1.0f);
       const StepMetrics s = trainer.train_step(step);
       seconds = s.seconds;
+      recent = recent == 0 ? seconds : 0.8 * recent + 0.2 * seconds;
       record = sft_json(s, elapsed);
-      if ((step + 1) % shape.train.log_every == 0)
-        log_info("step ", step + 1, "/", shape.train.steps, " sft | loss ", s.loss, " | lr ", s.lr);
+      if (run.writer() && (step + 1) % shape.train.log_every == 0) {
+        char line[200];
+        std::snprintf(line, sizeof(line), "step %lld/%lld sft | loss %.4f | lr %.2e | %s tok/s | ETA %s",
+                      static_cast<long long>(step + 1), static_cast<long long>(shape.train.steps), s.loss, s.lr,
+                      format_rate(static_cast<double>(s.tokens) / s.seconds).c_str(),
+                      format_duration(recent * static_cast<double>(shape.train.steps - step - 1)).c_str());
+        log_info(line);
+      }
     } else {
       if (!rl_started) {  // first RL step of this process: full snapshot, then the first requests
         trainer.model().set_logit_scale(1.0f / static_cast<float>(rl.temperature));
