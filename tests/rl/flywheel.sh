@@ -6,6 +6,9 @@
 #                 PNG plot work on the run directory.
 #   mesh_pp2_fsdp2, mesh_fsdp2_cp2
 #                 the same exactness with a 4-rank trainer mesh and one replica.
+#   replicas_2    two replicas instead of one: the prompts are split between them, yet rollouts, rewards
+#                 and final weights are bit-identical to the one-replica run (a sample depends only on
+#                 weights, prompt and seed), and both replicas hot-load every snapshot.
 #   fast          bf16 serving, OpenBLAS training kernels: mean k3 over the RL steps below 1e-3.
 #   resume        preempted after 6 steps (exit 75) and relaunched: the replicas restart from the full
 #                 snapshot of step 6 and the run ends bit-identical to an uninterrupted one.
@@ -91,6 +94,23 @@ PY
   mesh_fsdp2_cp2)
     run m 5 --mesh.fsdp=2 --mesh.cp=2 || fail "run failed: $(tail -5 "$work/m.log")"
     exact_checks m
+    ;;
+  replicas_2)
+    run one 2 || fail "1-replica run failed: $(tail -5 "$work/one.log")"
+    run two 3 --mesh.serve=2 || fail "2-replica run failed: $(tail -5 "$work/two.log")"
+    exact_checks two
+    "$python" - "$work/one" "$work/two" <<'PY' || fail "the number of replicas changed what was trained"
+import json, sys
+import h5py, numpy as np
+a, b = sys.argv[1:3]
+curve = lambda d: [(r["step"], r["loss"], r.get("reward_mean"), r.get("rollout_tokens")) for r in map(json.loads, open(d + "/metrics.jsonl"))]
+assert curve(a) == curve(b), f"curves differ:\n{curve(a)}\n{curve(b)}"
+fa, fb = (h5py.File(d + "/step-00000008/model.h5", "r") for d in (a, b))
+for n in fa["weight"]:
+    assert np.array_equal(fa["weight"][n][()], fb["weight"][n][()]), n
+loads = [json.loads(l) for l in open(b + "/ledger.jsonl")]
+assert {e["replica"] for e in loads if e["event"] == "loaded"} == {0, 1}, loads
+PY
     ;;
   fast)
     run f 2 --rl.serve_dtype=bf16 --model.forward_kernels=blas || fail "run failed: $(tail -5 "$work/f.log")"
