@@ -44,6 +44,7 @@
 
 #include "ckpt/checkpoint.h"
 #include "ckpt/checkpoint_dir.h"
+#include "bench_args.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "launch/shape.h"
@@ -175,12 +176,7 @@ int run(int argc, char** argv) {
     std::cout << options.help() << "\n";
     return 0;
   }
-  std::vector<std::string> overrides;
-  for (const std::string& u : args.unmatched()) {
-    FW_CHECK(u.rfind("--", 0) == 0 && u.find('.') != std::string::npos && u.find('=') != std::string::npos,
-             "unknown argument '", u, "' (see --help; shape overrides look like --model.n_layers=2)");
-    overrides.push_back(u);
-  }
+  std::vector<std::string> overrides = flywheel::bench::shape_overrides(args);
   const int repeats = args["repeats"].as<int>(), threads = args["threads"].as<int>();
   FW_CHECK(repeats >= 1 && threads >= 1, "--repeats and --threads must be >= 1");
   overrides.push_back("--train.keep_last=2");

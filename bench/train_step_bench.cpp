@@ -51,6 +51,7 @@
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench_args.h"
 #include "core/buffer.h"
 #include "core/allocator.h"
 #include "core/error.h"
@@ -615,12 +616,7 @@ int run(int argc, char** argv) {
     std::cout << options.help() << "\n";
     return 0;
   }
-  std::vector<std::string> overrides;
-  for (const std::string& u : args.unmatched()) {
-    FW_CHECK(u.rfind("--", 0) == 0 && u.find('.') != std::string::npos && u.find('=') != std::string::npos,
-             "unknown argument '", u, "' (see --help; shape overrides look like --model.n_layers=2)");
-    overrides.push_back(u);
-  }
+  std::vector<std::string> overrides = flywheel::bench::shape_overrides(args);
   const int threads = args["threads"].as<int>();
   const int steps = args["steps"].as<int>(), warmup = args["warmup"].as<int>();
   FW_CHECK(steps >= 1 && warmup >= 0, "--steps must be >= 1 and --warmup >= 0");

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -90,40 +91,42 @@ TrainArgs parse_train_args(int argc, char** argv) {
   return args;
 }
 
-int train_command(const Runtime& rt, int argc, char** argv) {
+// The shape of `flywheel train|run --shape FILE [overrides]`, or nullopt after printing --help.
+std::optional<Shape> command_shape(const Runtime& rt, int argc, char** argv, void (*print_help)()) {
   const TrainArgs args = parse_train_args(argc, argv);
   if (args.help) {
-    if (rt.rank == 0) print_train_help();
-    return 0;
+    if (rt.rank == 0) print_help();
+    return std::nullopt;
   }
-  Shape shape = load_shape(args.shape_path, args.overrides);
-  shape.validate(rt.world_size);
+  return load_shape(args.shape_path, args.overrides);
+}
+
+// Threads, the world communicator, the mesh and the preemption handlers, then `run(mesh)`.
+template <typename Run>
+int on_mesh(const Runtime& rt, const Shape& shape, Run run) {
   set_thread_count(shape.train.threads > 0 ? shape.train.threads : default_thread_count(rt.local_size));
   std::unique_ptr<Comm> world = make_mpi_world_comm();
-  if (shape.train.objective == "dpo") {
-    Mesh mesh(shape.mesh, *world);
-    install_preemption_handlers();
-    return run_preference_training(shape, mesh);
-  }
-  auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
   Mesh mesh(shape.mesh, *world);
   install_preemption_handlers();
-  return run_training(shape, *source, mesh);
+  return run(mesh);
+}
+
+int train_command(const Runtime& rt, int argc, char** argv) {
+  const std::optional<Shape> shape = command_shape(rt, argc, argv, print_train_help);
+  if (!shape) return 0;
+  shape->validate(rt.world_size);
+  return on_mesh(rt, *shape, [&](Mesh& mesh) {
+    if (shape->train.objective == "dpo") return run_preference_training(*shape, mesh);
+    auto source = make_data_source(shape->data, shape->train.seq_len, shape->train.seed);
+    return run_training(*shape, *source, mesh);
+  });
 }
 
 int run_command(const Runtime& rt, int argc, char** argv) {
-  const TrainArgs args = parse_train_args(argc, argv);
-  if (args.help) {
-    if (rt.rank == 0) print_run_help();
-    return 0;
-  }
-  Shape shape = load_shape(args.shape_path, args.overrides);
-  shape.validate_rl(rt.world_size);
-  set_thread_count(shape.train.threads > 0 ? shape.train.threads : default_thread_count(rt.local_size));
-  std::unique_ptr<Comm> world = make_mpi_world_comm();
-  Mesh mesh(shape.mesh, *world);
-  install_preemption_handlers();
-  return run_flywheel(shape, mesh);
+  const std::optional<Shape> shape = command_shape(rt, argc, argv, print_run_help);
+  if (!shape) return 0;
+  shape->validate_rl(rt.world_size);
+  return on_mesh(rt, *shape, [&](Mesh& mesh) { return run_flywheel(*shape, mesh); });
 }
 
 int dispatch(const Runtime& rt, int argc, char** argv) {

@@ -18,7 +18,7 @@
 #include "ckpt/h5_util.h"
 #include "comm/local_comm.h"
 #include "core/error.h"
-#include "temp_dir.h"
+#include "test_util.h"
 
 namespace flywheel {
 namespace {
@@ -87,16 +87,7 @@ CheckpointState state_at(int64_t step) {
   return state;
 }
 
-template <typename Body>
-std::string error_message(Body body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a flywheel::Error";
-  return "";
-}
+using testing::error_message;
 
 std::vector<float> read_whole_dataset(const std::string& file_path, const std::string& dataset_path, int64_t n) {
   H5Handle file = h5_open_file_readonly(file_path);

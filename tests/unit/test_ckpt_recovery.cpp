@@ -13,7 +13,7 @@
 #include "ckpt/checkpoint.h"
 #include "comm/local_comm.h"
 #include "core/error.h"
-#include "temp_dir.h"
+#include "test_util.h"
 
 namespace flywheel {
 namespace {
@@ -66,16 +66,7 @@ void flip_byte(const std::string& path, uint64_t at) {
   f.put(static_cast<char>(byte ^ 0x10));
 }
 
-template <typename Body>
-std::string error_message(Body body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a flywheel::Error";
-  return "";
-}
+using testing::error_message;
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

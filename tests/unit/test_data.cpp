@@ -14,6 +14,8 @@
 #include "train/sampler.h"
 #include "train/tokenizer.h"
 
+#include "test_util.h"
+
 namespace flywheel {
 namespace {
 
@@ -25,17 +27,7 @@ std::string write_temp_file(const std::string& name, const std::string& contents
   return path;
 }
 
-// The message of the flywheel::Error that `body` throws ("" and a test failure if none).
-template <typename Body>
-std::string error_message(Body body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a flywheel::Error";
-  return "";
-}
+using testing::error_message;
 
 std::unique_ptr<DataSource> source_for(const std::string& spec, int64_t seq_len, uint64_t seed = 1) {
   DataConfig config;

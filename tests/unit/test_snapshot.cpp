@@ -19,7 +19,7 @@
 #include "serve/snapshot_loader.h"
 #include "serve/snapshot_publisher.h"
 
-#include "temp_dir.h"
+#include "test_util.h"
 
 namespace flywheel {
 namespace {

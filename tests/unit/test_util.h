@@ -1,5 +1,4 @@
-// A fresh directory under GoogleTest's temp dir, unique per process and instance, removed at the end
-// of its scope (shared by the unit tests that write files).
+// Helpers shared by the unit tests: a scratch directory, and the message of an expected error.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,8 +8,12 @@
 #include <filesystem>
 #include <string>
 
+#include "core/error.h"
+
 namespace flywheel::testing {
 
+// A fresh directory under GoogleTest's temp dir, unique per process and instance, removed at the end
+// of its scope.
 struct TempDir {
   std::filesystem::path path;
   explicit TempDir(const std::string& prefix = "flywheel") {
@@ -25,5 +28,17 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string str() const { return path.string(); }
 };
+
+// The message of the flywheel::Error that `body` throws ("" and a test failure if none).
+template <typename Body>
+std::string error_message(Body body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a flywheel::Error";
+  return "";
+}
 
 }  // namespace flywheel::testing
