@@ -4,8 +4,9 @@
 #   exact         1 trainer + 1 replica, fp32 serving: every RL step's train/serve k3 and max |d| are
 #                 exactly 0; the ledger records every publish and load; flywheel-ckpt ledger and the
 #                 PNG plot work on the run directory.
-#   mesh_pp2_fsdp2, mesh_fsdp2_cp2
-#                 the same exactness with a 4-rank trainer mesh and one replica.
+#   mesh_pp2_fsdp2, mesh_fsdp2_cp2, mesh_moe_ep2
+#                 the same exactness with 4-rank trainer meshes, and with a mixture of experts split
+#                 over 2 expert-parallel ranks, each with one replica.
 #   replicas_2    two replicas instead of one: the prompts are split between them, yet rollouts, rewards
 #                 and final weights are bit-identical to the one-replica run (a sample depends only on
 #                 weights, prompt and seed), and both replicas hot-load every snapshot.
@@ -93,6 +94,11 @@ PY
     ;;
   mesh_fsdp2_cp2)
     run m 5 --mesh.fsdp=2 --mesh.cp=2 || fail "run failed: $(tail -5 "$work/m.log")"
+    exact_checks m
+    ;;
+  mesh_moe_ep2)
+    run m 3 --model.moe_experts=4 --model.moe_top_k=2 --mesh.fsdp=2 --mesh.ep=2 ||
+      fail "run failed: $(tail -5 "$work/m.log")"
     exact_checks m
     ;;
   replicas_2)
