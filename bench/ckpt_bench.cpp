@@ -49,7 +49,7 @@
 #include "core/threads.h"
 #include "launch/shape.h"
 #include "train/checkpointing.h"
-#include "train/data_source.h"
+#include "data/data_source.h"
 #include "train/trainer.h"
 
 namespace {
@@ -198,7 +198,7 @@ int run(int argc, char** argv) {
               shape.name.c_str(), threads, dir.c_str(), load_start, ::sysconf(_SC_NPROCESSORS_ONLN));
 
   auto source = flywheel::make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
-  flywheel::Trainer trainer(shape, *source);
+  flywheel::Trainer trainer(shape.train_spec(), *source);
   flywheel::Fsdp& shards = trainer.shards();
   const int64_t numel = shards.shard_elements();
   const uint64_t tensor_bytes = static_cast<uint64_t>(numel) * 3 * sizeof(float);

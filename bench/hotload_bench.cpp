@@ -38,7 +38,7 @@
 #include "core/threads.h"
 #include "launch/shape.h"
 #include "model/transformer.h"
-#include "serve/bf16.h"
+#include "core/bf16.h"
 #include "serve/snapshot_loader.h"
 #include "serve/snapshot_publisher.h"
 

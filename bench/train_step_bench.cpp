@@ -68,8 +68,8 @@
 #include "ops/rope.h"
 #include "ops/swiglu.h"
 #include "parallel/fsdp.h"
-#include "train/data_source.h"
-#include "train/sampler.h"
+#include "data/data_source.h"
+#include "data/sampler.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -220,7 +220,7 @@ class StepReplay {
   StepReplay(flywheel::Trainer& trainer, const flywheel::DataSource& source, bool fresh_stash)
       : trainer_(trainer),
         fresh_stash_(fresh_stash),
-        shape_(trainer.shape()),
+        shape_(trainer.spec()),
         c_(shape_.model),
         params_(trainer.model().params()),
         sampler_(source, shape_.train.seed, shape_.train.seq_len),
@@ -534,7 +534,7 @@ class StepReplay {
   static constexpr const char* kStashFresh = "activation stash: alloc + zero + first touch + free (per step)";
   flywheel::Trainer& trainer_;
   bool fresh_stash_;
-  const flywheel::Shape& shape_;
+  const flywheel::TrainSpec& shape_;
   const flywheel::ModelConfig& c_;
   flywheel::ParameterSet& params_;
   flywheel::Sampler sampler_;
@@ -666,7 +666,7 @@ int run(int argc, char** argv) {
 
   // 2. The trainer.
   auto source = flywheel::make_data_source(shape.data, seq, shape.train.seed);
-  flywheel::Trainer trainer(shape, *source);
+  flywheel::Trainer trainer(shape.train_spec(), *source);
   const int64_t numel = trainer.model().params().numel();
   for (int s = 0; s < warmup; ++s) trainer.train_step(s);
   const CpuSnapshot cpu2 = cpu_snapshot();

@@ -4,24 +4,6 @@
 
 namespace flywheel {
 
-std::vector<TensorSlice> whole_tensor_slices(ParameterSet& params, float* adam_m, float* adam_v) {
-  std::vector<TensorSlice> slices;
-  slices.reserve(params.list().size());
-  for (size_t id = 0; id < params.list().size(); ++id) {
-    const ParamInfo& info = params.info(static_cast<int>(id));
-    TensorSlice slice;
-    slice.name = info.name;
-    slice.global_shape = info.shape;
-    slice.row_begin = 0;
-    slice.row_end = info.shape.empty() ? 1 : info.shape[0];
-    slice.weight = params.value(static_cast<int>(id));
-    slice.adam_m = adam_m ? adam_m + info.offset : nullptr;
-    slice.adam_v = adam_v ? adam_v + info.offset : nullptr;
-    slices.push_back(std::move(slice));
-  }
-  return slices;
-}
-
 const char* slice_array_group(SliceArray array) {
   switch (array) {
     case SliceArray::kWeight:

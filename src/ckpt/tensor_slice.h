@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "model/parameters.h"
-
 namespace flywheel {
 
 struct TensorSlice {
@@ -19,10 +17,6 @@ struct TensorSlice {
   float* adam_m = nullptr;             // same layout; nullptr: this slice has no moment (not saved / not loaded)
   float* adam_v = nullptr;
 };
-
-// Whole tensors of a single-rank ParameterSet (allocate()d full buffers) + moment buffers laid out
-// like params.values() (Trainer::adam_m()/adam_v()). Null moment pointers give slices without moments.
-std::vector<TensorSlice> whole_tensor_slices(ParameterSet& params, float* adam_m, float* adam_v);
 
 // The three arrays a slice can carry, in file order; group names "weight", "adam_m", "adam_v".
 enum class SliceArray { kWeight = 0, kAdamM = 1, kAdamV = 2 };

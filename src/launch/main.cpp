@@ -21,7 +21,7 @@
 #include "launch/plan_command.h"
 #include "launch/runtime.h"
 #include "launch/shape.h"
-#include "launch/signals.h"
+#include "core/signals.h"
 #include "parallel/mesh.h"
 #include "rl/run_flywheel.h"
 #include "train/run_preference.h"
@@ -116,17 +116,20 @@ int train_command(const Runtime& rt, int argc, char** argv) {
   if (!shape) return 0;
   shape->validate(rt.world_size);
   return on_mesh(rt, *shape, [&](Mesh& mesh) {
-    if (shape->train.objective == "dpo") return run_preference_training(*shape, mesh);
+    if (shape->train.objective == "dpo")
+      return run_preference_training(shape->train_spec(), shape->data.source.substr(std::string("jsonl:").size()),
+                                     shape->dpo_config(), mesh);
     auto source = make_data_source(shape->data, shape->train.seq_len, shape->train.seed);
-    return run_training(*shape, *source, mesh);
+    return run_training(shape->train_spec(), *source, mesh);
   });
 }
 
 int run_command(const Runtime& rt, int argc, char** argv) {
   const std::optional<Shape> shape = command_shape(rt, argc, argv, print_run_help);
   if (!shape) return 0;
-  shape->validate_rl(rt.world_size);
-  return on_mesh(rt, *shape, [&](Mesh& mesh) { return run_flywheel(*shape, mesh); });
+  const FlywheelSpec spec = shape->flywheel_spec();
+  spec.validate(rt.world_size);
+  return on_mesh(rt, *shape, [&](Mesh& mesh) { return run_flywheel(spec, mesh); });
 }
 
 int dispatch(const Runtime& rt, int argc, char** argv) {

@@ -164,7 +164,7 @@ void print_estimate(const StepEstimate& e, const PlanOptions& o) {
 void print_proposals(const Shape& s, const PlanArgs& a) {
   const int64_t device = static_cast<int64_t>(a.device_mem_gib * 1024 * 1024 * 1024);
   std::string why;
-  const std::vector<MeshProposal> fits = propose_meshes(s.model, s.train, a.ranks, device, a.options, &why);
+  const std::vector<MeshProposal> fits = propose_meshes(s.model, s.train.batch(), a.ranks, device, a.options, &why);
   if (fits.empty()) {
     std::printf("meshes of %lld trainer ranks: none: %s\n", static_cast<long long>(a.ranks), why.c_str());
     return;
@@ -194,7 +194,7 @@ int plan_command(const Runtime& rt, int argc, char** argv) {
   }
   Shape shape = load_shape(args.shape_path, args.overrides);
   shape.validate(shape.mesh.world_size());  // planned, not launched: the mesh names its own world
-  const StepPlan plan = plan_step(shape.model, shape.train, shape.mesh, args.options);
+  const StepPlan plan = plan_step(shape.model, shape.train.batch(), shape.mesh, args.options);
   print_header(shape, plan);
   print_memory(plan.worst_memory());
   print_comm(plan.worst_comm());

@@ -1,4 +1,5 @@
-// Training shapes: one INI file = model + mesh + objective + data (configs/shapes/*.ini).
+// Training shapes: one INI file = model + mesh + objective + data (configs/shapes/*.ini), read into
+// the per-layer configuration structs and assembled into what each command hands down.
 // One schema, built with Boost.Program_options, serves the file and the command line, so any key
 // can be overridden as --section.key=value (e.g. --model.n_layers=8); the command line wins.
 // Unknown keys, malformed lines and values of the wrong type are errors naming the file and key.
@@ -9,11 +10,14 @@
 
 #include <boost/program_options/options_description.hpp>
 
+#include "data/data_source.h"
 #include "model/config.h"
 #include "parallel/mesh_config.h"
+#include "rl/flywheel_spec.h"
 #include "rl/rl_config.h"
-#include "train/data_source.h"
+#include "train/loss.h"
 #include "train/train_config.h"
+#include "train/train_spec.h"
 
 namespace flywheel {
 
@@ -27,10 +31,14 @@ struct Shape {
   MeshConfig mesh;
   RlConfig rl;
 
-  // Cross-section checks (model vs train vs mesh); each section validates itself too.
+  // The per-layer configurations each command hands down (nothing below launch/ sees a Shape).
+  TrainSpec train_spec() const;
+  FlywheelSpec flywheel_spec() const;  // `flywheel run`: its validate() has the run's checks
+  DpoConfig dpo_config() const { return {rl.dpo_beta}; }
+
+  // The checks of `flywheel train` on a job of world_size ranks: the trainer's (TrainSpec::validate),
+  // the objective's, and the job's. Errors name the keys.
   void validate(int64_t world_size) const;
-  // The extra checks of `flywheel run` (trainers + serving replicas + the RL objective).
-  void validate_rl(int64_t world_size) const;
 };
 
 // All shape keys, bound to the fields of `shape` with the struct defaults shown in --help.

@@ -121,10 +121,10 @@ void replay_micro_batch(const Transformer& model, FsdpReplay& fsdp) {
 struct LocalTokens {
   int64_t rows = 0, seq = 0, n = 0;
 };
-LocalTokens local_tokens(const TrainConfig& train, const MeshConfig& mesh) {
+LocalTokens local_tokens(const BatchShape& batch, const MeshConfig& mesh) {
   LocalTokens t;
-  t.rows = train.micro_batch / mesh.fsdp;
-  t.seq = train.seq_len / mesh.cp;
+  t.rows = batch.micro_batch / mesh.fsdp;
+  t.seq = batch.seq_len / mesh.cp;
   t.n = t.rows * t.seq;
   return t;
 }
@@ -202,9 +202,9 @@ int64_t comm_buffer_bytes(const ModelConfig& m, const MeshConfig& mesh, const Ra
 
 // Everything but FSDP: pipeline sends, CP K/V traffic, MoE statistics and dispatch, the trainer's
 // all-reduces (trainer.cpp: loss tokens over dp; [ce, aux] and the grad norm over all trainers).
-void add_other_comm(const ModelConfig& m, const TrainConfig& train, const MeshConfig& mesh, const LocalTokens& t,
+void add_other_comm(const ModelConfig& m, const BatchShape& batch, const MeshConfig& mesh, const LocalTokens& t,
                     RankPlan& r) {
-  const int64_t M = train.grad_accum, layers = r.stage.end_layer - r.stage.first_layer, D = mesh.fsdp * mesh.cp;
+  const int64_t M = batch.grad_accum, layers = r.stage.end_layer - r.stage.first_layer, D = mesh.fsdp * mesh.cp;
   const int64_t d = m.d_model, kvw = m.n_kv_heads * m.resolved_head_dim();
   const int s = r.coords.pp;
   // pipeline.cpp: per micro-batch, activations [n, d] to stage s+1 and their gradient to stage s-1.
@@ -266,7 +266,7 @@ int64_t MemoryPlan::total() const {
   return weights + grads + optimizer + working + activations + workspace + comm_buffers;
 }
 
-RankPlan plan_rank(const Transformer& stage_model, const TrainConfig& train, const MeshConfig& mesh,
+RankPlan plan_rank(const Transformer& stage_model, const BatchShape& batch, const MeshConfig& mesh,
                    int trainer_rank) {
   const ModelConfig& m = stage_model.config();
   FW_CHECK(trainer_rank >= 0 && trainer_rank < mesh.trainer_ranks(), "plan: trainer rank ", trainer_rank,
@@ -285,7 +285,7 @@ RankPlan plan_rank(const Transformer& stage_model, const TrainConfig& train, con
   // FSDP: replay one micro-batch; every micro-batch repeats it (nothing stays gathered in between).
   FsdpReplay fsdp(shards);
   replay_micro_batch(stage_model, fsdp);
-  const int64_t M = train.grad_accum;
+  const int64_t M = batch.grad_accum;
   for (size_t u = 0; u < shards.size(); ++u) {
     const UnitShard& s = shards[u];
     if (!s.present || s.direct) continue;
@@ -297,8 +297,8 @@ RankPlan plan_rank(const Transformer& stage_model, const TrainConfig& train, con
   }
   r.memory.working = fsdp.peak_floats * kF;
 
-  const LocalTokens t = local_tokens(train, mesh);
-  add_other_comm(m, train, mesh, t, r);
+  const LocalTokens t = local_tokens(batch, mesh);
+  add_other_comm(m, batch, mesh, t, r);
   r.memory.in_flight = std::max<int64_t>(1, std::min<int64_t>(M, mesh.pp - r.coords.pp));
   r.memory.activations_per_micro_batch = stash_bytes(m, r.stage, t.n, mesh.ep);
   r.memory.activations = r.memory.in_flight * r.memory.activations_per_micro_batch;
@@ -307,10 +307,10 @@ RankPlan plan_rank(const Transformer& stage_model, const TrainConfig& train, con
   return r;
 }
 
-RankPlan plan_rank(const ModelConfig& model, const TrainConfig& train, const MeshConfig& mesh, int trainer_rank) {
+RankPlan plan_rank(const ModelConfig& model, const BatchShape& batch, const MeshConfig& mesh, int trainer_rank) {
   const MeshCoords c = mesh_coords(mesh, trainer_rank);
   const Transformer stage_model(model, /*allocate_full=*/false, stage_range(model, mesh, c.pp));
-  return plan_rank(stage_model, train, mesh, trainer_rank);
+  return plan_rank(stage_model, batch, mesh, trainer_rank);
 }
 
 }  // namespace flywheel

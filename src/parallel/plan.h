@@ -24,7 +24,7 @@
 #include "model/config.h"
 #include "parallel/mesh_config.h"
 #include "parallel/shard_plan.h"
-#include "train/train_config.h"
+#include "parallel/mesh_rules.h"
 
 namespace flywheel {
 
@@ -100,13 +100,13 @@ struct StepPlan {
   const RankPlan& worst_comm() const { return ranks[worst_comm_rank]; }
 };
 
-// One trainer rank's plan (model, train and mesh must be a valid shape). The second form reuses a
+// One trainer rank's plan (model, batch and mesh must pass mesh_is_legal). The second form reuses a
 // registry built for the rank's stage: Transformer(model, /*allocate_full=*/false, stage_range(...)).
-RankPlan plan_rank(const ModelConfig& model, const TrainConfig& train, const MeshConfig& mesh, int trainer_rank);
-RankPlan plan_rank(const Transformer& stage_model, const TrainConfig& train, const MeshConfig& mesh,
+RankPlan plan_rank(const ModelConfig& model, const BatchShape& batch, const MeshConfig& mesh, int trainer_rank);
+RankPlan plan_rank(const Transformer& stage_model, const BatchShape& batch, const MeshConfig& mesh,
                    int trainer_rank);
 // Every trainer rank, the worst ones and the step-time estimate.
-StepPlan plan_step(const ModelConfig& model, const TrainConfig& train, const MeshConfig& mesh,
+StepPlan plan_step(const ModelConfig& model, const BatchShape& batch, const MeshConfig& mesh,
                    const PlanOptions& options = {});
 
 // Parameter counts from the registry: all of them, and those one token uses.
@@ -120,18 +120,19 @@ struct MeshProposal {
   StepEstimate estimate;
 };
 
-// Legal meshes (pp x fsdp x cp == world_size, the divisibility rules of Shape::validate, ep over every
+// Legal meshes (pp x fsdp x cp == world_size, the divisibility rules of check_mesh_fits, ep over every
 // divisor allowed) whose worst rank fits device_mem_bytes, fastest estimated step first. When none
 // fits and why_none is given, it says so with the smallest peak found.
-std::vector<MeshProposal> propose_meshes(const ModelConfig& model, const TrainConfig& train, int64_t world_size,
+std::vector<MeshProposal> propose_meshes(const ModelConfig& model, const BatchShape& batch, int64_t world_size,
                                          int64_t device_mem_bytes, const PlanOptions& options = {},
                                          std::string* why_none = nullptr);
 
 // "812 B", "3.20 MiB", "17.53 GiB": bytes in the largest binary unit that keeps the figure >= 1.
 std::string format_bytes(double bytes);
 
-// Whether mesh is legal for model and train (Shape::validate's rules); why: the reason when not.
-bool mesh_is_legal(const ModelConfig& model, const TrainConfig& train, const MeshConfig& mesh,
+// Whether mesh is legal for model and batch (the sections valid and check_mesh_fits); why: the reason
+// when not.
+bool mesh_is_legal(const ModelConfig& model, const BatchShape& batch, const MeshConfig& mesh,
                    std::string* why = nullptr);
 
 }  // namespace flywheel

@@ -5,7 +5,6 @@
 #include <memory>
 
 #include "core/error.h"
-#include "launch/shape.h"
 #include "model/transformer.h"
 #include "parallel/plan.h"
 
@@ -38,21 +37,21 @@ double stage_flops_per_token(const ModelConfig& m, const StageRange& st, int64_t
   return flops;
 }
 
-StepEstimate estimate_step(const std::vector<RankPlan>& ranks, const TrainConfig& train, const MeshConfig& mesh,
+StepEstimate estimate_step(const std::vector<RankPlan>& ranks, const BatchShape& batch, const MeshConfig& mesh,
                            const PlanOptions& o) {
   double worst_flops = 0, worst_bytes = 0;
   for (const RankPlan& r : ranks) {
     worst_flops = std::max(worst_flops, r.flops);
     worst_bytes = std::max(worst_bytes, static_cast<double>(r.comm.total()));
   }
-  const double M = static_cast<double>(train.grad_accum), P = static_cast<double>(mesh.pp);
+  const double M = static_cast<double>(batch.grad_accum), P = static_cast<double>(mesh.pp);
   StepEstimate e;
   e.bubble_fraction = (P - 1) / (M + P - 1);
   // The slowest stage's M micro-batches spread over M + P - 1 slots of the 1F1B schedule.
   e.compute_s = worst_flops / (o.peak_flops * o.mfu) * (M + P - 1) / M;
   e.comm_s = worst_bytes / o.link_bytes_per_s;
   e.step_s = e.compute_s + e.comm_s;
-  e.tokens_per_s = static_cast<double>(train.global_batch() * train.seq_len) / e.step_s;
+  e.tokens_per_s = static_cast<double>(batch.global_batch() * batch.seq_len) / e.step_s;
   return e;
 }
 
@@ -103,18 +102,18 @@ const Transformer& stage_model_of(const ModelConfig& model, const StageRange& st
   return *slot;
 }
 
-StepPlan plan_step_cached(const ModelConfig& model, const TrainConfig& train, const MeshConfig& mesh,
+StepPlan plan_step_cached(const ModelConfig& model, const BatchShape& batch, const MeshConfig& mesh,
                           const PlanOptions& options, StageCache& cache) {
   StepPlan plan;
   const int64_t D = mesh.fsdp * mesh.cp;
-  const int64_t local_tokens = train.grad_accum * (train.micro_batch / mesh.fsdp) * (train.seq_len / mesh.cp);
+  const int64_t local_tokens = batch.grad_accum * (batch.micro_batch / mesh.fsdp) * (batch.seq_len / mesh.cp);
   for (int stage = 0; stage < mesh.pp; ++stage) {
     const Transformer& stage_model = stage_model_of(model, stage_range(model, mesh, stage), cache);
     if (stage == 0) plan.total_params = sum_numel(stage_model);  // every stage registers the whole model
     const double flops = static_cast<double>(local_tokens) *
-                         stage_flops_per_token(model, stage_model.stage(), train.seq_len);
+                         stage_flops_per_token(model, stage_model.stage(), batch.seq_len);
     for (int64_t dp = 0; dp < D; ++dp) {  // pp is outermost: the stage's ranks are consecutive
-      RankPlan r = plan_rank(stage_model, train, mesh, static_cast<int>(stage * D + dp));
+      RankPlan r = plan_rank(stage_model, batch, mesh, static_cast<int>(stage * D + dp));
       if (options.fsdp_prefetch) r.memory.working += r.largest_unit_bytes;
       r.flops = flops;
       plan.ranks.push_back(std::move(r));
@@ -125,24 +124,24 @@ StepPlan plan_step_cached(const ModelConfig& model, const TrainConfig& train, co
     if (plan.ranks[i].memory.total() > plan.worst_memory().memory.total()) plan.worst_memory_rank = static_cast<int>(i);
     if (plan.ranks[i].comm.total() > plan.worst_comm().comm.total()) plan.worst_comm_rank = static_cast<int>(i);
   }
-  plan.estimate = estimate_step(plan.ranks, train, mesh, options);
+  plan.estimate = estimate_step(plan.ranks, batch, mesh, options);
   return plan;
 }
 }  // namespace
 
-StepPlan plan_step(const ModelConfig& model, const TrainConfig& train, const MeshConfig& mesh,
+StepPlan plan_step(const ModelConfig& model, const BatchShape& batch, const MeshConfig& mesh,
                    const PlanOptions& options) {
   StageCache cache;
-  return plan_step_cached(model, train, mesh, options, cache);
+  return plan_step_cached(model, batch, mesh, options, cache);
 }
 
-bool mesh_is_legal(const ModelConfig& model, const TrainConfig& train, const MeshConfig& mesh, std::string* why) {
-  Shape shape;
-  shape.model = model;
-  shape.train = train;
-  shape.mesh = mesh;
+bool mesh_is_legal(const ModelConfig& model, const BatchShape& batch, const MeshConfig& mesh, std::string* why) {
   try {
-    shape.validate(mesh.world_size());  // the very checks `flywheel train` runs
+    model.validate();
+    mesh.validate();
+    FW_CHECK(batch.seq_len <= model.max_seq_len, "train.seq_len = ", batch.seq_len, " exceeds model.max_seq_len = ",
+             model.max_seq_len);
+    check_mesh_fits(model, batch, mesh);  // the very rules `flywheel train` applies
     return true;
   } catch (const Error& e) {
     if (why) *why = e.what();
@@ -150,7 +149,7 @@ bool mesh_is_legal(const ModelConfig& model, const TrainConfig& train, const Mes
   }
 }
 
-std::vector<MeshProposal> propose_meshes(const ModelConfig& model, const TrainConfig& train, int64_t world_size,
+std::vector<MeshProposal> propose_meshes(const ModelConfig& model, const BatchShape& batch, int64_t world_size,
                                          int64_t device_mem_bytes, const PlanOptions& options,
                                          std::string* why_none) {
   FW_CHECK(world_size > 0, "plan: --ranks = ", world_size, ": must be a positive number of trainer ranks");
@@ -164,9 +163,9 @@ std::vector<MeshProposal> propose_meshes(const ModelConfig& model, const TrainCo
       const int64_t cp = world_size / pp / fsdp;
       for (int64_t ep : model.is_moe() ? divisors(fsdp * cp) : std::vector<int64_t>{1}) {
         const MeshConfig mesh{pp, fsdp, cp, ep, 0};
-        if (!mesh_is_legal(model, train, mesh)) continue;
+        if (!mesh_is_legal(model, batch, mesh)) continue;
         ++legal;
-        const StepPlan plan = plan_step_cached(model, train, mesh, options, cache);
+        const StepPlan plan = plan_step_cached(model, batch, mesh, options, cache);
         MeshProposal p{mesh, plan.worst_memory().memory.total(), plan.worst_memory_rank, plan.estimate};
         if (smallest.peak_bytes < 0 || p.peak_bytes < smallest.peak_bytes) smallest = p;
         if (p.peak_bytes <= device_mem_bytes) fits.push_back(p);
@@ -183,7 +182,7 @@ std::vector<MeshProposal> propose_meshes(const ModelConfig& model, const TrainCo
                     "no legal mesh of %lld trainer ranks for this shape: pp must divide model.n_layers = %lld, "
                     "fsdp divide train.micro_batch = %lld, 2 x cp divide train.seq_len = %lld",
                     static_cast<long long>(world_size), static_cast<long long>(model.n_layers),
-                    static_cast<long long>(train.micro_batch), static_cast<long long>(train.seq_len));
+                    static_cast<long long>(batch.micro_batch), static_cast<long long>(batch.seq_len));
     else
       std::snprintf(text, sizeof(text),
                     "no legal mesh of %lld trainer ranks fits in %s per rank: the smallest worst-rank peak "

@@ -35,10 +35,10 @@ std::vector<float> group_normalized_advantages(const std::vector<double>& reward
   return advantages;
 }
 
-void set_row_advantages(RlBatch& batch, const std::vector<float>& row_advantage) {
+void set_row_advantages(LossBatch& batch, const std::vector<float>& row_advantage) {
   FW_CHECK(static_cast<int64_t>(row_advantage.size()) == batch.rows, "row_advantage has ", row_advantage.size(),
            " entries; expected one per row (", batch.rows, ")");
-  FW_CHECK(static_cast<int64_t>(batch.mask.size()) == batch.tokens_count(), "RlBatch.mask has ",
+  FW_CHECK(static_cast<int64_t>(batch.mask.size()) == batch.tokens_count(), "LossBatch.mask has ",
            batch.mask.size(), " entries; expected rows*seq = ", batch.tokens_count());
   batch.advantage.assign(batch.mask.size(), 0.0f);
   for (int64_t r = 0; r < batch.rows; ++r)

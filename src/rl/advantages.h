@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rl/loss.h"
+#include "train/loss.h"
 
 namespace flywheel {
 
@@ -23,6 +23,6 @@ std::vector<float> group_normalized_advantages(const std::vector<double>& reward
 
 // Sets batch.advantage[r, t] = row_advantage[r] on the row's mask tokens and 0 elsewhere, so the
 // advantage is constant over each row's completion. row_advantage has batch.rows entries.
-void set_row_advantages(RlBatch& batch, const std::vector<float>& row_advantage);
+void set_row_advantages(LossBatch& batch, const std::vector<float>& row_advantage);
 
 }  // namespace flywheel

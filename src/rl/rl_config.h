@@ -11,12 +11,10 @@
 #include <cstdint>
 #include <string>
 
-#include <boost/program_options/options_description.hpp>
-
 namespace flywheel {
 
 struct RlConfig {
-  std::string task = "addition";  // built-in verifiable task (src/rl/tasks.h): prompts and rewards
+  std::string task = "addition";  // built-in verifiable task (src/data/tasks.h): prompts and rewards
   int64_t sft_steps = 20;         // SFT warm-up steps on the task's reference answers before RL
   int64_t prompts_per_step = 8;   // prompts per RL step (the global batch is prompts x group_size rows)
   int64_t group_size = 4;         // samples per prompt (GRPO's G)
@@ -44,7 +42,5 @@ struct RlConfig {
   bool exact() const { return serve_dtype == "fp32"; }
   void validate() const;
 };
-
-boost::program_options::options_description rl_options(RlConfig& config);
 
 }  // namespace flywheel

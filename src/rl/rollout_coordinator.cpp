@@ -4,14 +4,14 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "train/tokenizer.h"
+#include "data/tokenizer.h"
 
 namespace flywheel {
 
-RolloutCoordinator::RolloutCoordinator(const Shape& shape, Comm& world)
-    : shape_(shape), world_(world), task_(make_task(shape.rl.task, shape.data.task_max_digits)),
-      prompts_(shape.rl.prompts_per_step), group_(shape.rl.group_size),
-      trainers_(static_cast<int>(shape.mesh.trainer_ranks())), replicas_(static_cast<int>(shape.mesh.serve)) {
+RolloutCoordinator::RolloutCoordinator(const FlywheelSpec& spec, Comm& world)
+    : spec_(spec), world_(world), task_(make_task(spec.rl.task, spec.data.task_max_digits)),
+      prompts_(spec.rl.prompts_per_step), group_(spec.rl.group_size),
+      trainers_(static_cast<int>(spec.mesh.trainer_ranks())), replicas_(static_cast<int>(spec.mesh.serve)) {
   FW_CHECK(replicas_ > 0, "flywheel run needs serving ranks: set mesh.serve >= 1");
 }
 
@@ -20,18 +20,18 @@ int RolloutCoordinator::replica_rank(int64_t prompt_index) const {
 }
 
 void RolloutCoordinator::request(int64_t step) {
-  const RlConfig& rl = shape_.rl;
+  const RlConfig& rl = spec_.rl;
   std::vector<GenerateMessage> batches(replicas_);
   for (int r = 0; r < replicas_; ++r) batches[r].step = step;
   for (int64_t i = 0; i < prompts_; ++i) {
-    const TaskExample example = task_->generate(shape_.train.seed + 1, step * prompts_ + i);
+    const TaskExample example = task_->generate(spec_.train.seed + 1, step * prompts_ + i);
     std::vector<int32_t> prompt{ByteTokenizer::kBos};
     for (int32_t id : ByteTokenizer::encode(example.prompt)) prompt.push_back(id);
     for (int64_t g = 0; g < group_; ++g) {
       GenerationRequest q;
       q.id = step * prompts_ * group_ + i * group_ + g;
       q.prompt = prompt;
-      q.seed = random_u64({shape_.train.seed, RngPurpose::kSampling, static_cast<uint64_t>(step),
+      q.seed = random_u64({spec_.train.seed, RngPurpose::kSampling, static_cast<uint64_t>(step),
                            static_cast<uint64_t>(i * group_ + g)}, 0);
       q.sampling.temperature = static_cast<float>(rl.temperature);
       q.sampling.top_p = static_cast<float>(rl.top_p);
@@ -95,7 +95,7 @@ std::vector<RolloutSample> RolloutCoordinator::collect(int64_t step, RolloutStat
     it = arrived_.erase(it);
   }
   for (RolloutSample& r : rollouts) {
-    r.example = task_->generate(shape_.train.seed + 1, step * prompts_ + r.prompt_index);
+    r.example = task_->generate(spec_.train.seed + 1, step * prompts_ + r.prompt_index);
     r.prompt_tokens = {ByteTokenizer::kBos};
     for (int32_t id : ByteTokenizer::encode(r.example.prompt)) r.prompt_tokens.push_back(id);
     const auto& steps = r.result.snapshot_steps;

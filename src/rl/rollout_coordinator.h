@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "comm/comm.h"
-#include "launch/shape.h"
-#include "rl/rollout_messages.h"
-#include "rl/tasks.h"
+#include "rl/flywheel_spec.h"
+#include "serve/replica_protocol.h"
+#include "data/tasks.h"
 
 namespace flywheel {
 
@@ -41,7 +41,7 @@ struct RolloutStats {
 
 class RolloutCoordinator {
  public:
-  RolloutCoordinator(const Shape& shape, Comm& world);
+  RolloutCoordinator(const FlywheelSpec& spec, Comm& world);
 
   void request(int64_t step);                 // sends step's prompts to the replicas
   void notify_snapshot(int64_t step);         // tells every replica that publish/ holds `step`
@@ -54,7 +54,7 @@ class RolloutCoordinator {
   int replica_rank(int64_t prompt_index) const;
   void receive_one();  // one message from any replica, filed by kind
 
-  const Shape& shape_;
+  const FlywheelSpec& spec_;
   Comm& world_;
   std::unique_ptr<Task> task_;
   int64_t prompts_, group_;

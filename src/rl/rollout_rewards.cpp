@@ -5,13 +5,13 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "rl/rollout_file.h"
-#include "train/tokenizer.h"
+#include "data/tokenizer.h"
 
 namespace flywheel {
 namespace {
 
-std::vector<double> task_rewards(const Shape& shape, const std::vector<RolloutSample>& samples) {
-  const auto task = make_task(shape.rl.task, shape.data.task_max_digits);
+std::vector<double> task_rewards(const FlywheelSpec& spec, const std::vector<RolloutSample>& samples) {
+  const auto task = make_task(spec.rl.task, spec.data.task_max_digits);
   std::vector<double> rewards;
   for (const RolloutSample& s : samples)
     rewards.push_back(task->reward(s.example, ByteTokenizer::decode(s.result.tokens)));
@@ -31,7 +31,7 @@ std::string quoted(const std::string& path) {
   return out;
 }
 
-std::vector<double> file_rewards(const Shape& shape, int64_t step, const std::vector<RolloutSample>& samples,
+std::vector<double> file_rewards(const FlywheelSpec& spec, int64_t step, const std::vector<RolloutSample>& samples,
                                  const std::filesystem::path& run_dir) {
   const std::filesystem::path folder = run_dir / "rollouts";
   std::filesystem::create_directories(folder);
@@ -51,7 +51,7 @@ std::vector<double> file_rewards(const Shape& shape, int64_t step, const std::ve
     written.push_back(std::move(r));
   }
   write_rollouts(in, written);
-  const std::string command = shape.rl.reward_command + " " + quoted(in) + " " + quoted(out);
+  const std::string command = spec.rl.reward_command + " " + quoted(in) + " " + quoted(out);
   const int status = std::system(command.c_str());
   FW_CHECK(status == 0, "rl.reward_command failed (status ", status, ") on step ", step, ": ", command);
   return read_scored_rollouts(out, written);
@@ -59,9 +59,9 @@ std::vector<double> file_rewards(const Shape& shape, int64_t step, const std::ve
 
 }  // namespace
 
-std::vector<double> compute_rewards(const Shape& shape, int64_t step, const std::vector<RolloutSample>& samples,
+std::vector<double> compute_rewards(const FlywheelSpec& spec, int64_t step, const std::vector<RolloutSample>& samples,
                                     const std::filesystem::path& run_dir) {
-  return shape.rl.reward == "file" ? file_rewards(shape, step, samples, run_dir) : task_rewards(shape, samples);
+  return spec.rl.reward == "file" ? file_rewards(spec, step, samples, run_dir) : task_rewards(spec, samples);
 }
 
 }  // namespace flywheel

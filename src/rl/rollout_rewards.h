@@ -8,12 +8,12 @@
 #include <filesystem>
 #include <vector>
 
-#include "launch/shape.h"
+#include "rl/flywheel_spec.h"
 #include "rl/rollout_coordinator.h"
 
 namespace flywheel {
 
-std::vector<double> compute_rewards(const Shape& shape, int64_t step, const std::vector<RolloutSample>& samples,
+std::vector<double> compute_rewards(const FlywheelSpec& spec, int64_t step, const std::vector<RolloutSample>& samples,
                                     const std::filesystem::path& run_dir);
 
 }  // namespace flywheel

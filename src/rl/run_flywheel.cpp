@@ -12,7 +12,7 @@
 #include "core/fault_point.h"
 #include "core/log.h"
 #include "core/threads.h"
-#include "launch/signals.h"
+#include "core/signals.h"
 #include "rl/advantages.h"
 #include "rl/publish_fault.h"
 #include "rl/rl_rows.h"
@@ -24,7 +24,7 @@
 #include "serve/run_replica.h"
 #include "serve/snapshot_publisher.h"
 #include "train/checkpointing.h"
-#include "train/data_source.h"
+#include "data/data_source.h"
 #include "train/metrics_log.h"
 #include "train/run_support.h"
 #include "train/trainer.h"
@@ -38,7 +38,7 @@ struct Parity {
   double k3 = 0, max_abs_d = 0;
 };
 
-Parity measure_parity(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce) {
+Parity measure_parity(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce) {
   double sums[2] = {0, 0}, worst = 0;
   for (size_t t = 0; t < logp.size(); ++t) {
     if (local.mask[t] == 0) continue;
@@ -54,23 +54,23 @@ Parity measure_parity(const RlBatch& local, const std::vector<float>& logp, cons
 
 // One RL step's rollouts, as trainer rank 0 sees them, and what the progress line reports.
 struct RolloutOutcome {
-  RlBatch global;
+  LossBatch global;
   RolloutStats stats;
   double reward_mean = 0;
 };
 
-RolloutOutcome score_rollouts(const Shape& shape, int64_t step, std::vector<RolloutSample> samples,
+RolloutOutcome score_rollouts(const FlywheelSpec& spec, int64_t step, std::vector<RolloutSample> samples,
                               RolloutStats stats, const std::filesystem::path& run_dir) {
-  const std::vector<double> rewards = compute_rewards(shape, step, samples, run_dir);
+  const std::vector<double> rewards = compute_rewards(spec, step, samples, run_dir);
   RolloutOutcome out;
   out.stats = stats;
   for (double r : rewards) out.reward_mean += r / static_cast<double>(rewards.size());
-  out.global = rollout_rows(samples, group_normalized_advantages(rewards, shape.rl.group_size), shape.train.seq_len);
+  out.global = rollout_rows(samples, group_normalized_advantages(rewards, spec.rl.group_size), spec.train.seq_len);
   return out;
 }
 
 // Rank 0's global batch reaches every trainer (its per-token arrays are fixed-size: rows x seq).
-void broadcast_batch(RlBatch& b, int64_t rows, int64_t seq, Comm& comm) {
+void broadcast_batch(LossBatch& b, int64_t rows, int64_t seq, Comm& comm) {
   const int64_t n = rows * seq;
   b.rows = rows;
   b.seq = seq;
@@ -160,15 +160,15 @@ nlohmann::json sft_json(const StepMetrics& m, double elapsed) {
 // The trainer ranks' side of the run.
 class FlywheelTrainer {
  public:
-  FlywheelTrainer(const Shape& shape, Mesh& mesh, const DataSource& sft_data, const std::filesystem::path& dir)
-      : shape_(shape), mesh_(mesh), trainer_(shape, sft_data, mesh), dir_(dir), comm_(mesh.trainers()),
-        loss_(make_loss("grpo", loss_config(shape.rl))) {
+  FlywheelTrainer(const FlywheelSpec& spec, Mesh& mesh, const DataSource& sft_data, const std::filesystem::path& dir)
+      : spec_(spec), mesh_(mesh), trainer_(spec, sft_data, mesh), dir_(dir), comm_(mesh.trainers()),
+        loss_(make_loss("grpo", loss_config(spec.rl))) {
     if (comm_.rank() == 0) {
-      coordinator_ = std::make_unique<RolloutCoordinator>(shape, mesh.world());
+      coordinator_ = std::make_unique<RolloutCoordinator>(spec, mesh.world());
       publisher_ = std::make_unique<SnapshotPublisher>((dir / "publish").string(),
-                                                       parse_serve_dtype(shape.rl.serve_dtype), shape.rl.full_every);
+                                                       parse_serve_dtype(spec.rl.serve_dtype), spec.rl.full_every);
       ledger_ = std::make_unique<Ledger>((dir / "ledger.jsonl").string());
-      publish_model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/true);
+      publish_model_ = std::make_unique<Transformer>(spec.model, /*allocate_full=*/true);
     }
   }
 
@@ -179,11 +179,11 @@ class FlywheelTrainer {
   // <run>/reference/ (an ordinary checkpoint, so it reloads onto any mesh). Call before resuming
   // the run itself: loading the reference goes through the trainer's own shards.
   void restore_reference() {
-    if (shape_.rl.kl_beta == 0 || !std::filesystem::exists(dir_ / "reference")) return;
+    if (spec_.rl.kl_beta == 0 || !std::filesystem::exists(dir_ / "reference")) return;
     if (resume_training(trainer_, (dir_ / "reference").string())) trainer_.freeze_reference();
   }
   void freeze_reference_at_rl_start(int64_t step) {
-    if (shape_.rl.kl_beta == 0 || trainer_.has_reference()) return;
+    if (spec_.rl.kl_beta == 0 || trainer_.has_reference()) return;
     trainer_.freeze_reference();
     save_training_checkpoint(trainer_, (dir_ / "reference").string(), step);
   }
@@ -201,28 +201,28 @@ class FlywheelTrainer {
   }
 
   void request(int64_t step) {
-    if (writer() && step < shape_.train.steps) coordinator_->request(step);
+    if (writer() && step < spec_.train.steps) coordinator_->request(step);
   }
 
   RlStepReport rl_step(int64_t step) {
     RlStepReport report;
-    const int64_t rows = shape_.rl.prompts_per_step * shape_.rl.group_size, seq = shape_.train.seq_len;
+    const int64_t rows = spec_.rl.prompts_per_step * spec_.rl.group_size, seq = spec_.train.seq_len;
     if (writer()) {
       RolloutStats stats;
       std::vector<RolloutSample> samples = coordinator_->collect(step, stats);
       replica_behind_ = stats.replica_behind;
-      report.rollouts = score_rollouts(shape_, step, std::move(samples), stats, dir_);
+      report.rollouts = score_rollouts(spec_, step, std::move(samples), stats, dir_);
     }
     broadcast_batch(report.rollouts.global, rows, seq, comm_);
     comm_.broadcast(&report.rollouts.reward_mean, sizeof(double), 0);
 
     const int64_t fsdp_rank = mesh_.coords().fsdp;
-    const RlBatch mine = select_rows(report.rollouts.global, shape_.train.micro_batch, shape_.train.grad_accum,
-                                     shape_.mesh.fsdp, fsdp_rank);
+    const LossBatch mine = select_rows(report.rollouts.global, spec_.train.micro_batch, spec_.train.grad_accum,
+                                     spec_.mesh.fsdp, fsdp_rank);
     CallerBatch caller{mine.rows, mine.seq, mine.tokens, mine.targets};
-    RlBatch local = reorder_tokens(mine, trainer_.local_token_positions(mine.rows, mine.seq),
-                                   mine.seq / shape_.mesh.cp);
-    if (shape_.rl.kl_beta > 0) local.ref_logprob = trainer_.reference_logprobs(caller);  // collective
+    LossBatch local = reorder_tokens(mine, trainer_.local_token_positions(mine.rows, mine.seq),
+                                   mine.seq / spec_.mesh.cp);
+    if (spec_.rl.kl_beta > 0) local.ref_logprob = trainer_.reference_logprobs(caller);  // collective
     const Reducer reduce = comm_reducer(mesh_.dp());
     Objective objective = [&](const std::vector<float>& logp, std::vector<float>& dloss) {
       report.parity = measure_parity(local, logp, reduce);
@@ -261,7 +261,7 @@ class FlywheelTrainer {
     report.loss.metrics = values;
   }
 
-  const Shape& shape_;
+  const FlywheelSpec& spec_;
   Mesh& mesh_;
   Trainer trainer_;
   std::filesystem::path dir_;
@@ -274,35 +274,47 @@ class FlywheelTrainer {
   bool replica_behind_ = false;  // rank 0: a replica reported a load that fell short of the step
 };
 
-int train_and_serve(const Shape& shape, Mesh& mesh, const std::filesystem::path& dir) {
-  DataConfig sft_data = shape.data;
-  sft_data.source = "task:" + shape.rl.task;
-  auto source = make_data_source(sft_data, shape.train.seq_len, shape.train.seed);
-  FlywheelTrainer run(shape, mesh, *source, dir);
+ReplicaOptions replica_options(const FlywheelSpec& spec, int world_rank, const std::filesystem::path& dir) {
+  ReplicaOptions options;
+  options.model = spec.model;
+  options.max_batch = spec.rl.max_batch;
+  options.dtype = parse_serve_dtype(spec.rl.serve_dtype);
+  options.async_swap = spec.rl.swap == "async";
+  options.publish_dir = (dir / "publish").string();
+  options.ledger_path = (dir / "ledger.jsonl").string();
+  options.replica = world_rank - static_cast<int>(spec.mesh.trainer_ranks());
+  return options;
+}
+
+int train_and_serve(const FlywheelSpec& spec, Mesh& mesh, const std::filesystem::path& dir) {
+  DataConfig sft_data = spec.data;
+  sft_data.source = "task:" + spec.rl.task;
+  auto source = make_data_source(sft_data, spec.train.seq_len, spec.train.seed);
+  FlywheelTrainer run(spec, mesh, *source, dir);
   Trainer& trainer = run.trainer();
   Comm& comm = mesh.trainers();
   std::optional<int64_t> resumed;
-  if (shape.train.resume == "auto") {
+  if (spec.train.resume == "auto") {
     run.restore_reference();
     resumed = resume_training(trainer, dir.string());
   }
   std::unique_ptr<MetricsLog> metrics;
   if (run.writer()) {
-    prepare_run_dir(shape, dir, resumed);
+    prepare_run_dir(spec, dir, resumed);
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
   comm.barrier();
-  const RlConfig& rl = shape.rl;
-  log_info("run ", dir.string(), ": ", shape.name, ", ", shape.model.total_params() / 1e6, "M parameters, ",
-           rl.sft_steps, " SFT + ", shape.train.steps - rl.sft_steps, " GRPO steps on task ", rl.task, ", ",
-           rl.prompts_per_step, " prompts x ", rl.group_size, " samples, ", shape.mesh.trainer_ranks(),
-           " trainer rank(s) + ", shape.mesh.serve, " replica(s), ", rl.serve_dtype, " serving, ", rl.swap, " swaps");
+  const RlConfig& rl = spec.rl;
+  log_info("run ", dir.string(), ": ", spec.name, ", ", spec.model.total_params() / 1e6, "M parameters, ",
+           rl.sft_steps, " SFT + ", spec.train.steps - rl.sft_steps, " GRPO steps on task ", rl.task, ", ",
+           rl.prompts_per_step, " prompts x ", rl.group_size, " samples, ", spec.mesh.trainer_ranks(),
+           " trainer rank(s) + ", spec.mesh.serve, " replica(s), ", rl.serve_dtype, " serving, ", rl.swap, " swaps");
 
   const auto start = std::chrono::steady_clock::now();
   double recent = 0;
   int64_t last_saved = resumed.value_or(-1);
   bool rl_started = false;
-  for (int64_t step = resumed.value_or(0); step < shape.train.steps; ++step) {
+  for (int64_t step = resumed.value_or(0); step < spec.train.steps; ++step) {
     fault_point("train.step", comm.rank(), step);
     if (agree_on_preemption(comm)) {
       log_warn("preemption: checkpointing step ", step, " and exiting for requeue (exit ", kExitPreempted, ")");
@@ -319,12 +331,12 @@ int train_and_serve(const Shape& shape, Mesh& mesh, const std::filesystem::path&
       seconds = s.seconds;
       recent = recent == 0 ? seconds : 0.8 * recent + 0.2 * seconds;
       record = sft_json(s, elapsed);
-      if (run.writer() && (step + 1) % shape.train.log_every == 0) {
+      if (run.writer() && (step + 1) % spec.train.log_every == 0) {
         char line[200];
         std::snprintf(line, sizeof(line), "step %lld/%lld sft | loss %.4f | lr %.2e | %s tok/s | ETA %s",
-                      static_cast<long long>(step + 1), static_cast<long long>(shape.train.steps), s.loss, s.lr,
+                      static_cast<long long>(step + 1), static_cast<long long>(spec.train.steps), s.loss, s.lr,
                       format_rate(static_cast<double>(s.tokens) / s.seconds).c_str(),
-                      format_duration(recent * static_cast<double>(shape.train.steps - step - 1)).c_str());
+                      format_duration(recent * static_cast<double>(spec.train.steps - step - 1)).c_str());
         log_info(line);
       }
     } else {
@@ -338,7 +350,7 @@ int train_and_serve(const Shape& shape, Mesh& mesh, const std::filesystem::path&
         rl_started = true;
       }
       RlStepReport r = run.rl_step(step);
-      const bool more = step + 1 < shape.train.steps;
+      const bool more = step + 1 < spec.train.steps;
       if (more) {
         r.publish = run.publish(step + 1);
         r.published = true;
@@ -347,11 +359,11 @@ int train_and_serve(const Shape& shape, Mesh& mesh, const std::filesystem::path&
       seconds = r.step.seconds;
       recent = recent == 0 ? seconds : 0.8 * recent + 0.2 * seconds;
       record = to_json(r, elapsed);
-      if (run.writer() && ((step + 1) % shape.train.log_every == 0 || !more)) log_rl_progress(r, shape.train.steps, recent);
+      if (run.writer() && ((step + 1) % spec.train.log_every == 0 || !more)) log_rl_progress(r, spec.train.steps, recent);
     }
     if (run.writer()) metrics->append(record);
-    const int64_t every = shape.train.checkpoint_every;
-    if (step + 1 == shape.train.steps || (every > 0 && (step + 1) % every == 0)) {
+    const int64_t every = spec.train.checkpoint_every;
+    if (step + 1 == spec.train.steps || (every > 0 && (step + 1) % every == 0)) {
       if (!try_checkpoint(trainer, dir, step + 1)) {
         run.finish();
         return kExitCheckpointFailed;
@@ -367,9 +379,9 @@ int train_and_serve(const Shape& shape, Mesh& mesh, const std::filesystem::path&
 
 }  // namespace
 
-int run_flywheel(const Shape& shape, Mesh& mesh) {
+int run_flywheel(const FlywheelSpec& spec, Mesh& mesh) {
   const std::filesystem::path dir =
-      std::filesystem::path(shape.train.out_dir) / agree_on_run_name(shape, mesh.world());
+      std::filesystem::path(spec.train.out_dir) / agree_on_run_name(spec, mesh.world());
   // The directory exists before any rank opens the ledger or publish/ in it.
   if (mesh.world().rank() == 0) {
     std::error_code ec;
@@ -378,10 +390,10 @@ int run_flywheel(const Shape& shape, Mesh& mesh) {
   }
   mesh.world().barrier();
   if (!mesh.is_trainer()) {
-    run_replica(shape, mesh.world(), dir.string());
+    run_replica(replica_options(spec, mesh.world().rank(), dir), mesh.world());
     return kExitOk;
   }
-  return train_and_serve(shape, mesh, dir);
+  return train_and_serve(spec, mesh, dir);
 }
 
 }  // namespace flywheel

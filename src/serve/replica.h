@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "rl/rollout_messages.h"
+#include "serve/replica_protocol.h"
 #include "serve/decode_engine.h"
 #include "serve/ledger.h"
 #include "serve/snapshot_loader.h"

@@ -1,26 +1,14 @@
 #include "serve/run_replica.h"
 
-#include <filesystem>
-
 #include "core/log.h"
-#include "serve/replica.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 
 namespace flywheel {
 
-void run_replica(const Shape& shape, Comm& world, const std::string& run_dir) {
-  const RlConfig& rl = shape.rl;
-  ReplicaOptions options;
-  options.model = shape.model;
-  options.max_batch = rl.max_batch;
-  options.dtype = parse_serve_dtype(rl.serve_dtype);
-  options.async_swap = rl.swap == "async";
-  options.publish_dir = (std::filesystem::path(run_dir) / "publish").string();
-  options.ledger_path = (std::filesystem::path(run_dir) / "ledger.jsonl").string();
-  options.replica = world.rank() - static_cast<int>(shape.mesh.trainer_ranks());
+void run_replica(const ReplicaOptions& options, Comm& world) {
   ReplicaServer server(options);
-  log_info("replica ", options.replica, " up: ", serve_dtype_name(options.dtype), " weights, ", rl.max_batch,
-           " decode slots, ", rl.swap, " swaps");
+  log_info("replica ", options.replica, " up: ", serve_dtype_name(options.dtype), " weights, ", options.max_batch,
+           " decode slots, ", options.async_swap ? "async" : "sync", " swaps");
 
   bool shutdown = false;
   while (!shutdown) {

@@ -4,13 +4,13 @@
 #include <string>
 
 #include "comm/comm.h"
-#include "launch/shape.h"
+#include "serve/replica.h"
 
 namespace flywheel {
 
-// Serves until trainer rank 0 sends kTagShutdown. replica = world rank - trainer ranks.
-// Blocks in a receive only when there is nothing to decode and no swap due, so new requests and
-// snapshot notices are picked up between decode steps.
-void run_replica(const Shape& shape, Comm& world, const std::string& run_dir);
+// Serves until trainer rank 0 of `world` sends kTagShutdown. Blocks in a receive only when there is
+// nothing to decode and no swap due, so new requests and snapshot notices are picked up between
+// decode steps.
+void run_replica(const ReplicaOptions& options, Comm& world);
 
 }  // namespace flywheel

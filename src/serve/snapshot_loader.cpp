@@ -12,7 +12,7 @@
 
 #include "ckpt/checksum.h"
 #include "core/error.h"
-#include "serve/bf16.h"
+#include "core/bf16.h"
 
 namespace flywheel {
 namespace {

@@ -12,7 +12,7 @@
 #include "ckpt/durable_fs.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "serve/bf16.h"
+#include "core/bf16.h"
 
 namespace flywheel {
 namespace {

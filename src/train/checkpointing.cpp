@@ -27,28 +27,46 @@ nlohmann::json mesh_json(const MeshConfig& m) {
 
 }  // namespace
 
+std::vector<TensorSlice> whole_tensor_slices(ParameterSet& params, float* adam_m, float* adam_v) {
+  std::vector<TensorSlice> slices;
+  slices.reserve(params.list().size());
+  for (size_t id = 0; id < params.list().size(); ++id) {
+    const ParamInfo& info = params.info(static_cast<int>(id));
+    TensorSlice slice;
+    slice.name = info.name;
+    slice.global_shape = info.shape;
+    slice.row_begin = 0;
+    slice.row_end = info.shape.empty() ? 1 : info.shape[0];
+    slice.weight = params.value(static_cast<int>(id));
+    slice.adam_m = adam_m ? adam_m + info.offset : nullptr;
+    slice.adam_v = adam_v ? adam_v + info.offset : nullptr;
+    slices.push_back(std::move(slice));
+  }
+  return slices;
+}
+
 void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int64_t steps_done) {
-  const Shape& shape = trainer.shape();
+  const TrainSpec& spec = trainer.spec();
   CheckpointState state;
   state.step = steps_done;
-  state.seed = shape.train.seed;
-  state.shape_text = shape.text;
-  state.mesh = mesh_json(shape.mesh);
-  state.extra = {{"data_cursor", steps_done * shape.train.global_batch()},
-                 {"global_batch", shape.train.global_batch()},
+  state.seed = spec.train.seed;
+  state.shape_text = spec.text;
+  state.mesh = mesh_json(spec.mesh);
+  state.extra = {{"data_cursor", steps_done * spec.train.global_batch()},
+                 {"global_batch", spec.train.global_batch()},
                  {"rng", "counter-based (seed, purpose, step, index): nothing to restore"}};
-  save_checkpoint(trainer.mesh().trainers(), run_dir, state, trainer_slices(trainer), shape.train.keep_last);
+  save_checkpoint(trainer.mesh().trainers(), run_dir, state, trainer_slices(trainer), spec.train.keep_last);
 }
 
 std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir) {
   if (committed_steps(run_dir).empty()) return std::nullopt;
   std::vector<TensorSlice> slices = trainer_slices(trainer);
   const LoadResult loaded = load_checkpoint(trainer.mesh().trainers(), run_dir, std::nullopt, slices);
-  FW_CHECK(loaded.state.seed == trainer.shape().train.seed, "checkpoint ", loaded.step_dir, " was trained with seed ",
-           loaded.state.seed, " but train.seed = ", trainer.shape().train.seed,
+  FW_CHECK(loaded.state.seed == trainer.spec().train.seed, "checkpoint ", loaded.step_dir, " was trained with seed ",
+           loaded.state.seed, " but train.seed = ", trainer.spec().train.seed,
            ": a resumed run must keep its seed (data order depends on it); use a new train.run_name for a new run");
-  FW_CHECK(loaded.step <= trainer.shape().train.steps, "checkpoint ", loaded.step_dir, " holds ", loaded.step,
-           " steps, more than train.steps = ", trainer.shape().train.steps);
+  FW_CHECK(loaded.step <= trainer.spec().train.steps, "checkpoint ", loaded.step_dir, " holds ", loaded.step,
+           " steps, more than train.steps = ", trainer.spec().train.steps);
   log_info("resumed from ", loaded.step_dir, " (step ", loaded.step, ", written by ", loaded.world_size,
            " ranks on mesh ", loaded.state.mesh.dump(), ")");
   return loaded.step;

@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "ckpt/tensor_slice.h"
+#include "model/parameters.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -22,5 +24,9 @@ void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int6
 // number of steps it holds, or nullopt when run_dir has no committed checkpoint. Throws when the
 // checkpoint belongs to another model or seed.
 std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir);
+
+// Whole tensors of a single-rank ParameterSet (allocate()d full buffers) + moment buffers laid out
+// like params.values() (Trainer::adam_m()/adam_v()). Null moment pointers give slices without moments.
+std::vector<TensorSlice> whole_tensor_slices(ParameterSet& params, float* adam_m, float* adam_v);
 
 }  // namespace flywheel

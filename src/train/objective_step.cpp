@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "parallel/context_parallel.h"
 #include "parallel/pipeline.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -29,9 +29,9 @@ std::vector<int64_t> Trainer::local_token_positions(int64_t rows, int64_t seq) c
 }
 
 Trainer::LocalRows Trainer::local_rows(const CallerBatch& batch) const {
-  const TrainConfig& tc = shape_.train;
+  const TrainConfig& tc = spec_.train;
   LocalRows local;
-  local.rows_per_micro = tc.micro_batch / shape_.mesh.fsdp;
+  local.rows_per_micro = tc.micro_batch / spec_.mesh.fsdp;
   FW_CHECK(batch.rows == local.rows_per_micro * tc.grad_accum, "this rank got ", batch.rows,
            " rows; it trains train.micro_batch / mesh.fsdp x train.grad_accum = ",
            local.rows_per_micro * tc.grad_accum);
@@ -50,7 +50,7 @@ Trainer::LocalRows Trainer::local_rows(const CallerBatch& batch) const {
 
 std::vector<PipelineMicroBatch> Trainer::micro_batches(const LocalRows& local, const float* weights) const {
   std::vector<PipelineMicroBatch> micro;
-  for (int64_t m = 0; m < shape_.train.grad_accum; ++m) {
+  for (int64_t m = 0; m < spec_.train.grad_accum; ++m) {
     const int64_t o = m * local.per_micro;
     micro.push_back({local.tokens.data() + o, local.targets.data() + o, weights ? weights + o : nullptr,
                      local.rows_per_micro, local.local_seq});
@@ -61,7 +61,7 @@ std::vector<PipelineMicroBatch> Trainer::micro_batches(const LocalRows& local, c
 std::vector<float> Trainer::logprob_pass(const LocalRows& local) {
   std::vector<float> logp(local.tokens.size(), 0.0f);
   std::vector<float*> parts;
-  for (int64_t m = 0; m < shape_.train.grad_accum; ++m) parts.push_back(logp.data() + m * local.per_micro);
+  for (int64_t m = 0; m < spec_.train.grad_accum; ++m) parts.push_back(logp.data() + m * local.per_micro);
   run_pipeline_logprobs(*model_, mesh_->pp(), micro_batches(local, nullptr), parts);
   return logp;
 }
@@ -93,7 +93,7 @@ StepMetrics Trainer::train_on_batch(int64_t step, const CallerBatch& batch, cons
                                     std::vector<float>* logp_out, ObjectiveValue* value_out) {
   maybe_inject_fault(mesh_->world().rank(), step);
   const auto start = std::chrono::steady_clock::now();
-  const TrainConfig& tc = shape_.train;
+  const TrainConfig& tc = spec_.train;
   StepMetrics metrics;
   metrics.step = step;
   metrics.tokens = tc.global_batch() * batch.seq;
@@ -110,14 +110,14 @@ StepMetrics Trainer::train_on_batch(int64_t step, const CallerBatch& batch, cons
     value = objective(logp, dloss);
     for (size_t i = 0; i < dloss.size(); ++i) weights[i] = -dloss[i];
   }
-  const double aux_scale = shape_.model.moe_aux_loss_coef / static_cast<double>(tc.grad_accum);
+  const double aux_scale = spec_.model.moe_aux_loss_coef / static_cast<double>(tc.grad_accum);
   const MicroBatchResult r = run_pipeline_step(*model_, mesh_->pp(), micro_batches(local, weights.data()), aux_scale);
   const double head_share = holds_head() ? 1.0 / mesh_->dp().size() : 0.0;
   double sums[2] = {value.loss * head_share, r.aux_loss / static_cast<double>(tc.grad_accum) / mesh_->dp().size()};
   mesh_->trainers().all_reduce_sum(sums, 2);
   metrics.ce_loss = sums[0];
   metrics.aux_loss = sums[1];
-  metrics.loss = metrics.ce_loss + shape_.model.moe_aux_loss_coef * metrics.aux_loss;
+  metrics.loss = metrics.ce_loss + spec_.model.moe_aux_loss_coef * metrics.aux_loss;
   if (logp_out) *logp_out = std::move(logp);
   if (value_out) *value_out = std::move(value);
   finish_step(step, metrics, start);

@@ -14,28 +14,28 @@
 #include "core/error.h"
 #include "core/fault_point.h"
 #include "core/log.h"
-#include "launch/signals.h"
-#include "rl/loss.h"
-#include "rl/preference_data.h"
-#include "rl/rl_rows.h"
+#include "core/signals.h"
+#include "train/loss.h"
+#include "data/preference_data.h"
+#include "train/preference_rows.h"
 #include "train/checkpointing.h"
 #include "train/metrics_log.h"
 #include "train/run_preference.h"
 #include "train/run_support.h"
-#include "train/sampler.h"
+#include "data/sampler.h"
 
 namespace flywheel {
 namespace {
 
-std::vector<int64_t> pairs_of_step(const Shape& shape, int64_t step, int64_t n_pairs) {
-  const int64_t per_step = shape.train.global_batch() / 2;
+std::vector<int64_t> pairs_of_step(const TrainSpec& spec, int64_t step, int64_t n_pairs) {
+  const int64_t per_step = spec.train.global_batch() / 2;
   std::vector<int64_t> indices;
   int64_t cached_epoch = -1;
   std::vector<int64_t> permutation;
   for (int64_t k = 0; k < per_step; ++k) {
     const int64_t g = step * per_step + k, epoch = g / n_pairs;
     if (epoch != cached_epoch) {
-      permutation = epoch_permutation(shape.train.seed, epoch, n_pairs);
+      permutation = epoch_permutation(spec.train.seed, epoch, n_pairs);
       cached_epoch = epoch;
     }
     indices.push_back(permutation[g % n_pairs]);
@@ -48,11 +48,11 @@ struct DpoStep {
   LossResult loss;
 };
 
-DpoStep dpo_step(Trainer& trainer, const Shape& shape, const Loss& dpo, const std::vector<PreferencePair>& pairs,
+DpoStep dpo_step(Trainer& trainer, const TrainSpec& spec, const Loss& dpo, const std::vector<PreferencePair>& pairs,
                  int64_t step) {
-  const RlBatch global =
-      make_preference_batch(pairs, pairs_of_step(shape, step, static_cast<int64_t>(pairs.size())), shape.train.seq_len);
-  RlBatch local = select_rows(global, shape.train.micro_batch, shape.train.grad_accum, shape.mesh.fsdp,
+  const LossBatch global =
+      make_preference_batch(pairs, pairs_of_step(spec, step, static_cast<int64_t>(pairs.size())), spec.train.seq_len);
+  LossBatch local = select_rows(global, spec.train.micro_batch, spec.train.grad_accum, spec.mesh.fsdp,
                               trainer.mesh().coords().fsdp);
   // Pair ids must be unique on each rank; select_rows keeps whole pairs, so renumber them locally.
   for (size_t r = 0; r < local.pair_id.size(); ++r) local.pair_id[r] = static_cast<int64_t>(r / 2);
@@ -79,25 +79,34 @@ nlohmann::json dpo_json(const DpoStep& s, double elapsed) {
 
 }  // namespace
 
-int run_preference_training(const Shape& shape, Mesh& mesh) {
-  const std::string data_path = shape.data.source.substr(std::string("jsonl:").size());
-  const std::vector<PreferencePair> pairs = read_preference_jsonl(data_path, shape.train.seq_len);
-  Trainer trainer(shape, mesh);
+void check_preference_spec(const TrainSpec& spec, const DpoConfig& dpo) {
+  const MeshConfig& mesh = spec.mesh;
+  FW_CHECK(mesh.cp == 1, "train.objective = dpo with mesh.cp = ", mesh.cp,
+           ": DPO sums each row's logprobs on one rank; use mesh.cp = 1");
+  FW_CHECK((spec.train.micro_batch / mesh.fsdp) % 2 == 0, "train.objective = dpo: train.micro_batch / mesh.fsdp = ",
+           spec.train.micro_batch / mesh.fsdp, " rows per rank must be even (a pair's chosen and rejected rows stay together)");
+  FW_CHECK(dpo.beta > 0, "rl.dpo_beta = ", dpo.beta, ": must be > 0");
+}
+
+int run_preference_training(const TrainSpec& spec, const std::string& data_path, const DpoConfig& dpo_config,
+                            Mesh& mesh) {
+  const std::vector<PreferencePair> pairs = read_preference_jsonl(data_path, spec.train.seq_len);
+  Trainer trainer(spec, mesh);
   Comm& comm = mesh.trainers();
-  const std::filesystem::path dir = std::filesystem::path(shape.train.out_dir) / agree_on_run_name(shape, comm);
+  const std::filesystem::path dir = std::filesystem::path(spec.train.out_dir) / agree_on_run_name(spec, comm);
   const std::filesystem::path reference = dir / "reference";
   std::optional<int64_t> resumed;
-  if (shape.train.resume == "auto" && std::filesystem::exists(reference)) {
+  if (spec.train.resume == "auto" && std::filesystem::exists(reference)) {
     if (resume_training(trainer, reference.string())) trainer.freeze_reference();
     resumed = resume_training(trainer, dir.string());
   }
   if (!resumed) {
-    if (!shape.train.init_from.empty()) initialize_from(trainer, shape.train.init_from);
+    if (!spec.train.init_from.empty()) initialize_from(trainer, spec.train.init_from);
     trainer.freeze_reference();
   }
   std::unique_ptr<MetricsLog> metrics;
   if (comm.rank() == 0) {
-    prepare_run_dir(shape, dir, resumed);
+    prepare_run_dir(spec, dir, resumed);
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
   comm.barrier();
@@ -105,29 +114,29 @@ int run_preference_training(const Shape& shape, Mesh& mesh) {
   if (!resumed && !std::filesystem::exists(reference / "latest"))
     save_training_checkpoint(trainer, reference.string(), 0);
   LossConfig config;
-  config.dpo.beta = shape.rl.dpo_beta;
+  config.dpo = dpo_config;
   const auto dpo = make_loss("dpo", config);
-  log_info("run ", dir.string(), ": DPO (beta ", shape.rl.dpo_beta, ") on ", pairs.size(), " pairs from ", data_path,
-           ", ", shape.train.steps, " steps x ", shape.train.global_batch() / 2, " pairs, reference: ",
-           shape.train.init_from.empty() ? "the seed's initial weights" : shape.train.init_from);
+  log_info("run ", dir.string(), ": DPO (beta ", dpo_config.beta, ") on ", pairs.size(), " pairs from ", data_path,
+           ", ", spec.train.steps, " steps x ", spec.train.global_batch() / 2, " pairs, reference: ",
+           spec.train.init_from.empty() ? "the seed's initial weights" : spec.train.init_from);
 
   const auto start = std::chrono::steady_clock::now();
   int64_t last_saved = resumed.value_or(-1);
-  for (int64_t step = resumed.value_or(0); step < shape.train.steps; ++step) {
+  for (int64_t step = resumed.value_or(0); step < spec.train.steps; ++step) {
     fault_point("train.step", comm.rank(), step);
     if (agree_on_preemption(comm)) {
       log_warn("preemption: checkpointing step ", step, " and exiting for requeue (exit ", kExitPreempted, ")");
       return last_saved == step || try_checkpoint(trainer, dir, step) ? kExitPreempted : kExitCheckpointFailed;
     }
-    const DpoStep s = dpo_step(trainer, shape, *dpo, pairs, step);
+    const DpoStep s = dpo_step(trainer, spec, *dpo, pairs, step);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (comm.rank() == 0) metrics->append(dpo_json(s, elapsed));
-    const bool last = step + 1 == shape.train.steps;
-    if ((step + 1) % shape.train.log_every == 0 || last)
-      log_info("step ", step + 1, "/", shape.train.steps, " dpo | loss ", s.step.loss, " | accuracy ",
+    const bool last = step + 1 == spec.train.steps;
+    if ((step + 1) % spec.train.log_every == 0 || last)
+      log_info("step ", step + 1, "/", spec.train.steps, " dpo | loss ", s.step.loss, " | accuracy ",
                s.loss.metrics.count("accuracy") ? s.loss.metrics.at("accuracy") : 0.0, " | margin ",
                s.loss.metrics.count("reward_margin") ? s.loss.metrics.at("reward_margin") : 0.0, " | lr ", s.step.lr);
-    const int64_t every = shape.train.checkpoint_every;
+    const int64_t every = spec.train.checkpoint_every;
     if (last || (every > 0 && (step + 1) % every == 0)) {
       if (!try_checkpoint(trainer, dir, step + 1)) return kExitCheckpointFailed;
       last_saved = step + 1;

@@ -1,12 +1,21 @@
 // `flywheel train` with train.objective = dpo (see run_preference.cpp).
 #pragma once
 
-#include "launch/shape.h"
+#include <string>
+
 #include "parallel/mesh.h"
+#include "train/loss.h"
+#include "train/train_spec.h"
 
 namespace flywheel {
 
-// Collective over the trainer ranks; returns the exit code (launch/signals.h).
-int run_preference_training(const Shape& shape, Mesh& mesh);
+// What DPO needs of the mesh and batch beyond the trainer's checks: whole rows on one rank (cp = 1),
+// an even number of rows per rank (a pair's two rows stay together), beta > 0. Errors name the keys.
+void check_preference_spec(const TrainSpec& spec, const DpoConfig& dpo);
+
+// DPO on the preference pairs of the JSONL file `data_path`. Collective over the trainer ranks;
+// returns the exit code (core/signals.h).
+int run_preference_training(const TrainSpec& spec, const std::string& data_path, const DpoConfig& dpo,
+                            Mesh& mesh);
 
 }  // namespace flywheel

@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
-#include "launch/signals.h"
+#include "core/signals.h"
 #include "train/checkpointing.h"
 
 namespace flywheel {
@@ -46,8 +46,8 @@ void truncate_metrics(const std::filesystem::path& path, int64_t steps_done) {
 }  // namespace
 
 // Rank 0 decides the run name (it may contain the time) and every trainer learns it.
-std::string agree_on_run_name(const Shape& shape, Comm& comm) {
-  std::string name = shape.train.run_name.empty() ? default_run_name(shape.name) : shape.train.run_name;
+std::string agree_on_run_name(const TrainSpec& spec, Comm& comm) {
+  std::string name = spec.train.run_name.empty() ? default_run_name(spec.name) : spec.train.run_name;
   int64_t length = static_cast<int64_t>(name.size());
   comm.broadcast(&length, sizeof(length), 0);
   name.resize(length);
@@ -56,13 +56,13 @@ std::string agree_on_run_name(const Shape& shape, Comm& comm) {
 }
 
 // Prepares the run directory on rank 0: new, or resumed (metrics cut back to the checkpoint).
-void prepare_run_dir(const Shape& shape, const std::filesystem::path& dir, std::optional<int64_t> resumed) {
+void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, std::optional<int64_t> resumed) {
   const std::filesystem::path metrics = dir / "metrics.jsonl";
   if (resumed) {
     truncate_metrics(metrics, *resumed);
     return;
   }
-  FW_CHECK(!std::filesystem::exists(metrics) || shape.train.resume == "auto", "run directory '", dir.string(),
+  FW_CHECK(!std::filesystem::exists(metrics) || spec.train.resume == "auto", "run directory '", dir.string(),
            "' already holds a run (metrics.jsonl) and train.resume = never: choose another train.run_name");
   if (std::filesystem::exists(metrics)) {
     log_warn("run directory ", dir.string(), " has metrics but no checkpoint: starting the run over");
@@ -71,7 +71,7 @@ void prepare_run_dir(const Shape& shape, const std::filesystem::path& dir, std::
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   FW_CHECK(!ec, "cannot create run directory '", dir.string(), "': ", ec.message());
-  std::ofstream(dir / "shape.ini", std::ios::binary) << shape.text;
+  std::ofstream(dir / "shape.ini", std::ios::binary) << spec.text;
 }
 
 std::string format_rate(double per_second) {
@@ -112,7 +112,7 @@ bool try_checkpoint(Trainer& trainer, const std::filesystem::path& dir, int64_t 
 
 std::map<std::string, double> head_values_to_rank0(Trainer& trainer, const std::map<std::string, double>& values) {
   Comm& comm = trainer.mesh().trainers();
-  const MeshConfig& m = trainer.shape().mesh;
+  const MeshConfig& m = trainer.spec().mesh;
   const int source = static_cast<int>((m.pp - 1) * m.fsdp * m.cp);  // pp is the outermost coordinate
   if (source == 0) return values;
   constexpr int kTag = 2101;

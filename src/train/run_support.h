@@ -9,16 +9,16 @@
 #include <string>
 
 #include "comm/comm.h"
-#include "launch/shape.h"
+#include "train/train_spec.h"
 #include "train/trainer.h"
 
 namespace flywheel {
 
 // Rank 0 of comm decides the run name (it may contain the time) and every rank of comm learns it.
-std::string agree_on_run_name(const Shape& shape, Comm& comm);
+std::string agree_on_run_name(const TrainSpec& spec, Comm& comm);
 
 // Prepares the run directory on one rank: new, or resumed (metrics.jsonl cut back to the checkpoint).
-void prepare_run_dir(const Shape& shape, const std::filesystem::path& dir, std::optional<int64_t> resumed);
+void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, std::optional<int64_t> resumed);
 
 // "12.3k"-style rate for progress lines.
 std::string format_rate(double per_second);

@@ -13,7 +13,7 @@
 #include "core/fault_point.h"
 #include "core/log.h"
 #include "core/threads.h"
-#include "launch/signals.h"
+#include "core/signals.h"
 #include "parallel/mesh.h"
 #include "train/checkpointing.h"
 #include "train/metrics_log.h"
@@ -42,26 +42,26 @@ void log_progress(const StepMetrics& m, int64_t steps, double recent_seconds) {
 
 }  // namespace
 
-int run_training(const Shape& shape, const DataSource& source, Mesh& mesh) {
-  Trainer trainer(shape, source, mesh);  // builds and initialises before anything is written
+int run_training(const TrainSpec& spec, const DataSource& source, Mesh& mesh) {
+  Trainer trainer(spec, source, mesh);  // builds and initialises before anything is written
   Comm& comm = mesh.trainers();
   const std::filesystem::path dir =
-      std::filesystem::path(shape.train.out_dir) / agree_on_run_name(shape, comm);
+      std::filesystem::path(spec.train.out_dir) / agree_on_run_name(spec, comm);
   std::optional<int64_t> resumed;
-  if (shape.train.resume == "auto") resumed = resume_training(trainer, dir.string());
-  if (!resumed && !shape.train.init_from.empty()) initialize_from(trainer, shape.train.init_from);
+  if (spec.train.resume == "auto") resumed = resume_training(trainer, dir.string());
+  if (!resumed && !spec.train.init_from.empty()) initialize_from(trainer, spec.train.init_from);
   const bool writer = comm.rank() == 0;
   std::unique_ptr<MetricsLog> metrics;
   if (writer) {
-    prepare_run_dir(shape, dir, resumed);
+    prepare_run_dir(spec, dir, resumed);
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
   comm.barrier();
-  const ModelConfig& mc = shape.model;
-  const MeshConfig& m = shape.mesh;
-  log_info("run ", dir.string(), ": ", shape.name, ", ", mc.total_params() / 1e6, "M parameters (",
-           mc.is_moe() ? "MoE" : "dense", "), data ", source.describe(), ", ", shape.train.steps, " steps x ",
-           shape.train.global_batch(), " rows x ", shape.train.seq_len, " tokens, mesh pp", m.pp, " x fsdp", m.fsdp,
+  const ModelConfig& mc = spec.model;
+  const MeshConfig& m = spec.mesh;
+  log_info("run ", dir.string(), ": ", spec.name, ", ", mc.total_params() / 1e6, "M parameters (",
+           mc.is_moe() ? "MoE" : "dense", "), data ", source.describe(), ", ", spec.train.steps, " steps x ",
+           spec.train.global_batch(), " rows x ", spec.train.seq_len, " tokens, mesh pp", m.pp, " x fsdp", m.fsdp,
            " x cp", m.cp, " (ep ", m.ep, "), ", thread_count(), " threads per rank");
   log_info("per-rank parameters + grads + AdamW moments: ", trainer.shards().shard_elements() * 16 / 1048576.0,
            " MiB (", trainer.shards().shard_elements(), " of ", mc.total_params(), " parameters on this rank)");
@@ -69,7 +69,7 @@ int run_training(const Shape& shape, const DataSource& source, Mesh& mesh) {
   const auto start = std::chrono::steady_clock::now();
   double recent_seconds = 0;  // exponential moving average of step time, for the ETA
   int64_t last_saved = resumed.value_or(-1);
-  for (int64_t step = resumed.value_or(0); step < shape.train.steps; ++step) {
+  for (int64_t step = resumed.value_or(0); step < spec.train.steps; ++step) {
     fault_point("train.step", comm.rank(), step);
     if (agree_on_preemption(comm)) {
       log_warn(preemption_requested() ? preemption_signal_name() : "a signal on another rank",
@@ -81,9 +81,9 @@ int run_training(const Shape& shape, const DataSource& source, Mesh& mesh) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     recent_seconds = recent_seconds == 0 ? s.seconds : 0.8 * recent_seconds + 0.2 * s.seconds;
     if (writer) metrics->append(to_json(s, elapsed));
-    const bool last = step + 1 == shape.train.steps;
-    if ((step + 1) % shape.train.log_every == 0 || last) log_progress(s, shape.train.steps, recent_seconds);
-    const int64_t every = shape.train.checkpoint_every;
+    const bool last = step + 1 == spec.train.steps;
+    if ((step + 1) % spec.train.log_every == 0 || last) log_progress(s, spec.train.steps, recent_seconds);
+    const int64_t every = spec.train.checkpoint_every;
     if (last || (every > 0 && (step + 1) % every == 0)) {
       if (!try_checkpoint(trainer, dir, step + 1)) return kExitCheckpointFailed;
       last_saved = step + 1;

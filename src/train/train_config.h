@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "parallel/mesh_rules.h"
+
 namespace flywheel {
 
 struct TrainConfig {
@@ -33,6 +35,7 @@ struct TrainConfig {
   std::string init_from;        // a run directory whose newest checkpoint's weights start a new run (moments reset)
 
   int64_t global_batch() const { return micro_batch * grad_accum; }
+  BatchShape batch() const { return {seq_len, micro_batch, grad_accum}; }
   void validate() const;
 };
 

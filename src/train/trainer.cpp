@@ -7,31 +7,31 @@
 #include "core/error.h"
 #include "ops/adamw.h"
 #include "parallel/pipeline.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 
 namespace flywheel {
 
-Trainer::Trainer(const Shape& shape, const DataSource& source, Mesh& mesh) : Trainer(shape, mesh) {
-  sampler_.emplace(source, shape.train.seed, shape.train.seq_len);
+Trainer::Trainer(const TrainSpec& spec, const DataSource& source, Mesh& mesh) : Trainer(spec, mesh) {
+  sampler_.emplace(source, spec.train.seed, spec.train.seq_len);
 }
 
-Trainer::Trainer(const Shape& shape, Mesh& mesh) : shape_(shape), mesh_(&mesh) {
+Trainer::Trainer(const TrainSpec& spec, Mesh& mesh) : spec_(spec), mesh_(&mesh) {
   FW_CHECK(mesh.is_trainer(), "Trainer constructed on a serving rank");
-  model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false,
-                                         stage_range(shape.model, shape.mesh, mesh.coords().pp));
+  model_ = std::make_unique<Transformer>(spec.model, /*allocate_full=*/false,
+                                         stage_range(spec.model, spec.mesh, mesh.coords().pp));
   model_->set_moe_groups({&mesh.dp(), &mesh.ep()});
   model_->set_context_split({&mesh.cp()});
-  fsdp_ = std::make_unique<Fsdp>(*model_, mesh, shape.train.seed);
+  fsdp_ = std::make_unique<Fsdp>(*model_, mesh, spec.train.seed);
 }
 
-Trainer::Trainer(const Shape& shape, const DataSource& source)
-    : shape_(shape) {
-  sampler_.emplace(source, shape.train.seed, shape.train.seq_len);
+Trainer::Trainer(const TrainSpec& spec, const DataSource& source)
+    : spec_(spec) {
+  sampler_.emplace(source, spec.train.seed, spec.train.seq_len);
   local_world_ = make_local_comm("world");
-  local_mesh_ = std::make_unique<Mesh>(shape.mesh, *local_world_);
+  local_mesh_ = std::make_unique<Mesh>(spec.mesh, *local_world_);
   mesh_ = local_mesh_.get();
-  model_ = std::make_unique<Transformer>(shape.model, /*allocate_full=*/false);
-  fsdp_ = std::make_unique<Fsdp>(*model_, *mesh_, shape.train.seed);
+  model_ = std::make_unique<Transformer>(spec.model, /*allocate_full=*/false);
+  fsdp_ = std::make_unique<Fsdp>(*model_, *mesh_, spec.train.seed);
 }
 
 Trainer::~Trainer() = default;
@@ -59,8 +59,8 @@ StepMetrics Trainer::train_step(int64_t step) {
   maybe_inject_fault(mesh_->world().rank(), step);  // FLYWHEEL_FAULT_INJECT: failure-path tests only
   const auto start = std::chrono::steady_clock::now();
   FW_CHECK(sampler_.has_value(), "train_step needs a data source; this Trainer trains on caller rows only");
-  const TrainConfig& tc = shape_.train;
-  const MeshConfig& mc = shape_.mesh;
+  const TrainConfig& tc = spec_.train;
+  const MeshConfig& mc = spec_.mesh;
   StepMetrics metrics;
   metrics.step = step;
 
@@ -81,7 +81,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   const double inv_tokens = token_count > 0 ? 1.0 / token_count : 0.0;
 
   fsdp_->zero_grads();
-  const double aux_scale = shape_.model.moe_aux_loss_coef / static_cast<double>(tc.grad_accum);
+  const double aux_scale = spec_.model.moe_aux_loss_coef / static_cast<double>(tc.grad_accum);
   std::vector<std::vector<float>> ce_weights(batches.size());
   std::vector<PipelineMicroBatch> micro;
   for (size_t m = 0; m < batches.size(); ++m) {
@@ -97,7 +97,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   mesh_->trainers().all_reduce_sum(sums, 2);
   metrics.ce_loss = sums[0];
   metrics.aux_loss = sums[1];
-  metrics.loss = metrics.ce_loss + shape_.model.moe_aux_loss_coef * metrics.aux_loss;
+  metrics.loss = metrics.ce_loss + spec_.model.moe_aux_loss_coef * metrics.aux_loss;
   metrics.tokens = tc.global_batch() * tc.seq_len;
 
   finish_step(step, metrics, start);
@@ -105,7 +105,7 @@ StepMetrics Trainer::train_step(int64_t step) {
 }
 
 void Trainer::finish_step(int64_t step, StepMetrics& metrics, std::chrono::steady_clock::time_point start) {
-  const TrainConfig& tc = shape_.train;
+  const TrainConfig& tc = spec_.train;
   // Every parameter element lives on exactly one trainer rank: the global norm is one all-reduce.
   Buffer<float>& grads = fsdp_->grads();
   double sum_sq = ops::sum_of_squares(grads.data(), static_cast<int64_t>(grads.size()));
@@ -122,7 +122,7 @@ void Trainer::finish_step(int64_t step, StepMetrics& metrics, std::chrono::stead
 }
 
 void Trainer::apply_optimizer(int64_t step, double lr) {
-  const TrainConfig& tc = shape_.train;
+  const TrainConfig& tc = spec_.train;
   ops::AdamWHyper hyper{lr, tc.beta1, tc.beta2, tc.adam_eps, 0.0, step + 1};
   for (const ShardSlice& s : fsdp_->slices()) {
     hyper.weight_decay = model_->params().info(s.param).weight_decay ? tc.weight_decay : 0.0;

@@ -20,13 +20,13 @@
 #include <vector>
 
 #include "core/buffer.h"
-#include "launch/shape.h"
+#include "train/train_spec.h"
 #include "model/transformer.h"
 #include "parallel/fsdp.h"
 #include "parallel/mesh.h"
 #include "parallel/pipeline.h"
-#include "train/data_source.h"
-#include "train/sampler.h"
+#include "data/data_source.h"
+#include "data/sampler.h"
 
 namespace flywheel {
 
@@ -63,11 +63,11 @@ using Objective = std::function<ObjectiveValue(const std::vector<float>& logp, s
 class Trainer {
  public:
   // Trains on `mesh` (every trainer rank of the mesh constructs its Trainer).
-  Trainer(const Shape& shape, const DataSource& source, Mesh& mesh);
+  Trainer(const TrainSpec& spec, const DataSource& source, Mesh& mesh);
   // Without a data source: only train_on_batch (caller rows) is available.
-  Trainer(const Shape& shape, Mesh& mesh);
+  Trainer(const TrainSpec& spec, Mesh& mesh);
   // Single process: a mesh of one over a local (MPI-free) communicator.
-  Trainer(const Shape& shape, const DataSource& source);
+  Trainer(const TrainSpec& spec, const DataSource& source);
   ~Trainer();
 
   StepMetrics train_step(int64_t step);
@@ -86,14 +86,14 @@ class Trainer {
   // learning_rate(train, step); nullopt returns to the schedule.
   void set_learning_rate_override(std::optional<double> lr) { lr_override_ = lr; }
   // True on ranks that hold the LM head (where Objective runs and logprobs exist).
-  bool holds_head() const { return model_->stage().has_head(shape_.model.n_layers); }
+  bool holds_head() const { return model_->stage().has_head(spec_.model.n_layers); }
   // Index into the caller's [rows * seq] arrays of every local token after the cp split, in the
   // order Objective sees them.
   std::vector<int64_t> local_token_positions(int64_t rows, int64_t seq) const;
   Transformer& model() { return *model_; }
   Fsdp& shards() { return *fsdp_; }
   Mesh& mesh() { return *mesh_; }
-  const Shape& shape() const { return shape_; }
+  const TrainSpec& spec() const { return spec_; }
 
  private:
   void apply_optimizer(int64_t step, double lr);
@@ -108,7 +108,7 @@ class Trainer {
   // Gradient norm, clipping and the AdamW update after the gradients are complete.
   void finish_step(int64_t step, StepMetrics& metrics, std::chrono::steady_clock::time_point start);
 
-  Shape shape_;
+  TrainSpec spec_;
   std::unique_ptr<Comm> local_world_;  // only for the single-process constructor
   std::unique_ptr<Mesh> local_mesh_;
   Mesh* mesh_;
@@ -120,9 +120,9 @@ class Trainer {
 };
 
 // The whole run in <out_dir>/<run>/: resumes from its newest good checkpoint (train.resume = auto),
-// trains to shape.train.steps with a progress line per log_every steps and every step appended to
+// trains to spec.train.steps with a progress line per log_every steps and every step appended to
 // metrics.jsonl (rank 0), checkpoints every checkpoint_every steps and at the end, and stops early
-// with a checkpoint when a preemption signal arrives. Returns the exit code (launch/signals.h).
-int run_training(const Shape& shape, const DataSource& source, Mesh& mesh);
+// with a checkpoint when a preemption signal arrives. Returns the exit code (core/signals.h).
+int run_training(const TrainSpec& spec, const DataSource& source, Mesh& mesh);
 
 }  // namespace flywheel

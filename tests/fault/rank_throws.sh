@@ -2,7 +2,7 @@
 # Fault propagation (issue acceptance: "a rank that throws ends the whole job with its message, within
 # seconds; nothing hangs").
 #   rank_throws.sh FLYWHEEL_BINARY SOURCE_DIR [throw|kill]
-# Four ranks train with FLYWHEEL_FAULT_INJECT="rank=2,step=3[,mode=kill]" (src/train/fault_injection.h):
+# Four ranks train with FLYWHEEL_FAULT_INJECT="rank=2,step=3[,mode=kill]" (src/core/fault_injection.h):
 #   throw: rank 2 throws at 0-based step 3 -> main's error path -> MPI_Abort. Checks: non-zero exit,
 #          stderr carries "injected fault on rank 2 at step 3", the job ended within 30 s of launch.
 #   kill:  rank 2 raises SIGKILL (no message, no MPI_Abort): mpirun must notice the dead process and

@@ -53,7 +53,7 @@ Figures measure(Mesh& mesh, Trainer& trainer, const Shape& shape, int rank) {
       f.measured_op(op) += bytes;
       f.measured_group(std::min(g, kGroups - 1)) += bytes;
     }
-  const RankPlan plan = plan_rank(shape.model, shape.train, shape.mesh, rank);
+  const RankPlan plan = plan_rank(shape.model, shape.train.batch(), shape.mesh, rank);
   for (size_t op = 0; op < kOps; ++op) f.predicted_op(op) = plan.comm.by_op[op];
   for (size_t g = 0; g < kMeshGroups; ++g) f.predicted_group(g) = plan.comm.by_group[g];
   f.memory(0) = static_cast<uint64_t>(trainer.shards().shard_elements()) * 16;
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     shape.validate(world->size());
     auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
     Mesh mesh(shape.mesh, *world);
-    Trainer trainer(shape, *source, mesh);
+    Trainer trainer(shape.train_spec(), *source, mesh);
     trainer.train_step(0);
     Figures mine = measure(mesh, trainer, shape, world->rank());
     std::vector<uint64_t> all(world->rank() == 0 ? kFields * world->size() : 0);

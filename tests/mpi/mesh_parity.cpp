@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     RunResult ref;
     std::unique_ptr<Trainer> ref_trainer;
     if (world->rank() == 0) {
-      ref_trainer = std::make_unique<Trainer>(ref_shape, *source);
+      ref_trainer = std::make_unique<Trainer>(ref_shape.train_spec(), *source);
       ref = train(*ref_trainer, steps);
       for (const ShardSlice& sl : ref_trainer->shards().slices())
         FW_CHECK(sl.local_offset == ref_trainer->model().params().info(sl.param).offset,
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     RunResult runs[2];
     std::vector<ShardSlice> slices;
     for (RunResult& run : runs) {
-      Trainer trainer(shape, *source, mesh);
+      Trainer trainer(shape.train_spec(), *source, mesh);
       run = train(trainer, steps);
       slices = trainer.shards().slices();
     }

@@ -16,6 +16,7 @@
 #include "ckpt/checkpoint.h"
 #include "ckpt/h5_check.h"
 #include "ckpt/h5_util.h"
+#include "train/checkpointing.h"
 #include "comm/local_comm.h"
 #include "core/error.h"
 #include "test_util.h"

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "core/error.h"
-#include "rl/tasks.h"
-#include "train/data_source.h"
-#include "train/sampler.h"
-#include "train/tokenizer.h"
+#include "data/tasks.h"
+#include "data/data_source.h"
+#include "data/sampler.h"
+#include "data/tokenizer.h"
 
 #include "test_util.h"
 

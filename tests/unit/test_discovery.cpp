@@ -1,5 +1,5 @@
 // Launcher discovery without a launcher: the environment-variable parsing and the consistency check
-// (launch/discovery.h), and the fault-injection spec (train/fault_injection.h). The PMIx and MPI
+// (launch/discovery.h), and the fault-injection spec (core/fault_injection.h). The PMIx and MPI
 // paths need a launcher: tests/mpi/discovery_check.cpp runs them under mpirun.
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "launch/discovery.h"
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 
 using namespace flywheel;
 

@@ -20,10 +20,10 @@
 #include "core/error.h"
 #include "model/transformer.h"
 #include "rl/advantages.h"
-#include "rl/dpo.h"
-#include "rl/grpo.h"
-#include "rl/loss.h"
-#include "train/tokenizer.h"
+#include "train/dpo.h"
+#include "train/grpo.h"
+#include "train/loss.h"
+#include "data/tokenizer.h"
 
 namespace flywheel {
 namespace {
@@ -35,9 +35,9 @@ constexpr double kFdTol = 1e-5;
 float grid(double x) { return std::round(x / kGrid) * kGrid; }
 
 // rows x seq tokens, ~70% in the mask, logps on the grid; per-row advantages; every optional field.
-RlBatch random_batch(int64_t rows, int64_t seq, std::mt19937& rng, const GrpoConfig& clip = {}) {
+LossBatch random_batch(int64_t rows, int64_t seq, std::mt19937& rng, const GrpoConfig& clip = {}) {
   std::uniform_real_distribution<double> u(0, 1);
-  RlBatch b;
+  LossBatch b;
   b.rows = rows;
   b.seq = seq;
   const int64_t n = rows * seq;
@@ -64,7 +64,7 @@ RlBatch random_batch(int64_t rows, int64_t seq, std::mt19937& rng, const GrpoCon
 }
 
 // logp in [-3, -0.1] on the grid; old / infer / ref become logp - d, old - e, logp + r.
-std::vector<float> random_logp(RlBatch& b, std::mt19937& rng) {
+std::vector<float> random_logp(LossBatch& b, std::mt19937& rng) {
   std::uniform_real_distribution<double> u(-3, -0.1);
   std::vector<float> logp(b.mask.size());
   for (size_t t = 0; t < logp.size(); ++t) {
@@ -76,7 +76,7 @@ std::vector<float> random_logp(RlBatch& b, std::mt19937& rng) {
   return logp;
 }
 
-void expect_gradient_matches_fd(const Loss& loss, const RlBatch& b, std::vector<float> logp) {
+void expect_gradient_matches_fd(const Loss& loss, const LossBatch& b, std::vector<float> logp) {
   std::vector<float> grad, scratch;
   loss.evaluate(b, logp, local_reducer(), grad);
   double scale = 0;
@@ -129,13 +129,13 @@ TEST(LossRegistry, NamesConfigsAndErrors) {
 
 TEST(LossRegistry, BatchShapesMaskAndReducerAreChecked) {
   std::mt19937 rng(9);
-  RlBatch b = random_batch(2, 3, rng);
+  LossBatch b = random_batch(2, 3, rng);
   std::vector<float> logp = random_logp(b, rng), grad;
   const auto grpo = make_loss("grpo");
   EXPECT_NO_THROW(grpo->evaluate(b, logp, local_reducer(), grad));
   EXPECT_THROW(grpo->evaluate(b, std::vector<float>(5, -1.0f), local_reducer(), grad), Error);  // logp size
   EXPECT_THROW(grpo->evaluate(b, logp, Reducer{local_reducer().sum, nullptr}, grad), Error);
-  RlBatch bad = b;
+  LossBatch bad = b;
   bad.ref_logprob.pop_back();
   EXPECT_THROW(grpo->evaluate(bad, logp, local_reducer(), grad), Error);
   bad = b;
@@ -152,7 +152,7 @@ TEST(LossRegistry, BatchShapesMaskAndReducerAreChecked) {
 
 TEST(LossSft, TokenMeanValueAndGradient) {
   std::mt19937 rng(1);
-  RlBatch b = random_batch(3, 5, rng);
+  LossBatch b = random_batch(3, 5, rng);
   std::vector<float> logp = random_logp(b, rng);
   SftLoss sft;
   std::vector<float> grad;
@@ -168,7 +168,7 @@ TEST(LossSft, TokenMeanValueAndGradient) {
 TEST(GrpoLoss, GradientMatchesFiniteDifferencesWithClipKlAndTis) {
   std::mt19937 rng(2);
   GrpoConfig config{0.2, 0.28, 0.05, 1.5};
-  RlBatch b = random_batch(4, 6, rng, config);
+  LossBatch b = random_batch(4, 6, rng, config);
   std::vector<float> logp = random_logp(b, rng);
   GrpoLoss loss(config);
   std::vector<float> grad;
@@ -182,7 +182,7 @@ TEST(GrpoLoss, GradientMatchesFiniteDifferencesWithClipKlAndTis) {
 
 TEST(GrpoLoss, OnPolicyWithoutKlIsAdvantageWeightedLogLikelihood) {
   std::mt19937 rng(3);
-  RlBatch b = random_batch(3, 7, rng);
+  LossBatch b = random_batch(3, 7, rng);
   std::vector<float> logp = random_logp(b, rng);
   b.old_logprob.clear();  // one update per batch: old == logp, ratio == 1
   b.ref_logprob.clear();
@@ -206,7 +206,7 @@ TEST(GrpoLoss, ClipZeroesGradientExactlyOnTheSideTheMinPicks) {
       {-1.0f, 0.5f, true},  {-1.0f, 1.5f, false}, // A < 0: only ratio < 1 - eps_low is clipped
       {1.0f, 1.1f, false},  {-1.0f, 0.9f, false}, // inside the bounds
   };
-  RlBatch b;
+  LossBatch b;
   b.rows = static_cast<int64_t>(cases.size());
   b.seq = 1;
   b.mask.assign(b.rows, 1.0f);
@@ -230,7 +230,7 @@ TEST(GrpoLoss, ClipZeroesGradientExactlyOnTheSideTheMinPicks) {
 }
 
 TEST(GrpoLoss, K3IsNonNegativeAndZeroAtTheReference) {
-  RlBatch b;
+  LossBatch b;
   b.rows = 1;
   b.seq = 41;
   b.mask.assign(b.seq, 1.0f);
@@ -258,7 +258,7 @@ TEST(GrpoLoss, K3IsNonNegativeAndZeroAtTheReference) {
 }
 
 TEST(GrpoLoss, TruncatedImportanceWeightIsCapped) {
-  RlBatch b;
+  LossBatch b;
   b.rows = 1;
   b.seq = 3;
   b.mask = {1, 1, 1};
@@ -299,8 +299,8 @@ class TwoRanks {
   double* slot_[2] = {nullptr, nullptr};
 };
 
-RlBatch slice_rows(const RlBatch& b, int64_t first, int64_t count) {
-  RlBatch s;
+LossBatch slice_rows(const LossBatch& b, int64_t first, int64_t count) {
+  LossBatch s;
   s.rows = count;
   s.seq = b.seq;
   auto cut = [&](const auto& v, int64_t per) {
@@ -314,11 +314,11 @@ RlBatch slice_rows(const RlBatch& b, int64_t first, int64_t count) {
   return s;
 }
 
-void expect_two_ranks_match_one(const Loss& loss, const RlBatch& b, const std::vector<float>& logp, int64_t split) {
+void expect_two_ranks_match_one(const Loss& loss, const LossBatch& b, const std::vector<float>& logp, int64_t split) {
   std::vector<float> one_grad;
   const LossResult one = loss.evaluate(b, logp, local_reducer(), one_grad);
   TwoRanks ranks;
-  RlBatch part[2] = {slice_rows(b, 0, split), slice_rows(b, split, b.rows - split)};
+  LossBatch part[2] = {slice_rows(b, 0, split), slice_rows(b, split, b.rows - split)};
   std::vector<float> part_logp[2] = {std::vector<float>(logp.begin(), logp.begin() + split * b.seq),
                                      std::vector<float>(logp.begin() + split * b.seq, logp.end())};
   std::vector<float> grad[2];
@@ -345,8 +345,8 @@ void expect_two_ranks_match_one(const Loss& loss, const RlBatch& b, const std::v
   }
 }
 
-RlBatch random_pairs(int64_t pairs, int64_t seq, std::mt19937& rng, std::vector<float>& logp) {
-  RlBatch b = random_batch(2 * pairs, seq, rng);
+LossBatch random_pairs(int64_t pairs, int64_t seq, std::mt19937& rng, std::vector<float>& logp) {
+  LossBatch b = random_batch(2 * pairs, seq, rng);
   logp = random_logp(b, rng);
   for (int64_t r = 0; r < b.rows; ++r) {
     b.pair_id.push_back(r / 2 + 100);
@@ -358,14 +358,14 @@ RlBatch random_pairs(int64_t pairs, int64_t seq, std::mt19937& rng, std::vector<
 TEST(LossGlobalNormalisation, TwoRanksGiveTheGradientOfOne) {
   std::mt19937 rng(4);
   GrpoConfig config{0.2, 0.28, 0.1, 2.0};
-  RlBatch b = random_batch(6, 5, rng, config);
+  LossBatch b = random_batch(6, 5, rng, config);
   std::vector<float> logp = random_logp(b, rng);
   b.mask[0] = b.mask[1] = 1;
   std::fill(b.mask.begin() + 5, b.mask.begin() + 10, 0.0f);  // unequal token counts per rank
   expect_two_ranks_match_one(SftLoss(), b, logp, 2);
   expect_two_ranks_match_one(GrpoLoss(config), b, logp, 2);
   std::vector<float> pair_logp;
-  RlBatch pairs = random_pairs(3, 5, rng, pair_logp);
+  LossBatch pairs = random_pairs(3, 5, rng, pair_logp);
   expect_two_ranks_match_one(DpoLoss(DpoConfig{0.5}), pairs, pair_logp, 2);  // 1 pair vs 2 pairs
 }
 
@@ -394,7 +394,7 @@ TEST(GrpoAdvantages, GroupNormalisation) {
 
 TEST(DpoLoss, MatchesHandComputationAndPushesChosenUp) {
   // Pair 7: rows 0 (rejected) and 1 (chosen); seq 2, the second token of row 0 is masked out.
-  RlBatch b;
+  LossBatch b;
   b.rows = 2;
   b.seq = 2;
   b.mask = {1, 0, 1, 1};
@@ -426,14 +426,14 @@ TEST(DpoLoss, MatchesHandComputationAndPushesChosenUp) {
 TEST(DpoLoss, GradientMatchesFiniteDifferencesAndPairsAreChecked) {
   std::mt19937 rng(5);
   std::vector<float> logp;
-  RlBatch b = random_pairs(3, 6, rng, logp);
+  LossBatch b = random_pairs(3, 6, rng, logp);
   DpoLoss loss(DpoConfig{0.5});
   expect_gradient_matches_fd(loss, b, logp);
   std::vector<float> grad;
-  RlBatch lonely = b;
+  LossBatch lonely = b;
   lonely.pair_id[1] = 55;  // row 0's partner is elsewhere
   EXPECT_THROW(loss.evaluate(lonely, logp, local_reducer(), grad), Error);
-  RlBatch twice = b;
+  LossBatch twice = b;
   twice.chosen[1] = 1;
   EXPECT_THROW(loss.evaluate(twice, logp, local_reducer(), grad), Error);
   b.ref_logprob.clear();
@@ -448,7 +448,7 @@ TEST(DpoLoss, GradientMatchesFiniteDifferencesAndPairsAreChecked) {
 // h: 1.5e-3 (GRPO) and 1e-4 (DPO) relative; the tolerance 1% of |g.v| (asserted > 1e-2) leaves margin,
 // while a wrong sign, scale or token alignment of the weights is off by O(1). (The formulas themselves
 // are checked exactly above; this checks the trainer-side contract.)
-double loss_at(Transformer& model, const Loss& loss, const RlBatch& b, std::vector<float>* grad) {
+double loss_at(Transformer& model, const Loss& loss, const LossBatch& b, std::vector<float>* grad) {
   const int64_t n = b.tokens_count();
   std::vector<float> zero(n, 0.0f), logp(n), dloss;
   model.params().zero_grads();
@@ -476,7 +476,7 @@ ModelConfig tiny_config() {
   return config;
 }
 
-void expect_model_gradient_is_loss_gradient(const Loss& loss, RlBatch b, uint64_t seed) {
+void expect_model_gradient_is_loss_gradient(const Loss& loss, LossBatch b, uint64_t seed) {
   Transformer model(tiny_config());
   model.initialize(seed);
   std::mt19937 rng(static_cast<unsigned>(seed));
@@ -512,7 +512,7 @@ void expect_model_gradient_is_loss_gradient(const Loss& loss, RlBatch b, uint64_
 
 TEST(LossModelEndToEnd, CeWeightsFromTheLossGiveTheParameterGradient) {
   std::mt19937 rng(6);
-  RlBatch b = random_batch(4, 8, rng);
+  LossBatch b = random_batch(4, 8, rng);
   expect_model_gradient_is_loss_gradient(GrpoLoss(GrpoConfig{0.2, 0.28, 0.1, 2.0}), b, 11);
   for (int64_t r = 0; r < b.rows; ++r) {
     b.pair_id.push_back(r / 2);

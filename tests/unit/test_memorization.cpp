@@ -10,7 +10,7 @@
 
 #include "launch/shape.h"
 #include "serve/greedy_decode.h"
-#include "train/tokenizer.h"
+#include "data/tokenizer.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -40,7 +40,7 @@ TEST(Memorization, SftDrivesLossToZeroAndGreedyReproducesCompletions) {
                             "--train.min_lr=3e-4", "--model.n_layers=2"});
   shape.validate(1);
   auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
-  Trainer trainer(shape, *source);
+  Trainer trainer(shape.train_spec(), *source);
   double first_loss = 0, last_loss = 0;
   for (int64_t step = 0; step < shape.train.steps; ++step) {
     const StepMetrics m = trainer.train_step(step);

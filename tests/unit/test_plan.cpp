@@ -9,7 +9,7 @@
 
 #include "launch/shape.h"
 #include "parallel/plan.h"
-#include "train/sampler.h"
+#include "data/sampler.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -49,9 +49,9 @@ TEST(Plan, ShardedStateMatchesFsdpOnOneRank) {
     Shape shape = shape_of(name, {"--model.n_layers=2", "--train.micro_batch=4", "--train.seq_len=16", extra});
     shape.validate(1);
     auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
-    Trainer trainer(shape, *source);
+    Trainer trainer(shape.train_spec(), *source);
     trainer.train_step(0);
-    const RankPlan plan = plan_rank(shape.model, shape.train, shape.mesh, 0);
+    const RankPlan plan = plan_rank(shape.model, shape.train.batch(), shape.mesh, 0);
     EXPECT_EQ(plan.shard_elements, trainer.shards().shard_elements()) << name << " " << extra;
     EXPECT_EQ(plan.memory.weights + plan.memory.grads + plan.memory.optimizer,
               16 * trainer.shards().shard_elements());
@@ -70,7 +70,7 @@ TEST(Plan, ShardsPartitionTheModelOnEveryMesh) {
   for (const auto& [name, overrides] : cases) {
     Shape shape = shape_of(name, overrides);
     shape.validate(shape.mesh.world_size());
-    const StepPlan plan = plan_step(shape.model, shape.train, shape.mesh);
+    const StepPlan plan = plan_step(shape.model, shape.train.batch(), shape.mesh);
     int64_t held = 0;
     for (const RankPlan& r : plan.ranks) held += r.shard_elements;
     EXPECT_EQ(held, registry_params(shape.model)) << name << " " << overrides.back();
@@ -83,7 +83,7 @@ TEST(Plan, ShardsPartitionTheModelOnEveryMesh) {
 TEST(Plan, FsdpTrafficSumsToTheRingVolume) {
   Shape shape = shape_of("tiny-dense", {"--mesh.fsdp=4", "--train.micro_batch=8", "--train.grad_accum=3"});
   shape.validate(4);
-  const StepPlan plan = plan_step(shape.model, shape.train, shape.mesh);
+  const StepPlan plan = plan_step(shape.model, shape.train.batch(), shape.mesh);
   uint64_t gathered = 0, scattered = 0;
   for (const RankPlan& r : plan.ranks) {
     gathered += r.comm.op(CommOp::kAllGather);
@@ -96,7 +96,7 @@ TEST(Plan, FsdpTrafficSumsToTheRingVolume) {
 
 // The activation estimate against the buffers a stash really holds after one micro-batch.
 void expect_stash_matches(const Shape& shape, int trainer_rank) {
-  const RankPlan plan = plan_rank(shape.model, shape.train, shape.mesh, trainer_rank);
+  const RankPlan plan = plan_rank(shape.model, shape.train.batch(), shape.mesh, trainer_rank);
   Transformer model(shape.model, /*allocate_full=*/true, plan.stage);
   model.initialize(shape.train.seed);
   auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
@@ -127,7 +127,7 @@ TEST(Plan, ActivationsMatchTheStashWithinTenPercent) {
 TEST(Plan, InFlightStashesFollowOneFOneB) {
   Shape shape = shape_of("tiny-dense", {"--mesh.pp=4", "--train.grad_accum=3"});
   shape.validate(4);
-  const StepPlan plan = plan_step(shape.model, shape.train, shape.mesh);
+  const StepPlan plan = plan_step(shape.model, shape.train.batch(), shape.mesh);
   const int64_t expected[] = {3, 3, 2, 1};  // min(grad_accum, pp - stage)
   for (int s = 0; s < 4; ++s) EXPECT_EQ(plan.ranks[s].memory.in_flight, expected[s]) << "stage " << s;
   EXPECT_NEAR(plan.estimate.bubble_fraction, 3.0 / 6.0, 1e-12);  // (P-1)/(M+P-1)
@@ -137,8 +137,8 @@ TEST(Plan, ProposalsAreExactlyTheLegalMeshesThatFit) {
   Shape shape = shape_of("tiny-moe", {"--train.micro_batch=8", "--train.seq_len=16"});
   const ModelConfig& m = shape.model;
   const TrainConfig& t = shape.train;
-  const std::vector<MeshProposal> fits = propose_meshes(m, t, 8, int64_t{1} << 30);
-  int legal = 0;  // by the rules of Shape::validate, written out independently
+  const std::vector<MeshProposal> fits = propose_meshes(m, t.batch(), 8, int64_t{1} << 30);
+  int legal = 0;  // by the rules of check_mesh_fits, written out independently
   for (int64_t pp = 1; pp <= 8; ++pp)
     for (int64_t fsdp = 1; fsdp <= 8; ++fsdp)
       for (int64_t cp = 1; cp <= 8; ++cp)
@@ -150,7 +150,7 @@ TEST(Plan, ProposalsAreExactlyTheLegalMeshesThatFit) {
   for (size_t i = 0; i < fits.size(); ++i) {
     const MeshConfig& x = fits[i].mesh;
     EXPECT_EQ(x.trainer_ranks(), 8);
-    EXPECT_TRUE(mesh_is_legal(m, t, x));
+    EXPECT_TRUE(mesh_is_legal(m, t.batch(), x));
     EXPECT_LE(fits[i].peak_bytes, int64_t{1} << 30);
     if (i > 0) {
       EXPECT_LE(fits[i - 1].estimate.step_s, fits[i].estimate.step_s);
@@ -164,11 +164,11 @@ TEST(Plan, ProposalsAreExactlyTheLegalMeshesThatFit) {
 TEST(Plan, TooSmallDeviceYieldsNoProposalAndSaysWhy) {
   const Shape shape = shape_of("tiny-dense");
   std::string why;
-  EXPECT_TRUE(propose_meshes(shape.model, shape.train, 4, 1 << 20, {}, &why).empty());
+  EXPECT_TRUE(propose_meshes(shape.model, shape.train.batch(), 4, 1 << 20, {}, &why).empty());
   EXPECT_NE(why.find("no legal mesh of 4 trainer ranks fits in 1.00 MiB per rank"), std::string::npos) << why;
   EXPECT_NE(why.find("the smallest worst-rank peak is"), std::string::npos) << why;
   why.clear();
-  EXPECT_TRUE(propose_meshes(shape.model, shape.train, 7, int64_t{1} << 40, {}, &why).empty());
+  EXPECT_TRUE(propose_meshes(shape.model, shape.train.batch(), 7, int64_t{1} << 40, {}, &why).empty());
   EXPECT_NE(why.find("no legal mesh of 7 trainer ranks for this shape"), std::string::npos) << why;
 }
 
@@ -183,7 +183,7 @@ TEST(Plan, CatalogShapesMatchTheirModelCards) {
   EXPECT_NEAR(active_params(qwen.model) / 3.3e9, 1.0, 0.03);
 
   for (const Shape* s : {&llama, &qwen}) {
-    const StepPlan plan = plan_step(s->model, s->train, s->mesh);
+    const StepPlan plan = plan_step(s->model, s->train.batch(), s->mesh);
     const double ranks = static_cast<double>(s->mesh.trainer_ranks());
     const RankPlan& worst = plan.worst_memory();
     // Sharded state is about 16 B x parameters / ranks on every rank (stages and splits are even).

@@ -9,7 +9,7 @@
 
 #include "model/transformer.h"
 #include "rl/publish_fault.h"
-#include "rl/rollout_messages.h"
+#include "serve/replica_protocol.h"
 #include "serve/replica.h"
 #include "serve/snapshot_publisher.h"
 

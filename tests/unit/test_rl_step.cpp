@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "launch/shape.h"
-#include "rl/loss.h"
+#include "train/loss.h"
 #include "train/trainer.h"
 
 namespace flywheel {
@@ -22,8 +22,8 @@ Shape tiny_shape() {
   return shape;
 }
 
-RlBatch as_rl_batch(const Batch& b) {
-  RlBatch r;
+LossBatch as_rl_batch(const Batch& b) {
+  LossBatch r;
   r.rows = b.rows;
   r.seq = b.seq;
   r.tokens = b.tokens;
@@ -32,7 +32,7 @@ RlBatch as_rl_batch(const Batch& b) {
   return r;
 }
 
-Objective objective_of(const Loss& loss, const RlBatch& batch) {
+Objective objective_of(const Loss& loss, const LossBatch& batch) {
   return [&](const std::vector<float>& logp, std::vector<float>& dloss) {
     const LossResult r = loss.evaluate(batch, logp, local_reducer(), dloss);
     return ObjectiveValue{r.loss, {}};
@@ -42,13 +42,13 @@ Objective objective_of(const Loss& loss, const RlBatch& batch) {
 TEST(RlStep, SftObjectiveMatchesTheSftStep) {
   const Shape shape = tiny_shape();
   auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
-  Trainer plain(shape, *source), caller(shape, *source);
+  Trainer plain(shape.train_spec(), *source), caller(shape.train_spec(), *source);
   const Sampler sampler(*source, shape.train.seed, shape.train.seq_len);
   const SftLoss sft;
   for (int64_t step = 0; step < 3; ++step) {
     const StepMetrics a = plain.train_step(step);
     const Batch b = sampler.make_batch(step * shape.train.global_batch(), shape.train.global_batch());
-    const RlBatch rl = as_rl_batch(b);
+    const LossBatch rl = as_rl_batch(b);
     const StepMetrics c = caller.train_on_batch(step, {b.rows, b.seq, b.tokens, b.targets}, objective_of(sft, rl));
     EXPECT_NEAR(a.loss, c.loss, 1e-6 * a.loss) << "step " << step;
     EXPECT_NEAR(a.grad_norm, c.grad_norm, 1e-5 * a.grad_norm) << "step " << step;
@@ -67,10 +67,10 @@ TEST(RlStep, SftObjectiveMatchesTheSftStep) {
 TEST(RlStep, PolicyGradientRaisesRewardedAndLowersPenalisedCompletions) {
   const Shape shape = tiny_shape();
   auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
-  Trainer trainer(shape, *source);
+  Trainer trainer(shape.train_spec(), *source);
   const Sampler sampler(*source, shape.train.seed, shape.train.seq_len);
   const Batch b = sampler.make_batch(0, shape.train.global_batch());
-  RlBatch rl = as_rl_batch(b);
+  LossBatch rl = as_rl_batch(b);
   // Rows 0, 2: advantage +1; rows 1, 3: -1 (constant over each row's completion tokens).
   rl.advantage.assign(rl.mask.size(), 0.0f);
   for (int64_t r = 0; r < rl.rows; ++r)

@@ -1,6 +1,6 @@
 // The RL data files: rollout files (src/rl/rollout_file.h) -- the round trip through an external
 // scorer (tools/score_rollouts_example.py), exactness of tokens and logprobs, validation errors -- and
-// DPO preference pairs (src/rl/preference_data.h): tokenization into rows and errors naming file:line.
+// DPO preference pairs (src/data/preference_data.h): tokenization into rows and errors naming file:line.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,9 +12,10 @@
 #include <string>
 
 #include "core/error.h"
-#include "rl/preference_data.h"
+#include "data/preference_data.h"
+#include "train/preference_rows.h"
 #include "rl/rollout_file.h"
-#include "train/tokenizer.h"
+#include "data/tokenizer.h"
 
 namespace flywheel {
 namespace {
@@ -176,7 +177,7 @@ TEST(DpoPreferenceData, TokenizesPairsLikeSftRows) {
   const std::vector<PreferencePair> pairs = read_preference_jsonl(path, 5);
   ASSERT_EQ(pairs.size(), 2u);
   EXPECT_EQ(pairs[1].line, 3);
-  const RlBatch b = make_preference_batch(pairs, {1, 0}, 5);
+  const LossBatch b = make_preference_batch(pairs, {1, 0}, 5);
   EXPECT_EQ(b.rows, 4);
   EXPECT_EQ(b.pair_id, (std::vector<int64_t>{0, 0, 1, 1}));
   EXPECT_EQ(b.chosen, (std::vector<int8_t>{1, 0, 1, 0}));

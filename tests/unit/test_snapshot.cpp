@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "serve/bf16.h"
+#include "core/bf16.h"
 #include "serve/ledger.h"
 #include "serve/snapshot_loader.h"
 #include "serve/snapshot_publisher.h"

@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "ckpt/checkpoint.h"
+#include "train/checkpointing.h"
 #include "comm/comm.h"
 #include "core/error.h"
 #include "core/log.h"

@@ -1,4 +1,6 @@
-#include "train/tokenizer.h"
+#include "data/tokenizer.h"
+
+#include "core/error.h"
 
 namespace flywheel {
 
@@ -30,6 +32,11 @@ std::vector<int32_t> ByteTokenizer::encode_sft(std::string_view prompt, std::str
   ids.push_back(kEos);
   if (loss_start) *loss_start = 1 + static_cast<int64_t>(prompt.size());
   return ids;
+}
+
+void check_byte_vocabulary(int64_t vocab_size) {
+  FW_CHECK(vocab_size >= ByteTokenizer::kVocabSize, "model.vocab_size = ", vocab_size,
+           " is smaller than the byte tokenizer's ", ByteTokenizer::kVocabSize, " ids");
 }
 
 }  // namespace flywheel

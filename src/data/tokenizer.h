@@ -33,4 +33,7 @@ class ByteTokenizer {
                                          int64_t* loss_start);
 };
 
+// Throws unless a model of `vocab_size` ids (model.vocab_size) has room for every byte token.
+void check_byte_vocabulary(int64_t vocab_size);
+
 }  // namespace flywheel

@@ -1,4 +1,4 @@
-#include "train/sampler.h"
+#include "data/sampler.h"
 
 #include <algorithm>
 #include <numeric>
@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "train/tokenizer.h"
+#include "data/tokenizer.h"
 
 namespace flywheel {
 

@@ -1,4 +1,4 @@
-#include "train/fault_injection.h"
+#include "core/fault_injection.h"
 
 #include <charconv>
 #include <csignal>

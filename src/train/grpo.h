@@ -17,7 +17,7 @@
 // then equal or larger), else 0 (clip is flat outside the bounds); d k3_t / d logp_t = 1 - exp(ref_t - logp_t).
 #pragma once
 
-#include "rl/loss.h"
+#include "train/loss.h"
 
 namespace flywheel {
 
@@ -29,7 +29,7 @@ class GrpoLoss final : public Loss {
   // Needs advantage; infer_logprob when tis_cap > 0; ref_logprob when kl_beta > 0. Metrics (over
   // the global mask tokens): clip_fraction (tokens whose gradient the clip removed), ratio_max,
   // tis_weight_mean (1 when off), kl (mean k3; only when ref_logprob is given), loss_tokens.
-  LossResult evaluate(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce,
+  LossResult evaluate(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce,
                       std::vector<float>& dloss_dlogp) const override;
 
  private:

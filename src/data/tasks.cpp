@@ -1,4 +1,4 @@
-#include "rl/tasks.h"
+#include "data/tasks.h"
 
 #include "core/error.h"
 #include "core/rng.h"

@@ -1,4 +1,4 @@
-#include "launch/signals.h"
+#include "core/signals.h"
 
 #include <csignal>
 

@@ -22,28 +22,11 @@
 #include <string>
 #include <vector>
 
+#include "train/loss_batch.h"
+
 namespace flywheel {
 
 class Comm;
-
-// The rows of a global batch that one rank holds, flattened [rows, seq]; position t predicts
-// targets[t]. Per-token vectors have rows * seq entries; optional ones may be empty.
-struct RlBatch {
-  int64_t rows = 0, seq = 0;
-  std::vector<int32_t> tokens, targets;
-  std::vector<float> mask;           // 1 where the loss counts the token (completion + EOS), else 0
-  std::vector<float> advantage;      // GRPO: per token (constant over a row's completion)
-  std::vector<float> old_logprob;    // GRPO: trainer logp at the start of the step; empty = logp (ratio 1)
-  std::vector<float> infer_logprob;  // the sampler's logprob (0 where mask 0); needed for TIS
-  std::vector<float> ref_logprob;    // frozen reference policy; needed for KL and DPO
-  std::vector<int64_t> pair_id;      // DPO, per row: the pair the row belongs to
-  std::vector<int8_t> chosen;        // DPO, per row: 1 chosen side, 0 rejected side
-
-  int64_t tokens_count() const { return rows * seq; }
-  // Throws unless every non-empty vector has its size (rows*seq per token, rows per row), the
-  // mask is 0/1, and logp_size == rows*seq.
-  void check_shapes(int64_t logp_size) const;
-};
 
 // Collectives over the ranks that hold the global batch's tokens (the data-parallel ranks).
 // Each loss calls them a fixed number of times in a fixed order, so every rank must call evaluate.
@@ -69,7 +52,7 @@ class Loss {
   virtual bool needs_whole_rows() const = 0;
   // The loss of the global batch and dL/dlogp for this rank's tokens. logp and dloss_dlogp are
   // [rows*seq]; dloss_dlogp is resized and is 0 wherever mask is 0.
-  virtual LossResult evaluate(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce,
+  virtual LossResult evaluate(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce,
                               std::vector<float>& dloss_dlogp) const = 0;
 };
 
@@ -103,7 +86,7 @@ class SftLoss final : public Loss {
  public:
   std::string name() const override { return "sft"; }
   bool needs_whole_rows() const override { return false; }
-  LossResult evaluate(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce,
+  LossResult evaluate(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce,
                       std::vector<float>& dloss_dlogp) const override;
 };
 

@@ -1,5 +1,5 @@
 // DPO loss: see dpo.h for the objective and its gradient.
-#include "rl/dpo.h"
+#include "train/dpo.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,11 +15,11 @@ struct PairRows {
 };
 
 // pair_id -> its two rows on this rank, checking each pair has exactly one chosen and one rejected.
-std::map<int64_t, PairRows> collect_pairs(const RlBatch& batch) {
+std::map<int64_t, PairRows> collect_pairs(const LossBatch& batch) {
   std::map<int64_t, PairRows> pairs;
   for (int64_t row = 0; row < batch.rows; ++row) {
     const int8_t side = batch.chosen[row];
-    FW_CHECK(side == 0 || side == 1, "RlBatch.chosen[", row, "] = ", int(side), "; allowed: 0 or 1");
+    FW_CHECK(side == 0 || side == 1, "LossBatch.chosen[", row, "] = ", int(side), "; allowed: 0 or 1");
     PairRows& pair = pairs[batch.pair_id[row]];
     int64_t& slot = side ? pair.chosen : pair.rejected;
     FW_CHECK(slot < 0, "dpo pair ", batch.pair_id[row], " has two ", side ? "chosen" : "rejected", " rows (",
@@ -35,7 +35,7 @@ std::map<int64_t, PairRows> collect_pairs(const RlBatch& batch) {
 }
 
 // beta * sum over the row's mask tokens of (logp - ref): the row's implicit reward.
-double row_reward(const RlBatch& batch, const std::vector<float>& logp, int64_t row, double beta) {
+double row_reward(const LossBatch& batch, const std::vector<float>& logp, int64_t row, double beta) {
   double sum = 0;
   for (int64_t t = row * batch.seq; t < (row + 1) * batch.seq; ++t) {
     if (batch.mask[t] == 0) continue;
@@ -46,7 +46,7 @@ double row_reward(const RlBatch& batch, const std::vector<float>& logp, int64_t 
   return beta * sum;
 }
 
-void fill_row(const RlBatch& batch, int64_t row, double value, std::vector<float>& out) {
+void fill_row(const LossBatch& batch, int64_t row, double value, std::vector<float>& out) {
   for (int64_t t = row * batch.seq; t < (row + 1) * batch.seq; ++t)
     out[t] = batch.mask[t] != 0 ? static_cast<float>(value) : 0.0f;
 }
@@ -67,14 +67,14 @@ void DpoConfig::validate() const {
 
 DpoLoss::DpoLoss(const DpoConfig& config) : config_(config) { config_.validate(); }
 
-LossResult DpoLoss::evaluate(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce,
+LossResult DpoLoss::evaluate(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce,
                              std::vector<float>& dloss_dlogp) const {
   local.check_shapes(static_cast<int64_t>(logp.size()));
   check_reducer(reduce);
-  FW_CHECK(!local.ref_logprob.empty(), "dpo needs RlBatch.ref_logprob (logprobs of the frozen initial policy)");
+  FW_CHECK(!local.ref_logprob.empty(), "dpo needs LossBatch.ref_logprob (logprobs of the frozen initial policy)");
   FW_CHECK(static_cast<int64_t>(local.pair_id.size()) == local.rows &&
                static_cast<int64_t>(local.chosen.size()) == local.rows,
-           "dpo needs RlBatch.pair_id and RlBatch.chosen for each of the ", local.rows, " rows");
+           "dpo needs LossBatch.pair_id and LossBatch.chosen for each of the ", local.rows, " rows");
   const double beta = config_.beta;
   const std::map<int64_t, PairRows> pairs = collect_pairs(local);
 

@@ -12,7 +12,7 @@
 // all-reduced. Under context parallelism the caller gathers a row's logps before evaluating.
 #pragma once
 
-#include "rl/loss.h"
+#include "train/loss.h"
 
 namespace flywheel {
 
@@ -24,7 +24,7 @@ class DpoLoss final : public Loss {
   // Needs ref_logprob, pair_id and chosen: every pair_id present on this rank exactly twice, once
   // chosen and once rejected. Metrics: reward_margin (mean s), accuracy (fraction with s > 0),
   // chosen_reward / rejected_reward (means of beta (sum logp - sum ref)), pairs.
-  LossResult evaluate(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce,
+  LossResult evaluate(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce,
                       std::vector<float>& dloss_dlogp) const override;
 
  private:

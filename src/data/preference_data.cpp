@@ -1,5 +1,5 @@
-// Preference JSONL reading and DPO batch building: see preference_data.h.
-#include "rl/preference_data.h"
+// Preference JSONL reading: see preference_data.h.
+#include "data/preference_data.h"
 
 #include <algorithm>
 #include <cctype>
@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "train/tokenizer.h"
 
 namespace flywheel {
 namespace {
@@ -45,19 +44,6 @@ std::string string_field(const nlohmann::json& object, const char* key, const st
   return field->get<std::string>();
 }
 
-// One row from BOS prompt completion EOS, as Sampler::make_batch lays out an SFT sample.
-void fill_row(RlBatch& batch, int64_t row, const std::string& prompt, const std::string& completion) {
-  int64_t loss_start = 0;
-  const std::vector<int32_t> ids = ByteTokenizer::encode_sft(prompt, completion, &loss_start);
-  const int64_t n = std::min<int64_t>(static_cast<int64_t>(ids.size()), batch.seq + 1);
-  for (int64_t t = 0; t + 1 < n; ++t) {
-    const int64_t i = row * batch.seq + t;
-    batch.tokens[i] = ids[t];
-    batch.targets[i] = ids[t + 1];
-    batch.mask[i] = t + 1 >= loss_start ? 1.0f : 0.0f;
-  }
-}
-
 }  // namespace
 
 std::vector<PreferencePair> read_preference_jsonl(const std::string& path, int64_t seq_len) {
@@ -87,30 +73,6 @@ std::vector<PreferencePair> read_preference_jsonl(const std::string& path, int64
   FW_CHECK(!pairs.empty(), "preference file '", path, "' contains no pairs; expected one JSON object per line",
            " with string fields \"prompt\", \"chosen\" and \"rejected\"");
   return pairs;
-}
-
-RlBatch make_preference_batch(const std::vector<PreferencePair>& pairs, const std::vector<int64_t>& indices,
-                              int64_t seq) {
-  FW_CHECK(seq >= 1, "seq=", seq, " must be >= 1");
-  RlBatch batch;
-  batch.rows = 2 * static_cast<int64_t>(indices.size());
-  batch.seq = seq;
-  const int64_t n = batch.rows * seq;
-  batch.tokens.assign(n, ByteTokenizer::kPad);
-  batch.targets.assign(n, ByteTokenizer::kPad);
-  batch.mask.assign(n, 0.0f);
-  for (size_t k = 0; k < indices.size(); ++k) {
-    const int64_t index = indices[k];
-    FW_CHECK(index >= 0 && index < static_cast<int64_t>(pairs.size()), "preference pair index ", index,
-             " is out of range; allowed: 0..", static_cast<int64_t>(pairs.size()) - 1);
-    const PreferencePair& pair = pairs[index];
-    const auto row = static_cast<int64_t>(2 * k);
-    fill_row(batch, row, pair.prompt, pair.chosen);
-    fill_row(batch, row + 1, pair.prompt, pair.rejected);
-    batch.pair_id.insert(batch.pair_id.end(), {static_cast<int64_t>(k), static_cast<int64_t>(k)});
-    batch.chosen.insert(batch.chosen.end(), {int8_t{1}, int8_t{0}});
-  }
-  return batch;
 }
 
 }  // namespace flywheel

@@ -1,5 +1,5 @@
 // GRPO loss: see grpo.h for the objective and its gradient.
-#include "rl/grpo.h"
+#include "train/grpo.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@ namespace flywheel {
 namespace {
 
 void check_finite_at(const std::vector<float>& v, int64_t t, const char* field) {
-  FW_CHECK(std::isfinite(v[t]), "RlBatch.", field, "[", t, "] = ", v[t], " at a mask token; must be finite");
+  FW_CHECK(std::isfinite(v[t]), "LossBatch.", field, "[", t, "] = ", v[t], " at a mask token; must be finite");
 }
 
 // One token's contribution f_t = w pg - beta k3 and its derivative df_t/dlogp_t.
@@ -34,16 +34,16 @@ void GrpoConfig::validate() const {
 
 GrpoLoss::GrpoLoss(const GrpoConfig& config) : config_(config) { config_.validate(); }
 
-LossResult GrpoLoss::evaluate(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce,
+LossResult GrpoLoss::evaluate(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce,
                               std::vector<float>& dloss_dlogp) const {
   local.check_shapes(static_cast<int64_t>(logp.size()));
   check_reducer(reduce);
   const bool tis = config_.tis_cap > 0, has_ref = !local.ref_logprob.empty();
-  FW_CHECK(!local.advantage.empty(), "grpo needs RlBatch.advantage (per token)");
+  FW_CHECK(!local.advantage.empty(), "grpo needs LossBatch.advantage (per token)");
   FW_CHECK(!tis || !local.infer_logprob.empty(), "grpo with rl.tis_cap=", config_.tis_cap,
-           " needs RlBatch.infer_logprob (the sampler's logprobs); set rl.tis_cap=0 to disable");
+           " needs LossBatch.infer_logprob (the sampler's logprobs); set rl.tis_cap=0 to disable");
   FW_CHECK(config_.kl_beta == 0 || has_ref, "grpo with rl.kl_beta=", config_.kl_beta,
-           " needs RlBatch.ref_logprob (the frozen reference policy); set rl.kl_beta=0 to disable");
+           " needs LossBatch.ref_logprob (the frozen reference policy); set rl.kl_beta=0 to disable");
   const double lo = 1 - config_.clip_low, hi = 1 + config_.clip_high, beta = config_.kl_beta;
 
   auto term = [&](int64_t t) {

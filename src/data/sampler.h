@@ -10,7 +10,7 @@
 #include <mutex>
 #include <vector>
 
-#include "train/data_source.h"
+#include "data/data_source.h"
 
 namespace flywheel {
 

@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "rl/tasks.h"
-#include "train/data_source.h"
-#include "train/tokenizer.h"
+#include "data/tasks.h"
+#include "data/data_source.h"
+#include "data/tokenizer.h"
 
 namespace flywheel {
 namespace {

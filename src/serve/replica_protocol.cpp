@@ -1,4 +1,4 @@
-#include "rl/rollout_messages.h"
+#include "serve/replica_protocol.h"
 
 #include <nlohmann/json.hpp>
 

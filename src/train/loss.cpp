@@ -1,40 +1,12 @@
-// The loss registry, the shared batch checks, the reducers, and the SFT loss.
-#include "rl/loss.h"
+// The loss registry, the reducers, and the SFT loss.
+#include "train/loss.h"
 
 #include "comm/comm.h"
 #include "core/error.h"
-#include "rl/dpo.h"
-#include "rl/grpo.h"
+#include "train/dpo.h"
+#include "train/grpo.h"
 
 namespace flywheel {
-namespace {
-
-template <typename Vector>
-void check_size(const Vector& v, int64_t expected, const char* field, const char* unit) {
-  FW_CHECK(v.empty() || static_cast<int64_t>(v.size()) == expected, "RlBatch.", field, " has ", v.size(),
-           " entries; expected 0 (absent) or ", expected, " (one per ", unit, ")");
-}
-
-}  // namespace
-
-void RlBatch::check_shapes(int64_t logp_size) const {
-  FW_CHECK(rows >= 0 && seq >= 0, "RlBatch has rows=", rows, ", seq=", seq, "; both must be >= 0");
-  const int64_t n = tokens_count();
-  FW_CHECK(static_cast<int64_t>(mask.size()) == n, "RlBatch.mask has ", mask.size(),
-           " entries; expected rows*seq = ", n);
-  FW_CHECK(logp_size == n, "logp has ", logp_size, " entries; expected rows*seq = ", n);
-  check_size(tokens, n, "tokens", "token");
-  check_size(targets, n, "targets", "token");
-  check_size(advantage, n, "advantage", "token");
-  check_size(old_logprob, n, "old_logprob", "token");
-  check_size(infer_logprob, n, "infer_logprob", "token");
-  check_size(ref_logprob, n, "ref_logprob", "token");
-  check_size(pair_id, rows, "pair_id", "row");
-  check_size(chosen, rows, "chosen", "row");
-  for (int64_t t = 0; t < n; ++t) {
-    FW_CHECK(mask[t] == 0.0f || mask[t] == 1.0f, "RlBatch.mask[", t, "] = ", mask[t], "; allowed: 0 or 1");
-  }
-}
 
 Reducer local_reducer() {
   auto nothing = [](double*, int64_t) {};
@@ -52,7 +24,7 @@ void check_reducer(const Reducer& reduce) {
 }
 
 // L = -(1/N) sum_t mask_t logp_t, dL/dlogp_t = -mask_t / N; N = 0 (nothing to learn) gives L = 0.
-LossResult SftLoss::evaluate(const RlBatch& local, const std::vector<float>& logp, const Reducer& reduce,
+LossResult SftLoss::evaluate(const LossBatch& local, const std::vector<float>& logp, const Reducer& reduce,
                              std::vector<float>& dloss_dlogp) const {
   local.check_shapes(static_cast<int64_t>(logp.size()));
   check_reducer(reduce);

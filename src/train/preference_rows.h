@@ -1,0 +1,21 @@
+// DPO training rows from preference pairs (data/preference_data.h): the chosen and rejected side of
+// a pair become two rows tokenized like SFT data.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "data/preference_data.h"
+#include "train/loss_batch.h"
+
+namespace flywheel {
+
+// Rows [2k, 2k + 1] = (chosen, rejected) of pairs[indices[k]], each of seq tokens: inputs
+// x[0..n-2], targets x[1..n-1], mask[t] = 1 where targets[t] is a completion token or EOS; a
+// sequence longer than seq + 1 tokens is cut at the end; the rest is PAD with mask 0.
+// pair_id = k (unique within the batch), chosen = 1 / 0. ref_logprob is left empty: the caller
+// fills it from the frozen reference policy (the initial weights).
+LossBatch make_preference_batch(const std::vector<PreferencePair>& pairs, const std::vector<int64_t>& indices,
+                              int64_t seq);
+
+}  // namespace flywheel
