@@ -36,12 +36,6 @@ int64_t row_elements(const std::vector<int64_t>& global_shape) {
 
 int64_t slice_rows(const TensorSlice& slice) { return slice.row_end - slice.row_begin; }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t d = 0; d < shape.size(); ++d) text += (d ? ", " : "") + std::to_string(shape[d]);
-  return text + "]";
-}
-
 std::string slice_problem(const TensorSlice& s) {
   // HDF5 link names: '/' would create nested groups and '.' alone means "this group".
   if (s.name.empty() || s.name.find('/') != std::string::npos || s.name == ".")

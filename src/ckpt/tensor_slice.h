@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
+
 namespace flywheel {
 
 struct TensorSlice {
@@ -27,8 +29,6 @@ float* slice_array_data(const TensorSlice& slice, SliceArray array);
 // Elements per row: prod(global_shape[1:]) (1 for a vector).
 int64_t row_elements(const std::vector<int64_t>& global_shape);
 int64_t slice_rows(const TensorSlice& slice);
-// "[4096, 11008]" for messages.
-std::string shape_text(const std::vector<int64_t>& shape);
 
 // Why this slice cannot be saved or loaded (empty when it is fine): a name HDF5 cannot hold, a shape
 // with a dimension < 1, rows outside [0, global_shape[0]], or a null weight for a non-empty range.

@@ -11,6 +11,15 @@
 
 namespace flywheel {
 
+// 2-byte element types: bit patterns, so a Tensor of them has the right element size and dtype.
+struct BFloat16 {
+  uint16_t bits;
+};
+struct Float16 {
+  uint16_t bits;
+};
+static_assert(sizeof(BFloat16) == 2 && sizeof(Float16) == 2);
+
 inline uint32_t fp32_bits(float value) {
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
@@ -49,6 +58,16 @@ inline void bf16_bits_of_stored(const float* src, uint16_t* dst, int64_t count) 
 
 inline void bf16_bits_to_fp32(const uint16_t* src, float* dst, int64_t count) {
   for (int64_t i = 0; i < count; ++i) dst[i] = fp32_from_bf16_bits(src[i]);
+}
+
+inline float to_fp32(BFloat16 value) { return fp32_from_bf16_bits(value.bits); }
+inline BFloat16 to_bf16(float value) { return {bf16_bits_from_fp32(value)}; }
+
+inline void bf16_to_fp32(const BFloat16* src, float* dst, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) dst[i] = to_fp32(src[i]);
+}
+inline void fp32_to_bf16(const float* src, BFloat16* dst, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) dst[i] = to_bf16(src[i]);
 }
 
 }  // namespace flywheel

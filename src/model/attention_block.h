@@ -1,19 +1,22 @@
 // The attention half of a decoder layer:
-//   h = RMSNorm(x);  q, k, v = h Wq^T, h Wk^T, h Wv^T;  RoPE(q, k);  a = causal_gqa(q, k, v);
+//   h = RMSNorm(x);  q, k, v = h Wq^T, h Wk^T, h Wv^T;  RoPE(q, k);  a = attention(q, k, v);
 //   x_out = x + a Wo^T
+// The AttentionContext (attention_context.h) says where each row sits and runs attention itself:
+// over the rows' own sequences, a context-parallel split, or a KV cache.
 #pragma once
 
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "core/buffer.h"
+#include "core/tensor.h"
+#include "model/attention_context.h"
 #include "model/config.h"
-#include "ops/rope.h"
-#include "parallel/context_parallel.h"
 
 namespace flywheel {
 
 struct AttentionWeights {
-  const float *norm, *q, *k, *v, *o;
+  Tensor norm, q, k, v, o;
 };
 struct AttentionGrads {
   float *norm, *q, *k, *v, *o;
@@ -24,23 +27,20 @@ struct AttentionActivations {
   Buffer<float> rstd;        // [n]
   Buffer<float> q, k, v;     // after RoPE: [n, n_heads * hd], [n, n_kv * hd] x2
   Buffer<float> attn;        // [n, n_heads * hd]
-  Buffer<float> lse;         // [batch, n_heads, seq]; under context parallelism [2 halves][batch, n_heads, seq/2]
+  Buffer<float> lse;         // [batch * n_heads * seq], laid out as the context writes it
 };
 
-// x_out[n, d] = x + attention(x); x and x_out may not alias. Under context parallelism (split
-// active) the seq tokens of each row are this rank's two chunks of a longer sequence.
-void attention_block_forward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,
-                             const float* x, float* x_out, int64_t batch, int64_t seq, AttentionActivations& act,
-                             const ContextSplit& split = {});
+AttentionHeads attention_heads(const ModelConfig& cfg);
 
-// x_out[n, d] = x + attn[n, q_width] Wo^T: the block's output projection and residual, shared with
-// the KV-cache decoder so that both round identically. x_out may alias neither.
-void attention_output_residual(bool invariant, const float* attn, const float* o_weight, const float* x,
-                               float* x_out, int64_t n, int64_t d, int64_t q_width);
+// x_out[n, d] = x + attention(x) for the batch x seq rows of layer `layer`; x and x_out may not alias.
+void attention_block_forward(Backend& backend, const ModelConfig& cfg, const ops::RopeTable<float>& rope,
+                             const AttentionWeights& w, AttentionContext& context, int layer, const float* x,
+                             float* x_out, int64_t batch, int64_t seq, AttentionActivations& act);
 
 // dx[n, d] = dx_out + d(attention path)/dx. Weight grads accumulate.
-void attention_block_backward(const ModelConfig& cfg, const ops::RopeTable<float>& rope, const AttentionWeights& w,
-                              const AttentionGrads& g, const float* x, const float* dx_out, float* dx, int64_t batch,
-                              int64_t seq, AttentionActivations& act, const ContextSplit& split = {});
+void attention_block_backward(Backend& backend, const ModelConfig& cfg, const ops::RopeTable<float>& rope,
+                              const AttentionWeights& w, const AttentionGrads& g, AttentionContext& context, int layer,
+                              const float* x, const float* dx_out, float* dx, int64_t batch, int64_t seq,
+                              AttentionActivations& act);
 
 }  // namespace flywheel

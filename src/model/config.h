@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/backend.h"
+
 namespace flywheel {
 
 struct ModelConfig {
@@ -38,6 +40,7 @@ struct ModelConfig {
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
   int64_t resolved_moe_d_ff() const { return moe_d_ff > 0 ? moe_d_ff : d_ff; }
   bool invariant_forward() const { return forward_kernels == "invariant"; }
+  LinearKernel forward_kernel() const { return invariant_forward() ? LinearKernel::kInvariant : LinearKernel::kBlas; }
 
   // Throws flywheel::Error naming the offending key (as written in a shape file: "model.n_heads"),
   // its value, and what is allowed.

@@ -4,14 +4,14 @@
 
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "core/buffer.h"
+#include "core/tensor.h"
 
 namespace flywheel {
 
 struct SwiGluWeights {
-  const float* gate;
-  const float* up;
-  const float* down;
+  Tensor gate, up, down;
 };
 struct SwiGluGrads {
   float* gate;
@@ -25,12 +25,13 @@ struct SwiGluActivations {
   void resize(int64_t n, int64_t hidden);
 };
 
-// y[n, d] = FFN(x[n, d]) (overwrites y). invariant: the batch-invariant matmuls (ModelConfig::forward_kernels).
-void swiglu_ffn_forward(const SwiGluWeights& w, const float* x, float* y, int64_t n, int64_t d, int64_t hidden,
-                        SwiGluActivations& saved, bool invariant = false);
+// y[n, d] = FFN(x[n, d]) (overwrites y) with the forward matmul kernel (ModelConfig::forward_kernels).
+void swiglu_ffn_forward(Backend& backend, LinearKernel kernel, const SwiGluWeights& w, const float* x, float* y,
+                        int64_t n, int64_t d, int64_t hidden, SwiGluActivations& saved);
 
 // dx[n, d] (+)= d/dx, weight grads accumulate. Reuses saved.gate/up as scratch (they are dead after this).
-void swiglu_ffn_backward(const SwiGluWeights& w, const SwiGluGrads& g, const float* x, const float* dy, float* dx,
-                         int64_t n, int64_t d, int64_t hidden, SwiGluActivations& saved, bool accumulate_dx);
+void swiglu_ffn_backward(Backend& backend, const SwiGluWeights& w, const SwiGluGrads& g, const float* x,
+                         const float* dy, float* dx, int64_t n, int64_t d, int64_t hidden, SwiGluActivations& saved,
+                         bool accumulate_dx);
 
 }  // namespace flywheel

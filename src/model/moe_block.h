@@ -4,24 +4,25 @@
 // Load balancing (Switch Transformer, Fedus et al. 2021, eq. 4), over the n tokens of the call:
 //   f_e = (tokens routed to e) / (n k)  (constant),  P_e = mean_t p[t, e],  aux = E * sum_e f_e P_e
 // aux is 1 for a perfectly balanced router. Slots (token, expert) are grouped per expert by
-// ExpertDispatch -- across the expert-parallel group when there is one, each rank running only its
-// own experts -- so every expert runs one GEMM per projection on its rows, and results are combined
-// per token in slot order: deterministic for any thread count.
+// ExpertDispatch -- across the expert-parallel group when an ExpertExchange is installed, each rank
+// running only its own experts -- so every expert runs one GEMM per projection on its rows, and
+// results are combined per token in slot order: deterministic for any thread count.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "comm/comm.h"
+#include "backend/backend.h"
 #include "core/buffer.h"
+#include "core/tensor.h"
 #include "model/config.h"
+#include "model/expert_dispatch.h"
 #include "model/ffn_block.h"
-#include "parallel/expert_dispatch.h"
 
 namespace flywheel {
 
 struct MoeWeights {
-  const float* router;                // [E, d]
+  Tensor router;                      // [E, d]
   std::vector<SwiGluWeights> experts;  // E entries
   SwiGluWeights shared{};             // valid when cfg.moe_shared_expert
 };
@@ -45,19 +46,14 @@ struct MoeActivations {
   double aux = 0;                       // aux_layer (coefficient-free)
 };
 
-// Communicators an MoE layer uses; null members mean "this rank alone".
-struct MoeGroups {
-  Comm* stats = nullptr;   // ranks whose tokens form the micro-batch (routing statistics are summed)
-  Comm* experts = nullptr;  // expert-parallel group: experts are split over it, tokens travel by all-to-all
-};
-
 // y[n, d] = MoE(h) (overwrites y); fills act (and act.aux, the aux of the whole micro-batch).
-// With an expert group, w.experts needs valid weights only for this rank's experts.
-void moe_block_forward(const ModelConfig& cfg, const MoeWeights& w, const float* h, float* y, int64_t n,
-                       MoeActivations& act, const MoeGroups& groups = {});
+// exchange null: every expert here and the micro-batch is this rank's. With an exchange, w.experts
+// needs valid weights only for this rank's experts.
+void moe_block_forward(Backend& backend, const ModelConfig& cfg, const MoeWeights& w, const float* h, float* y,
+                       int64_t n, MoeActivations& act, ExpertExchange* exchange);
 
 // dh[n, d] = d/dh of (dy . y) + aux_weight * d aux / dh. Weight grads accumulate.
-void moe_block_backward(const ModelConfig& cfg, const MoeWeights& w, const MoeGrads& g, const float* h,
-                        const float* dy, float* dh, int64_t n, double aux_weight, MoeActivations& act);
+void moe_block_backward(Backend& backend, const ModelConfig& cfg, const MoeWeights& w, const MoeGrads& g,
+                        const float* h, const float* dy, float* dh, int64_t n, double aux_weight, MoeActivations& act);
 
 }  // namespace flywheel

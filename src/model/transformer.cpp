@@ -5,11 +5,6 @@
 #include <string>
 
 #include "core/error.h"
-#include "ops/cross_entropy.h"
-#include "ops/embedding.h"
-#include "ops/gemm.h"
-#include "ops/linear_invariant.h"
-#include "ops/rmsnorm.h"
 
 namespace flywheel {
 namespace {
@@ -17,16 +12,6 @@ namespace {
 constexpr int64_t kHeadChunkFloats = int64_t{1} << 24;
 
 int64_t head_chunk_rows(int64_t n, int64_t vocab) { return std::clamp<int64_t>(kHeadChunkFloats / vocab, 1, n); }
-
-void add_in_place(float* dst, const float* src, int64_t count) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < count; ++i) dst[i] += src[i];
-}
-
-void scale_in_place(float* x, int64_t count, float s) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < count; ++i) x[i] *= s;
-}
 }  // namespace
 
 Transformer::Transformer(const ModelConfig& config, bool allocate_full, StageRange stage)
@@ -38,6 +23,7 @@ Transformer::Transformer(const ModelConfig& config, bool allocate_full, StageRan
            config_.n_layers, " layers");
   register_parameters();
   if (allocate_full) params_.allocate();
+  scoring_stash_.keep_for_backward = false;
 }
 
 void Transformer::register_parameters() {
@@ -96,17 +82,18 @@ std::vector<int> Transformer::stage_units() const {
   return units;
 }
 
+Tensor Transformer::weight(int id) const { return Tensor::view(params_.value(id), params_.info(id).shape); }
+
 AttentionWeights Transformer::attention_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
-  return {params_.value(i.input_norm), params_.value(i.q), params_.value(i.k), params_.value(i.v),
-          params_.value(i.o)};
+  return {weight(i.input_norm), weight(i.q), weight(i.k), weight(i.v), weight(i.o)};
 }
 AttentionGrads Transformer::attention_grads(int l) {
   const LayerIds& i = layer_ids_[l];
   return {params_.grad(i.input_norm), params_.grad(i.q), params_.grad(i.k), params_.grad(i.v), params_.grad(i.o)};
 }
 SwiGluWeights Transformer::swiglu_weights(int gate, int up, int down) const {
-  return {params_.value(gate), params_.value(up), params_.value(down)};
+  return {weight(gate), weight(up), weight(down)};
 }
 SwiGluWeights Transformer::dense_ffn_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
@@ -117,7 +104,7 @@ SwiGluGrads Transformer::swiglu_grads(int gate, int up, int down) {
 }
 MoeWeights Transformer::moe_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
-  MoeWeights w{params_.value(i.router), {}, {}};
+  MoeWeights w{weight(i.router), {}, {}};
   for (size_t e = 0; e < i.expert_gate.size(); ++e)
     w.experts.push_back(swiglu_weights(i.expert_gate[e], i.expert_up[e], i.expert_down[e]));
   if (config_.moe_shared_expert) w.shared = swiglu_weights(i.shared_gate, i.shared_up, i.shared_down);
@@ -131,81 +118,99 @@ MoeGrads Transformer::moe_grads(int l) {
   if (config_.moe_shared_expert) g.shared = swiglu_grads(i.shared_gate, i.shared_up, i.shared_down);
   return g;
 }
-const float* Transformer::lm_head() const { return params_.value(lm_head_id_ >= 0 ? lm_head_id_ : embed_id_); }
+Tensor Transformer::lm_head() const { return weight(lm_head_id_ >= 0 ? lm_head_id_ : embed_id_); }
 float* Transformer::lm_head_grad() { return params_.grad(lm_head_id_ >= 0 ? lm_head_id_ : embed_id_); }
 int Transformer::lm_head_unit() const { return lm_head_id_ >= 0 ? head_unit_ : embed_unit_; }
 
+// The one layer forward every path runs (training, logprob passes, KV-cache decoding).
 void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x_in, float* x_out, int64_t rows,
-                                int64_t seq) {
+                                int64_t seq, AttentionContext& attention, bool keep_input) {
   const int64_t n = rows * seq, d = config_.d_model;
   const LayerIds& ids = layer_ids_[l];
+  Backend& be = *backend_;
   hooks_->before_use(ids.unit, false);
-  a.x_in.assign(x_in, x_in + n * d);
+  if (keep_input) {
+    a.x_in.assign(x_in, x_in + n * d);
+    x_in = a.x_in.data();
+  }
   a.x_mid.resize(n * d);
-  attention_block_forward(config_, rope_, attention_weights(l), a.x_in.data(), a.x_mid.data(), rows, seq,
-                          a.attention, context_split_);
+  attention_block_forward(be, config_, rope_, attention_weights(l), attention, l, x_in, a.x_mid.data(), rows, seq,
+                          a.attention);
   a.ffn_normed.resize(n * d);
   a.ffn_rstd.resize(n);
-  ops::rmsnorm_forward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_normed.data(), a.ffn_rstd.data(), n, d,
-                       config_.norm_eps);
+  be.rmsnorm(a.x_mid.data(), weight(ids.post_norm), a.ffn_normed.data(), a.ffn_rstd.data(), n, d, config_.norm_eps);
   Buffer<float> y(n * d);
   if (config_.is_moe()) {
     hooks_->before_use(ids.expert_unit, false);
-    moe_block_forward(config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe, moe_groups_);
+    moe_block_forward(be, config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe, experts_);
     hooks_->after_forward(ids.expert_unit);
   } else {
-    swiglu_ffn_forward(swiglu_weights(ids.gate, ids.up, ids.down), a.ffn_normed.data(), y.data(), n, d,
-                       config_.d_ff, a.dense, config_.invariant_forward());
+    swiglu_ffn_forward(be, config_.forward_kernel(), swiglu_weights(ids.gate, ids.up, ids.down), a.ffn_normed.data(),
+                       y.data(), n, d, config_.d_ff, a.dense);
   }
   hooks_->after_forward(ids.unit);
-  const float* x_mid = a.x_mid.data();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n * d; ++i) x_out[i] = x_mid[i] + y[i];
+  be.add(a.x_mid.data(), y.data(), x_out, n * d);
 }
 
 void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* dx_out, float* dx_in, int64_t rows,
                                  int64_t seq, double aux_weight) {
   const int64_t n = rows * seq, d = config_.d_model;
   const LayerIds& ids = layer_ids_[l];
+  Backend& be = *backend_;
   hooks_->before_use(ids.unit, true);
   Buffer<float> dnormed(n * d), dmid(n * d);
   if (config_.is_moe()) {
     hooks_->before_use(ids.expert_unit, true);
-    moe_block_backward(config_, moe_weights(l), moe_grads(l), a.ffn_normed.data(), dx_out, dnormed.data(), n,
+    moe_block_backward(be, config_, moe_weights(l), moe_grads(l), a.ffn_normed.data(), dx_out, dnormed.data(), n,
                        aux_weight, a.moe);
     hooks_->after_backward(ids.expert_unit);
   } else {
-    swiglu_ffn_backward(swiglu_weights(ids.gate, ids.up, ids.down), swiglu_grads(ids.gate, ids.up, ids.down),
+    swiglu_ffn_backward(be, swiglu_weights(ids.gate, ids.up, ids.down), swiglu_grads(ids.gate, ids.up, ids.down),
                         a.ffn_normed.data(), dx_out, dnormed.data(), n, d, config_.d_ff, a.dense, false);
   }
-  ops::rmsnorm_backward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_rstd.data(), dnormed.data(),
-                        dmid.data(), params_.grad(ids.post_norm), n, d);
-  add_in_place(dmid.data(), dx_out, n * d);
-  attention_block_backward(config_, rope_, attention_weights(l), attention_grads(l), a.x_in.data(), dmid.data(),
-                           dx_in, rows, seq, a.attention, context_split_);
+  be.rmsnorm_backward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_rstd.data(), dnormed.data(), dmid.data(),
+                      params_.grad(ids.post_norm), n, d);
+  be.add_in_place(dmid.data(), dx_out, n * d);
+  attention_block_backward(be, config_, rope_, attention_weights(l), attention_grads(l), *attention_, l,
+                           a.x_in.data(), dmid.data(), dx_in, rows, seq, a.attention);
   hooks_->after_backward(ids.unit);
 }
 
 void Transformer::stage_forward(ActivationStash& stash, const int32_t* tokens, const float* hidden_in, int64_t rows,
                                 int64_t seq) {
+  forward_stage(stash, tokens, hidden_in, rows, seq, *attention_);
+}
+
+void Transformer::forward_with(ActivationStash& stash, const int32_t* tokens, int64_t rows, int64_t seq,
+                               AttentionContext& attention) {
+  FW_CHECK(stage_.has_embedding() && stage_.has_head(config_.n_layers),
+           "forward_with runs the whole model; this Transformer holds only a pipeline stage");
+  FW_CHECK(!stash.keep_for_backward, "forward_with keeps no activations: pass a forward-only stash");
+  forward_stage(stash, tokens, nullptr, rows, seq, attention);
+}
+
+void Transformer::forward_stage(ActivationStash& stash, const int32_t* tokens, const float* hidden_in, int64_t rows,
+                                int64_t seq, AttentionContext& attention) {
   FW_CHECK(seq <= config_.max_seq_len, "sequence length ", seq, " exceeds model.max_seq_len = ",
            config_.max_seq_len);
   const int64_t n = rows * seq, d = config_.d_model;
+  const bool keep = stash.keep_for_backward;
   stash.rows = rows;
   stash.seq = seq;
-  stash.layers.resize(stage_.end_layer - stage_.first_layer);
+  stash.layers.resize(keep ? stage_.end_layer - stage_.first_layer : 1);
   Buffer<float> x(n * d);
   if (stage_.has_embedding()) {
-    stash.tokens.assign(tokens, tokens + n);
+    if (keep) stash.tokens.assign(tokens, tokens + n);
     hooks_->before_use(embed_unit_, false);
-    ops::embedding_forward(params_.value(embed_id_), tokens, x.data(), n, d, config_.vocab_size);
+    backend_->embedding(weight(embed_id_), tokens, x.data(), n, d, config_.vocab_size);
     hooks_->after_forward(embed_unit_);
   } else {
     std::copy(hidden_in, hidden_in + n * d, x.data());
   }
   stash.stage_out.resize(n * d);
   for (int l = stage_.first_layer; l < stage_.end_layer; ++l) {
-    layer_forward(l, stash.layers[l - stage_.first_layer], x.data(), stash.stage_out.data(), rows, seq);
+    ActivationStash::Layer& act = stash.layers[keep ? l - stage_.first_layer : 0];
+    layer_forward(l, act, x.data(), stash.stage_out.data(), rows, seq, attention, keep);
     std::swap(x, stash.stage_out);
   }
   std::swap(x, stash.stage_out);
@@ -217,8 +222,8 @@ void Transformer::head_forward(ActivationStash& stash) {
   stash.final_normed.resize(n * d);
   stash.final_rstd.resize(n);
   hooks_->before_use(head_unit_, false);
-  ops::rmsnorm_forward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_normed.data(),
-                       stash.final_rstd.data(), n, d, config_.norm_eps);
+  backend_->rmsnorm(stash.stage_out.data(), weight(final_norm_id_), stash.final_normed.data(),
+                    stash.final_rstd.data(), n, d, config_.norm_eps);
   hooks_->after_forward(head_unit_);
 }
 
@@ -237,14 +242,15 @@ double Transformer::head_backward(ActivationStash& stash, const int32_t* targets
     const int64_t m = std::min(chunk, n - r0);
     const float* h = stash.final_normed.data() + r0 * d;
     head_chunk_logits(h, logits.data(), m);
-    ce += ops::cross_entropy(logits.data(), targets + r0, ce_weight + r0, m, vocab, true,
-                             token_logprob ? token_logprob + r0 : nullptr);
+    ce += backend_->cross_entropy(logits.data(), targets + r0, ce_weight + r0, m, vocab, true,
+                                  token_logprob ? token_logprob + r0 : nullptr);
     // d loss / d (h W^T) = s * d loss / d (s h W^T).
-    if (logit_scale_ != 1.0f) scale_in_place(logits.data(), m * vocab, logit_scale_);
-    ops::linear_backward(h, lm_head(), logits.data(), dfinal.data() + r0 * d, lm_head_grad(), m, d, vocab);
+    if (logit_scale_ != 1.0f) backend_->scale_in_place(logits.data(), m * vocab, logit_scale_);
+    backend_->linear_backward(h, lm_head().data<float>(), logits.data(), dfinal.data() + r0 * d, lm_head_grad(), m,
+                              d, vocab, false);
   }
-  ops::rmsnorm_backward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_rstd.data(),
-                        dfinal.data(), dx, params_.grad(final_norm_id_), n, d);
+  backend_->rmsnorm_backward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_rstd.data(),
+                             dfinal.data(), dx, params_.grad(final_norm_id_), n, d);
   hooks_->after_backward(head_unit_);
   if (lm_unit != head_unit_) hooks_->after_backward(lm_unit);
   return ce;
@@ -269,7 +275,7 @@ MicroBatchResult Transformer::stage_backward(ActivationStash& stash, const int32
   }
   if (stage_.has_embedding()) {
     hooks_->before_use(embed_unit_, true);
-    ops::embedding_backward(stash.tokens.data(), dx.data(), params_.grad(embed_id_), n, d);
+    backend_->embedding_backward(stash.tokens.data(), dx.data(), params_.grad(embed_id_), n, d);
     hooks_->after_backward(embed_unit_);
   } else {
     std::copy(dx.begin(), dx.end(), dhidden_in);
@@ -289,11 +295,10 @@ MicroBatchResult Transformer::forward_backward(const int32_t* tokens, const int3
 void Transformer::forward_logits(const int32_t* tokens, int64_t rows, int64_t seq, float* logits) {
   FW_CHECK(stage_.has_embedding() && stage_.has_head(config_.n_layers),
            "forward_logits runs the whole model; this Transformer holds only a pipeline stage");
-  stage_forward(stash_, tokens, nullptr, rows, seq);
+  stage_forward(scoring_stash_, tokens, nullptr, rows, seq);
   const int lm_unit = lm_head_unit();
   hooks_->before_use(lm_unit, false);
-  ops::linear_forward_select(config_.invariant_forward(), stash_.final_normed.data(), lm_head(), logits,
-                             rows * seq, config_.d_model, config_.vocab_size);
+  head_logits(scoring_stash_.final_normed.data(), rows * seq, logits);
   hooks_->after_forward(lm_unit);
 }
 
@@ -302,10 +307,13 @@ void Transformer::set_logit_scale(float s) {
   logit_scale_ = s;
 }
 
+void Transformer::head_logits(const float* h, int64_t m, float* logits) {
+  backend_->linear(config_.forward_kernel(), h, lm_head(), logits, m, config_.d_model, config_.vocab_size);
+}
+
 void Transformer::head_chunk_logits(const float* h, float* logits, int64_t m) {
-  const int64_t vocab = config_.vocab_size;
-  ops::linear_forward_select(config_.invariant_forward(), h, lm_head(), logits, m, config_.d_model, vocab);
-  if (logit_scale_ != 1.0f) scale_in_place(logits, m * vocab, logit_scale_);
+  head_logits(h, m, logits);
+  if (logit_scale_ != 1.0f) backend_->scale_in_place(logits, m * config_.vocab_size, logit_scale_);
 }
 
 void Transformer::stage_logprobs(ActivationStash& stash, const int32_t* targets, float* token_logprob) {
@@ -320,7 +328,7 @@ void Transformer::stage_logprobs(ActivationStash& stash, const int32_t* targets,
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t m = std::min(chunk, n - r0);
     head_chunk_logits(stash.final_normed.data() + r0 * d, logits.data(), m);
-    ops::cross_entropy(logits.data(), targets + r0, no_weight.data(), m, vocab, false, token_logprob + r0);
+    backend_->cross_entropy(logits.data(), targets + r0, no_weight.data(), m, vocab, false, token_logprob + r0);
   }
   hooks_->after_forward(lm_unit);
 }
@@ -329,8 +337,8 @@ void Transformer::forward_logprobs(const int32_t* tokens, const int32_t* targets
                                    float* token_logprob) {
   FW_CHECK(stage_.has_embedding() && stage_.has_head(config_.n_layers),
            "forward_logprobs runs the whole model; this Transformer holds only a pipeline stage");
-  stage_forward(stash_, tokens, nullptr, rows, seq);
-  stage_logprobs(stash_, targets, token_logprob);
+  stage_forward(scoring_stash_, tokens, nullptr, rows, seq);
+  stage_logprobs(scoring_stash_, targets, token_logprob);
 }
 
 }  // namespace flywheel

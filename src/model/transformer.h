@@ -11,21 +11,29 @@
 // The LM head runs in chunks of rows fused with the cross-entropy: a chunk's logits become its
 // dlogits in place, so the [tokens, vocab] matrix never exists whole during training.
 //
-// For the parallel mesh the same code runs one pipeline stage (a range of layers, with the
-// embedding on the first stage and the head on the last), keeps one stash per micro-batch in
-// flight, and calls UnitHooks around every use of a parameter unit so FSDP can gather weights
-// just before use and reduce-scatter gradients just after.
+// One forward path: training, the forward-only logprob passes and the KV-cache decoder
+// (serve/cached_forward.h) all run layer_forward below; they differ only in the AttentionContext
+// the layers attend through (attention_context.h) and in whether activations are kept.
+//
+// Parallelism is applied from outside, through three interfaces the model calls: UnitHooks around
+// every use of a parameter unit (FSDP gathers weights just before use and reduce-scatters gradients
+// just after), the AttentionContext (context parallelism), and the ExpertExchange (expert
+// parallelism). For a pipeline the same code runs one stage (a range of layers, with the embedding
+// on the first stage and the head on the last) and keeps one stash per micro-batch in flight.
+// Every op goes through the Backend (backend/backend.h).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "backend/backend.h"
 #include "model/attention_block.h"
+#include "model/attention_context.h"
 #include "model/config.h"
+#include "model/expert_dispatch.h"
 #include "model/ffn_block.h"
 #include "model/moe_block.h"
 #include "model/parameters.h"
-#include "ops/rope.h"
 
 namespace flywheel {
 
@@ -51,8 +59,11 @@ class UnitHooks {
   virtual void after_backward(int unit) {}       // the unit's gradients for this micro-batch are complete
 };
 
-// Everything one micro-batch's backward needs from its forward on one stage.
+// Everything one micro-batch's backward needs from its forward on one stage. A forward-only stash
+// (keep_for_backward = false: logprob passes, decoding) reuses one layer's activations for every
+// layer and keeps no layer inputs, so it costs one layer, not all of them.
 struct ActivationStash {
+  bool keep_for_backward = true;
   struct Layer {
     Buffer<float> x_in;   // residual stream entering the layer [n, d]
     Buffer<float> x_mid;  // after the attention half [n, d]
@@ -79,10 +90,13 @@ class Transformer {
   const ParameterSet& params() const { return params_; }
   const StageRange& stage() const { return stage_; }
   void set_hooks(UnitHooks* hooks) { hooks_ = hooks ? hooks : &no_hooks_; }
-  // MoE communicators: the micro-batch's ranks (routing statistics) and the expert-parallel group.
-  void set_moe_groups(const MoeGroups& groups) { moe_groups_ = groups; }
-  // Context parallelism: every row's seq tokens are this rank's two chunks of a longer sequence.
-  void set_context_split(const ContextSplit& split) { context_split_ = split; }
+  // How attention reaches its keys in training and logprob passes (null: each row's whole sequence
+  // is here). Context parallelism installs its own.
+  void set_attention(AttentionContext* attention) { attention_ = attention ? attention : &full_sequence_; }
+  // Where MoE slots meet their experts (null: every expert is here). Expert parallelism installs one.
+  void set_expert_exchange(ExpertExchange* exchange) { experts_ = exchange; }
+  void set_backend(Backend& backend) { backend_ = &backend; }
+  Backend& backend() const { return *backend_; }
   void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers); }
 
   // Units this stage uses, in forward order (the embedding unit also on the last stage when tied).
@@ -119,16 +133,12 @@ class Transformer {
   // Last stage, after stage_forward: the head's forward part only (no gradients), as head_backward.
   void stage_logprobs(ActivationStash& stash, const int32_t* targets, float* token_logprob);
 
-  // Read-only views of the weights, for other forward paths over the same parameters (the KV-cache
-  // decoder in src/serve/). Valid while the units are bound (always, for single-rank storage).
-  AttentionWeights attention_weights(int layer) const;
-  SwiGluWeights dense_ffn_weights(int layer) const;
-  MoeWeights moe_weights(int layer) const;
-  const float* post_attention_norm(int layer) const { return params_.value(layer_ids_[layer].post_norm); }
-  const float* embedding() const { return params_.value(embed_id_); }
-  const float* final_norm() const { return params_.value(final_norm_id_); }
-  const float* lm_head() const;
-  const ops::RopeTable<float>& rope() const { return rope_; }
+  // Forward only, whole model, attending through `attention` (a KV cache: the decoder): embedding,
+  // every layer, final norm; stash.final_normed[rows * seq, d] is the LM head's input of every row.
+  void forward_with(ActivationStash& stash, const int32_t* tokens, int64_t rows, int64_t seq,
+                    AttentionContext& attention);
+  // logits[m, vocab] = h[m, d] W_lm^T with the forward kernel, unscaled (the decoder's LM head).
+  void head_logits(const float* h, int64_t m, float* logits);
 
  private:
   struct LayerIds {
@@ -141,6 +151,12 @@ class Transformer {
   };
 
   void register_parameters();
+  // Views of the bound weights (valid while their unit is bound; always, for single-rank storage).
+  Tensor weight(int id) const;
+  AttentionWeights attention_weights(int layer) const;
+  SwiGluWeights dense_ffn_weights(int layer) const;
+  MoeWeights moe_weights(int layer) const;
+  Tensor lm_head() const;
   AttentionGrads attention_grads(int layer);
   SwiGluWeights swiglu_weights(int gate, int up, int down) const;
   SwiGluGrads swiglu_grads(int gate, int up, int down);
@@ -148,8 +164,10 @@ class Transformer {
   float* lm_head_grad();
   int lm_head_unit() const;
 
+  void forward_stage(ActivationStash& stash, const int32_t* tokens, const float* hidden_in, int64_t rows, int64_t seq,
+                     AttentionContext& attention);
   void layer_forward(int layer, ActivationStash::Layer& act, const float* x_in, float* x_out, int64_t rows,
-                     int64_t seq);
+                     int64_t seq, AttentionContext& attention, bool keep_input);
   void layer_backward(int layer, ActivationStash::Layer& act, const float* dx_out, float* dx_in, int64_t rows,
                       int64_t seq, double aux_weight);
   void head_forward(ActivationStash& stash);
@@ -165,11 +183,14 @@ class Transformer {
   int embed_unit_ = -1, head_unit_ = -1;
   int embed_id_ = -1, final_norm_id_ = -1, lm_head_id_ = -1;
   std::vector<LayerIds> layer_ids_;
-  ActivationStash stash_;  // for forward_backward / forward_logits
+  ActivationStash stash_;                // forward_backward
+  ActivationStash scoring_stash_;  // forward_logits / forward_logprobs (forward only)
   UnitHooks no_hooks_;
   UnitHooks* hooks_ = &no_hooks_;
-  MoeGroups moe_groups_;
-  ContextSplit context_split_;
+  FullSequenceAttention full_sequence_;
+  AttentionContext* attention_ = &full_sequence_;
+  ExpertExchange* experts_ = nullptr;
+  Backend* backend_ = &cpu_backend();
   float logit_scale_ = 1.0f;
 };
 

@@ -41,17 +41,9 @@ double sum_of_squares(const T* x, int64_t n) {
   return total;
 }
 
-template <typename T>
-void scale_in_place(T* x, int64_t n, T factor) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
-}
-
 template void adamw_update<float>(float*, const float*, float*, float*, int64_t, const AdamWHyper&);
 template void adamw_update<double>(double*, const double*, double*, double*, int64_t, const AdamWHyper&);
 template double sum_of_squares<float>(const float*, int64_t);
 template double sum_of_squares<double>(const double*, int64_t);
-template void scale_in_place<float>(float*, int64_t, float);
-template void scale_in_place<double>(double*, int64_t, double);
 
 }  // namespace flywheel::ops

@@ -23,7 +23,5 @@ void adamw_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWHyp
 template <typename T>
 double sum_of_squares(const T* x, int64_t n);
 
-template <typename T>
-void scale_in_place(T* x, int64_t n, T factor);
 
 }  // namespace flywheel::ops

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/bf16.h"
 #include "ops/gemm.h"
 
 namespace flywheel::ops {
@@ -93,11 +94,43 @@ inline float lanes_sum(Lanes a) {
 }
 #endif
 
+// ---- weight loads: fp32, or bf16 widened exactly (a bf16 value is the upper half of an fp32) -------
+
+inline Lanes weight_load(const float* p) { return lanes_load(p); }
+inline Lanes weight_load_tail(const float* p, int64_t count) { return lanes_load_tail(p, count); }
+
+#if defined(__AVX512F__)
+inline Lanes weight_load(const BFloat16* p) {
+  // The maskz forms, for the reason given at lanes_fold16.
+  const __m256i halves = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m512i words = _mm512_maskz_cvtepu16_epi32(0xFFFF, halves);
+  return {_mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, words, 16))};
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+inline __m256 widen8(const BFloat16* p) {
+  const __m128i halves = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(halves), 16));
+}
+inline Lanes weight_load(const BFloat16* p) { return {widen8(p), widen8(p + 8)}; }
+#else
+inline Lanes weight_load(const BFloat16* p) {
+  Lanes a;
+  for (int l = 0; l < 16; ++l) a.v[l] = to_fp32(p[l]);
+  return a;
+}
+#endif
+// The last partial chunk: widened into a zero-padded block, the same lanes as the fp32 tail load.
+inline Lanes weight_load_tail(const BFloat16* p, int64_t count) {
+  alignas(64) float block[16] = {};
+  for (int64_t l = 0; l < count; ++l) block[l] = to_fp32(p[l]);
+  return lanes_load(block);
+}
+
 // ---- the block kernel -----------------------------------------------------------------------------
 
 // y[r][c] for r < R, c < C: x rows at x + r*in, W rows at w + c*in, y rows at y + r*ldy.
-template <int R, int C>
-void block_kernel(const float* x, const float* w, float* y, int64_t in, int64_t ldy) {
+template <typename W, int R, int C>
+void block_kernel(const float* x, const W* w, float* y, int64_t in, int64_t ldy) {
   Lanes acc[R][C];
 #pragma GCC unroll 16
   for (int i = 0; i < R * C; ++i) acc[i / C][i % C] = lanes_zero();
@@ -108,14 +141,14 @@ void block_kernel(const float* x, const float* w, float* y, int64_t in, int64_t 
     for (int r = 0; r < R; ++r) xv[r] = lanes_load(x + r * in + k);
 #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
-      const Lanes wv = lanes_load(w + c * in + k);
+      const Lanes wv = weight_load(w + c * in + k);
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) acc[r][c] = lanes_fma(xv[r], wv, acc[r][c]);
     }
   }
   if (k < in) {  // the last partial chunk, zero-padded: same lanes, same fma
     for (int c = 0; c < C; ++c) {
-      const Lanes wv = lanes_load_tail(w + c * in + k, in - k);
+      const Lanes wv = weight_load_tail(w + c * in + k, in - k);
       for (int r = 0; r < R; ++r) acc[r][c] = lanes_fma(lanes_load_tail(x + r * in + k, in - k), wv, acc[r][c]);
     }
   }
@@ -124,19 +157,21 @@ void block_kernel(const float* x, const float* w, float* y, int64_t in, int64_t 
 }
 
 constexpr int kMaxBlock = 4;
-using BlockKernel = void (*)(const float*, const float*, float*, int64_t, int64_t);
+template <typename W>
+using BlockKernel = void (*)(const float*, const W*, float*, int64_t, int64_t);
 
-template <int R>
-constexpr BlockKernel kernel_for_cols(int cols) {
-  return cols == 1 ? block_kernel<R, 1> : cols == 2 ? block_kernel<R, 2> : cols == 3 ? block_kernel<R, 3>
-                                                                                     : block_kernel<R, 4>;
+template <typename W, int R>
+constexpr BlockKernel<W> kernel_for_cols(int cols) {
+  return cols == 1 ? block_kernel<W, R, 1> : cols == 2 ? block_kernel<W, R, 2> : cols == 3 ? block_kernel<W, R, 3>
+                                                                                           : block_kernel<W, R, 4>;
 }
-BlockKernel kernel_for(int rows, int cols) {
+template <typename W>
+BlockKernel<W> kernel_for(int rows, int cols) {
   switch (rows) {
-    case 1: return kernel_for_cols<1>(cols);
-    case 2: return kernel_for_cols<2>(cols);
-    case 3: return kernel_for_cols<3>(cols);
-    default: return kernel_for_cols<4>(cols);
+    case 1: return kernel_for_cols<W, 1>(cols);
+    case 2: return kernel_for_cols<W, 2>(cols);
+    case 3: return kernel_for_cols<W, 3>(cols);
+    default: return kernel_for_cols<W, 4>(cols);
   }
 }
 
@@ -145,9 +180,8 @@ BlockKernel kernel_for(int rows, int cols) {
 constexpr int64_t kRowPanel = 64;
 constexpr int64_t kColStrip = 32;
 
-}  // namespace
-
-void linear_forward_invariant(const float* x, const float* weight, float* y, int64_t n, int64_t in, int64_t out) {
+template <typename W>
+void invariant_linear(const float* x, const W* weight, float* y, int64_t n, int64_t in, int64_t out) {
   if (n == 0 || out == 0) return;
   const int64_t panels = (n + kRowPanel - 1) / kRowPanel, strips = (out + kColStrip - 1) / kColStrip;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -158,10 +192,20 @@ void linear_forward_invariant(const float* x, const float* weight, float* y, int
         const int cols = static_cast<int>(std::min<int64_t>(kMaxBlock, col_end - j));
         for (int64_t i = p * kRowPanel; i < row_end; i += kMaxBlock) {
           const int rows = static_cast<int>(std::min<int64_t>(kMaxBlock, row_end - i));
-          kernel_for(rows, cols)(x + i * in, weight + j * in, y + i * out + j, in, out);
+          kernel_for<W>(rows, cols)(x + i * in, weight + j * in, y + i * out + j, in, out);
         }
       }
     }
+}
+
+}  // namespace
+
+void linear_forward_invariant(const float* x, const float* weight, float* y, int64_t n, int64_t in, int64_t out) {
+  invariant_linear(x, weight, y, n, in, out);
+}
+
+void linear_forward_invariant(const float* x, const BFloat16* weight, float* y, int64_t n, int64_t in, int64_t out) {
+  invariant_linear(x, weight, y, n, in, out);
 }
 
 void linear_forward_select(bool invariant, const float* x, const float* weight, float* y, int64_t n, int64_t in,

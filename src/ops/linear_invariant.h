@@ -17,11 +17,18 @@
 
 #include <cstdint>
 
+namespace flywheel {
+struct BFloat16;
+}
+
 namespace flywheel::ops {
 
 // y[n, out] = x[n, in] W[out, in]^T (overwrites y), batch-invariant as described above.
 // OpenMP over blocks of rows and columns only.
 void linear_forward_invariant(const float* x, const float* weight, float* y, int64_t n, int64_t in, int64_t out);
+// The same with bf16 weights, widened to fp32 as they are loaded (exact): bit-identical to the fp32
+// call on the widened values, so a bf16 replica needs no fp32 copy of its weights.
+void linear_forward_invariant(const float* x, const BFloat16* weight, float* y, int64_t n, int64_t in, int64_t out);
 
 // y = x W^T by the invariant kernel when `invariant`, else by OpenBLAS (ops::linear_forward).
 void linear_forward_select(bool invariant, const float* x, const float* weight, float* y, int64_t n, int64_t in,

@@ -106,6 +106,7 @@ void run_pipeline_logprobs(Transformer& model, Comm& pp, const std::vector<Pipel
   const int stage = pp.rank(), stages = pp.size();
   const int64_t width = model.config().d_model;
   ActivationStash stash;
+  stash.keep_for_backward = false;
   Buffer<float> hidden;
   for (size_t m = 0; m < micro.size(); ++m) {
     const PipelineMicroBatch& mb = micro[m];

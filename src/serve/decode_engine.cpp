@@ -6,8 +6,6 @@
 #include <utility>
 
 #include "core/error.h"
-#include "ops/cross_entropy.h"
-#include "ops/linear_invariant.h"
 #include "serve/cached_forward.h"
 
 namespace flywheel {
@@ -68,7 +66,7 @@ bool DecodeEngine::sample_into(Slot& slot, float* scaled_logits) {
   // nothing when compute_grad is false).
   float logprob = 0;
   const float no_weight = 0;
-  ops::cross_entropy(scaled_logits, &token, &no_weight, 1, config_.vocab_size, false, &logprob);
+  model_.backend().cross_entropy(scaled_logits, &token, &no_weight, 1, config_.vocab_size, false, &logprob);
   slot.sequence.push_back(token);
   slot.result.tokens.push_back(token);
   slot.result.logprobs.push_back(logprob);
@@ -97,9 +95,9 @@ std::vector<GenerationResult> DecodeEngine::step() {
 
   Buffer<float> hidden;
   cached_forward(model_, cache_, chunks, hidden);
-  const int64_t m = static_cast<int64_t>(chunks.size()), d = config_.d_model, vocab = config_.vocab_size;
+  const int64_t m = static_cast<int64_t>(chunks.size()), vocab = config_.vocab_size;
   Buffer<float> logits(m * vocab);
-  ops::linear_forward_invariant(hidden.data(), model_.lm_head(), logits.data(), m, d, vocab);
+  model_.head_logits(hidden.data(), m, logits.data());
   for (int64_t c = 0; c < m; ++c) {
     Slot& slot = *order[c];
     slot.cached += chunks[c].count;

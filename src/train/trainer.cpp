@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "ops/adamw.h"
 #include "parallel/pipeline.h"
 #include "core/fault_injection.h"
 
@@ -19,8 +18,13 @@ Trainer::Trainer(const TrainSpec& spec, Mesh& mesh) : spec_(spec), mesh_(&mesh) 
   FW_CHECK(mesh.is_trainer(), "Trainer constructed on a serving rank");
   model_ = std::make_unique<Transformer>(spec.model, /*allocate_full=*/false,
                                          stage_range(spec.model, spec.mesh, mesh.coords().pp));
-  model_->set_moe_groups({&mesh.dp(), &mesh.ep()});
-  model_->set_context_split({&mesh.cp()});
+  // Expert and context parallelism are applied from outside the model (model/transformer.h).
+  expert_exchange_ = std::make_unique<MeshExpertExchange>(mesh.ep(), mesh.dp());
+  model_->set_expert_exchange(expert_exchange_.get());
+  if (mesh.cp().size() > 1) {
+    context_attention_ = std::make_unique<ContextParallelAttention>(mesh.cp());
+    model_->set_attention(context_attention_.get());
+  }
   fsdp_ = std::make_unique<Fsdp>(*model_, mesh, spec.train.seed);
 }
 
@@ -108,14 +112,14 @@ void Trainer::finish_step(int64_t step, StepMetrics& metrics, std::chrono::stead
   const TrainConfig& tc = spec_.train;
   // Every parameter element lives on exactly one trainer rank: the global norm is one all-reduce.
   Buffer<float>& grads = fsdp_->grads();
-  double sum_sq = ops::sum_of_squares(grads.data(), static_cast<int64_t>(grads.size()));
+  double sum_sq = model_->backend().sum_of_squares(grads.data(), static_cast<int64_t>(grads.size()));
   mesh_->trainers().all_reduce_sum(&sum_sq, 1);
   metrics.grad_norm = std::sqrt(sum_sq);
   FW_CHECK(std::isfinite(metrics.grad_norm), "step ", step, ": the gradient norm is not finite (loss ",
            metrics.loss, "); lower train.lr or check the data");
   if (tc.grad_clip > 0 && metrics.grad_norm > tc.grad_clip)
-    ops::scale_in_place(grads.data(), static_cast<int64_t>(grads.size()),
-                        static_cast<float>(tc.grad_clip / metrics.grad_norm));
+    model_->backend().scale_in_place(grads.data(), static_cast<int64_t>(grads.size()),
+                                     static_cast<float>(tc.grad_clip / metrics.grad_norm));
   metrics.lr = lr_override_ ? *lr_override_ : learning_rate(tc, step);
   apply_optimizer(step, metrics.lr);
   metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -127,8 +131,8 @@ void Trainer::apply_optimizer(int64_t step, double lr) {
   for (const ShardSlice& s : fsdp_->slices()) {
     hyper.weight_decay = model_->params().info(s.param).weight_decay ? tc.weight_decay : 0.0;
     const int64_t o = s.local_offset;
-    ops::adamw_update(fsdp_->values().data() + o, fsdp_->grads().data() + o, fsdp_->adam_m().data() + o,
-                      fsdp_->adam_v().data() + o, s.numel(), hyper);
+    model_->backend().adamw(fsdp_->values().data() + o, fsdp_->grads().data() + o, fsdp_->adam_m().data() + o,
+                            fsdp_->adam_v().data() + o, s.numel(), hyper);
   }
 }
 

@@ -22,6 +22,8 @@
 #include "core/buffer.h"
 #include "train/train_spec.h"
 #include "model/transformer.h"
+#include "parallel/context_parallel.h"
+#include "parallel/expert_parallel.h"
 #include "parallel/fsdp.h"
 #include "parallel/mesh.h"
 #include "parallel/pipeline.h"
@@ -113,6 +115,8 @@ class Trainer {
   std::unique_ptr<Mesh> local_mesh_;
   Mesh* mesh_;
   std::unique_ptr<Transformer> model_;
+  std::unique_ptr<MeshExpertExchange> expert_exchange_;
+  std::unique_ptr<ContextParallelAttention> context_attention_;  // mesh.cp > 1
   std::unique_ptr<Fsdp> fsdp_;
   std::optional<Sampler> sampler_;  // SFT data (absent for caller-row training)
   std::optional<double> lr_override_;

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "ops/adamw.h"
+#include "ops/elementwise.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/gemm.h"
