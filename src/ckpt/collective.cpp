@@ -8,9 +8,9 @@ namespace flywheel {
 
 void broadcast_string(Comm& comm, std::string& text, int root) {
   int64_t length = comm.rank() == root ? static_cast<int64_t>(text.size()) : 0;
-  comm.broadcast(&length, sizeof(length), root);
+  comm.control().broadcast(&length, sizeof(length), root);
   text.resize(static_cast<size_t>(length));
-  if (length > 0) comm.broadcast(text.data(), length, root);
+  if (length > 0) comm.control().broadcast(text.data(), length, root);
 }
 
 std::vector<std::string> gather_strings(Comm& comm, const std::string& local) {
@@ -24,7 +24,7 @@ std::vector<std::string> gather_strings(Comm& comm, const std::string& local) {
 
 void throw_if_any_rank_failed(Comm& comm, const std::string& local_error, const std::string& what) {
   double failures = local_error.empty() ? 0.0 : 1.0;
-  comm.all_reduce_sum(&failures, 1);
+  comm.control().all_reduce_sum(&failures, 1);
   if (failures == 0) return;
   const std::vector<std::string> errors = gather_strings(comm, local_error);
   std::string message = what + " failed on " + std::to_string(static_cast<int64_t>(failures)) + " of " +

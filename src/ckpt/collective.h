@@ -1,5 +1,6 @@
-// Agreement helpers over Comm for the checkpoint protocol: every rank must reach the same verdict
-// (proceed, fall back, or throw), or one rank would wait forever in a collective the others skipped.
+// Agreement helpers for the checkpoint protocol, on the control plane (Comm::control()): every rank
+// must reach the same verdict (proceed, fall back, or throw), or one rank would wait forever in a
+// collective the others skipped.
 #pragma once
 
 #include <functional>

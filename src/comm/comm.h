@@ -1,10 +1,20 @@
-// Communication interface for the mesh: the collectives FSDP, pipeline, context and expert
-// parallelism need, over one group of ranks. MPI implements it today (mpi_comm.cpp); an NCCL backend
-// for GPU builds slots in behind the same interface. Every call counts the bytes this rank sends, per
-// collective kind, so tests can compare measured traffic against the analytic formula.
+// Communication for the mesh, in two planes over one group of ranks.
+//
+//   data plane (Comm)        arrays in the compute backend's memory -- weights, gradients,
+//                            activations, token ids -- typed by dtype, with a stream argument for
+//                            ordering on a device. MPI carries it today; NCCL slots in here for a
+//                            GPU build (it has exactly these collectives, no wildcards, no probe).
+//   control plane            host bytes and host scalars: protocol messages between trainers and
+//   (Comm::control())        replicas (any source, probe), agreement (preemption, checkpoint
+//                            verdicts), run names, metrics sums, barriers. Always MPI, on a
+//                            duplicate of the group's communicator, so control messages never
+//                            match data-plane messages and it keeps working beside NCCL.
 //
 // Semantics follow MPI: all ranks of the group call a collective in the same order. Counts and
-// displacements are in elements. Errors throw flywheel::Error naming the call and the backend's message.
+// displacements are in elements of the dtype. Errors throw flywheel::Error naming the call and the
+// backend's message. Every call counts the bytes this rank sends, per collective kind (both planes
+// into one CommCounters), so tests can compare measured traffic against the analytic formula of
+// `flywheel plan`.
 #pragma once
 
 #include <array>
@@ -12,6 +22,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "core/tensor.h"
 
 namespace flywheel {
 
@@ -32,40 +44,17 @@ class CommRequest {
   virtual void wait() = 0;
 };
 
-class Comm {
+enum class ReduceOp { kSum, kMax };
+
+// Orders data-plane work on a device (a CUDA stream in a GPU build). The host data plane runs every
+// call synchronously and takes nullptr.
+struct CommStream;
+
+// The control plane of a group: host memory only, blocking, MPI underneath.
+class ControlChannel {
  public:
-  virtual ~Comm() = default;
-  virtual int rank() const = 0;
-  virtual int size() const = 0;
-  virtual std::string name() const = 0;  // "world", "fsdp", ... for messages
-
-  virtual void barrier() = 0;
-  // In place sum over the group. Deterministic run to run for a fixed group size and count (MPI picks
-  // the same algorithm), but the association order differs from a single rank's sum.
-  virtual void all_reduce_sum(float* data, int64_t count) = 0;
-  virtual void all_reduce_sum(double* data, int64_t count) = 0;
-  virtual void all_reduce_max(double* data, int64_t count) = 0;
-  // out[r-th block] = in of rank r; every rank contributes `count` elements.
-  virtual void all_gather(const float* in, int64_t count, float* out) = 0;
-  // Rank r receives the sum over ranks of in[r * count, (r+1) * count).
-  virtual void reduce_scatter_sum(const float* in, float* out, int64_t count) = 0;
-  // Variable-size versions: rank r contributes / receives counts[r] elements; blocks are packed
-  // in rank order (out of all_gather_v and in of reduce_scatter_v hold sum(counts) elements).
-  virtual void all_gather_v(const float* in, float* out, const std::vector<int64_t>& counts) = 0;
-  virtual void reduce_scatter_v(const float* in, float* out, const std::vector<int64_t>& counts) = 0;
-  // Variable all-to-all of floats (send_counts[r] elements go to rank r).
-  virtual void all_to_all_v(const float* send, const std::vector<int64_t>& send_counts, float* recv,
-                            const std::vector<int64_t>& recv_counts) = 0;
-  virtual void broadcast(void* data, int64_t bytes, int root) = 0;
-  virtual void send(const float* data, int64_t count, int peer, int tag) = 0;
-  virtual void recv(float* data, int64_t count, int peer, int tag) = 0;
-  // Non-blocking send: data must stay valid until the request completes. Pipelines use it so two
-  // neighbours sending to each other at the same time cannot deadlock.
-  virtual std::unique_ptr<CommRequest> isend(const float* data, int64_t count, int peer, int tag) = 0;
-
-  // Control messages of any size (prompts, rollouts, snapshot notices between trainers and serving
-  // replicas). peer / tag may be kAnySource / kAnyTag on the receiving side; a message's envelope
-  // says who sent it with which tag. Messages between one pair of ranks with one tag arrive in order.
+  // Receivers may match any sender / any tag; the envelope says who sent what. Messages between one
+  // pair of ranks with one tag arrive in order.
   static constexpr int kAnySource = -1;
   static constexpr int kAnyTag = -1;
   struct Envelope {
@@ -73,14 +62,87 @@ class Comm {
     int tag = -1;
     int64_t bytes = 0;
   };
-  virtual void send_bytes(const void* data, int64_t bytes, int peer, int tag) = 0;
+
+  virtual ~ControlChannel() = default;
+  virtual void barrier() = 0;
+  // Root's `bytes` bytes at data replace everyone's.
+  virtual void broadcast(void* data, int64_t bytes, int root) = 0;
+  // In place over the group: host scalars (counts, loss sums, agreement flags). Deterministic run
+  // to run for a fixed group size (MPI picks the same algorithm).
+  virtual void all_reduce_sum(double* values, int64_t count) = 0;
+  virtual void all_reduce_max(double* values, int64_t count) = 0;
+  virtual void send(const void* data, int64_t bytes, int peer, int tag) = 0;
   // Blocks until a matching message arrives and returns it (envelope: optional out).
-  virtual std::vector<uint8_t> recv_bytes(int peer, int tag, Envelope* envelope = nullptr) = 0;
+  virtual std::vector<uint8_t> recv(int peer, int tag, Envelope* envelope = nullptr) = 0;
   // Non-blocking: true (and the envelope) when a matching message is waiting; nothing is received.
   virtual bool probe(int peer, int tag, Envelope* envelope = nullptr) = 0;
+};
 
-  // Sub-group of the ranks passing the same color, ordered by key (MPI_Comm_split). Every rank
-  // of this group must call it; a rank passing a negative color joins no group and gets nullptr.
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;  // "world", "fsdp", ... for messages
+
+  // ---- data plane: arrays of `dtype` in the backend's memory ---------------------------------------
+  // In place over the group. kSum of bf16 adds in fp32 and rounds once per step of the reduction.
+  virtual void all_reduce(void* data, int64_t count, DType dtype, ReduceOp op, CommStream* stream = nullptr) = 0;
+  // out[r-th block] = in of rank r; every rank contributes `count` elements.
+  virtual void all_gather(const void* in, int64_t count, DType dtype, void* out, CommStream* stream = nullptr) = 0;
+  // Rank r receives the sum over ranks of in[r * count, (r+1) * count).
+  virtual void reduce_scatter(const void* in, void* out, int64_t count, DType dtype,
+                              CommStream* stream = nullptr) = 0;
+  // Variable-size versions: rank r contributes / receives counts[r] elements; blocks are packed in
+  // rank order (out of all_gather_v and in of reduce_scatter_v hold sum(counts) elements).
+  virtual void all_gather_v(const void* in, void* out, const std::vector<int64_t>& counts, DType dtype,
+                            CommStream* stream = nullptr) = 0;
+  virtual void reduce_scatter_v(const void* in, void* out, const std::vector<int64_t>& counts, DType dtype,
+                                CommStream* stream = nullptr) = 0;
+  // send_counts[r] elements go to rank r; recv_counts[r] come from it.
+  virtual void all_to_all_v(const void* send, const std::vector<int64_t>& send_counts, void* recv,
+                            const std::vector<int64_t>& recv_counts, DType dtype, CommStream* stream = nullptr) = 0;
+  virtual void broadcast(void* data, int64_t count, DType dtype, int root, CommStream* stream = nullptr) = 0;
+  // Point to point with a known count (pipeline activations and their gradients).
+  virtual void send(const void* data, int64_t count, DType dtype, int peer, int tag, CommStream* stream = nullptr) = 0;
+  virtual void recv(void* data, int64_t count, DType dtype, int peer, int tag, CommStream* stream = nullptr) = 0;
+  // Non-blocking send: data must stay valid until the request completes. Pipelines use it so two
+  // neighbours sending to each other at the same time cannot deadlock.
+  virtual std::unique_ptr<CommRequest> isend(const void* data, int64_t count, DType dtype, int peer, int tag,
+                                             CommStream* stream = nullptr) = 0;
+
+  // Typed forms of the data plane (the dtype from the element type).
+  template <typename T>
+  void all_gather(const T* in, int64_t count, T* out) { all_gather(in, count, dtype_of<T>(), out); }
+  template <typename T>
+  void reduce_scatter_sum(const T* in, T* out, int64_t count) { reduce_scatter(in, out, count, dtype_of<T>()); }
+  template <typename T>
+  void all_gather_v(const T* in, T* out, const std::vector<int64_t>& counts) {
+    all_gather_v(in, out, counts, dtype_of<T>());
+  }
+  template <typename T>
+  void reduce_scatter_v(const T* in, T* out, const std::vector<int64_t>& counts) {
+    reduce_scatter_v(in, out, counts, dtype_of<T>());
+  }
+  template <typename T>
+  void all_to_all_v(const T* send, const std::vector<int64_t>& send_counts, T* recv,
+                    const std::vector<int64_t>& recv_counts) {
+    all_to_all_v(send, send_counts, recv, recv_counts, dtype_of<T>());
+  }
+  template <typename T>
+  void send(const T* data, int64_t count, int peer, int tag) { send(data, count, dtype_of<T>(), peer, tag); }
+  template <typename T>
+  void recv(T* data, int64_t count, int peer, int tag) { recv(data, count, dtype_of<T>(), peer, tag); }
+  template <typename T>
+  std::unique_ptr<CommRequest> isend(const T* data, int64_t count, int peer, int tag) {
+    return isend(data, count, dtype_of<T>(), peer, tag);
+  }
+
+  // ---- control plane -------------------------------------------------------------------------------
+  virtual ControlChannel& control() = 0;
+
+  // Sub-group of the ranks passing the same color, ordered by key (MPI_Comm_split), with both
+  // planes. Every rank of this group must call it; a negative color joins no group (nullptr).
   virtual std::unique_ptr<Comm> split(int color, int key, const std::string& name) = 0;
 
   CommCounters& counters() { return counters_; }

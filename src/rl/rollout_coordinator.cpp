@@ -42,17 +42,17 @@ void RolloutCoordinator::request(int64_t step) {
     }
   }
   for (int r = 0; r < replicas_; ++r)
-    if (!batches[r].requests.empty()) send_message(world_, encode(batches[r]), trainers_ + r, kTagGenerate);
+    if (!batches[r].requests.empty()) send_message(world_.control(), encode(batches[r]), trainers_ + r, kTagGenerate);
   requested_.push_back(step);
 }
 
 void RolloutCoordinator::notify_snapshot(int64_t step) {
-  for (int r = 0; r < replicas_; ++r) send_message(world_, encode_step(step), trainers_ + r, kTagSnapshot);
+  for (int r = 0; r < replicas_; ++r) send_message(world_.control(), encode_step(step), trainers_ + r, kTagSnapshot);
 }
 
 void RolloutCoordinator::receive_one() {
-  Comm::Envelope envelope;
-  const std::vector<uint8_t> bytes = world_.recv_bytes(Comm::kAnySource, Comm::kAnyTag, &envelope);
+  ControlChannel::Envelope envelope;
+  const std::vector<uint8_t> bytes = world_.control().recv(ControlChannel::kAnySource, ControlChannel::kAnyTag, &envelope);
   FW_CHECK(envelope.source >= trainers_, "trainer rank 0 got rollout traffic (tag ", envelope.tag,
            ") from trainer rank ", envelope.source);
   if (envelope.tag == kTagResults)
@@ -120,7 +120,7 @@ void RolloutCoordinator::drain() {
 
 void RolloutCoordinator::shutdown() {
   const std::vector<uint8_t> none = encode_step(-1);
-  for (int r = 0; r < replicas_; ++r) send_message(world_, none, trainers_ + r, kTagShutdown);
+  for (int r = 0; r < replicas_; ++r) send_message(world_.control(), none, trainers_ + r, kTagShutdown);
 }
 
 }  // namespace flywheel

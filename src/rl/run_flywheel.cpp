@@ -79,11 +79,11 @@ void broadcast_batch(LossBatch& b, int64_t rows, int64_t seq, Comm& comm) {
   b.mask.resize(n);
   b.advantage.resize(n);
   b.infer_logprob.resize(n);
-  comm.broadcast(b.tokens.data(), n * sizeof(int32_t), 0);
-  comm.broadcast(b.targets.data(), n * sizeof(int32_t), 0);
-  comm.broadcast(b.mask.data(), n * sizeof(float), 0);
-  comm.broadcast(b.advantage.data(), n * sizeof(float), 0);
-  comm.broadcast(b.infer_logprob.data(), n * sizeof(float), 0);
+  comm.broadcast(b.tokens.data(), n, DType::kI32, 0);
+  comm.broadcast(b.targets.data(), n, DType::kI32, 0);
+  comm.broadcast(b.mask.data(), n, DType::kF32, 0);
+  comm.broadcast(b.advantage.data(), n, DType::kF32, 0);
+  comm.broadcast(b.infer_logprob.data(), n, DType::kF32, 0);
 }
 
 struct RlStepReport {
@@ -214,7 +214,7 @@ class FlywheelTrainer {
       report.rollouts = score_rollouts(spec_, step, std::move(samples), stats, dir_);
     }
     broadcast_batch(report.rollouts.global, rows, seq, comm_);
-    comm_.broadcast(&report.rollouts.reward_mean, sizeof(double), 0);
+    comm_.control().broadcast(&report.rollouts.reward_mean, sizeof(double), 0);
 
     const int64_t fsdp_rank = mesh_.coords().fsdp;
     const LossBatch mine = select_rows(report.rollouts.global, spec_.train.micro_batch, spec_.train.grad_accum,
@@ -303,7 +303,7 @@ int train_and_serve(const FlywheelSpec& spec, Mesh& mesh, const std::filesystem:
     prepare_run_dir(spec, dir, resumed);
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
-  comm.barrier();
+  comm.control().barrier();
   const RlConfig& rl = spec.rl;
   log_info("run ", dir.string(), ": ", spec.name, ", ", spec.model.total_params() / 1e6, "M parameters, ",
            rl.sft_steps, " SFT + ", spec.train.steps - rl.sft_steps, " GRPO steps on task ", rl.task, ", ",
@@ -388,7 +388,7 @@ int run_flywheel(const FlywheelSpec& spec, Mesh& mesh) {
     std::filesystem::create_directories(dir / "publish", ec);
     FW_CHECK(!ec, "cannot create run directory '", dir.string(), "': ", ec.message());
   }
-  mesh.world().barrier();
+  mesh.world().control().barrier();
   if (!mesh.is_trainer()) {
     run_replica(replica_options(spec, mesh.world().rank(), dir), mesh.world());
     return kExitOk;

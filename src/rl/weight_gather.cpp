@@ -1,7 +1,6 @@
 #include "rl/weight_gather.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -46,28 +45,30 @@ void gather_full_weights(Trainer& trainer, ParameterSet* full) {
       const float* v = shards.values().data() + s.local_offset;
       rows.insert(rows.end(), v, v + s.numel());
     }
+    // The table is host metadata (control plane); the rows are weights (data plane, fp32).
     const std::vector<uint8_t> bytes = nlohmann::json::to_cbor(table);
-    comm.send_bytes(bytes.data(), static_cast<int64_t>(bytes.size()), 0, kTagTable);
-    comm.send_bytes(rows.data(), static_cast<int64_t>(rows.size() * sizeof(float)), 0, kTagRows);
+    comm.control().send(bytes.data(), static_cast<int64_t>(bytes.size()), 0, kTagTable);
+    comm.send(rows.data(), static_cast<int64_t>(rows.size()), 0, kTagRows);
     return;
   }
   FW_CHECK(full != nullptr, "gather_full_weights: trainer rank 0 needs a destination");
   for (size_t i = 0; i < mine.size(); ++i)
     place(*full, mine[i], shards.values().data() + shards.slices()[i].local_offset);
   for (int r = 1; r < comm.size(); ++r) {
-    const nlohmann::json table = nlohmann::json::from_cbor(comm.recv_bytes(r, kTagTable));
-    const std::vector<uint8_t> bytes = comm.recv_bytes(r, kTagRows);
-    std::vector<float> rows(bytes.size() / sizeof(float));
-    std::memcpy(rows.data(), bytes.data(), rows.size() * sizeof(float));
-    int64_t offset = 0;
+    const nlohmann::json table = nlohmann::json::from_cbor(comm.control().recv(r, kTagTable));
+    std::vector<SliceRecord> slices;
+    int64_t total = 0;
     for (const auto& entry : table) {
-      const SliceRecord s{entry[0].get<std::string>(), entry[1].get<int64_t>(), entry[2].get<int64_t>(),
-                          entry[3].get<int64_t>()};
-      const int64_t n = (s.row_end - s.row_begin) * s.cols;
-      FW_CHECK(offset + n <= static_cast<int64_t>(rows.size()), "gather_full_weights: rank ", r, " sent ",
-               rows.size(), " floats but its table needs more");
+      slices.push_back({entry[0].get<std::string>(), entry[1].get<int64_t>(), entry[2].get<int64_t>(),
+                        entry[3].get<int64_t>()});
+      total += (slices.back().row_end - slices.back().row_begin) * slices.back().cols;
+    }
+    std::vector<float> rows(static_cast<size_t>(total));
+    comm.recv(rows.data(), total, r, kTagRows);
+    int64_t offset = 0;
+    for (const SliceRecord& s : slices) {
       place(*full, s, rows.data() + offset);
-      offset += n;
+      offset += (s.row_end - s.row_begin) * s.cols;
     }
   }
 }

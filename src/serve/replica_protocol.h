@@ -1,4 +1,4 @@
-// The control messages between trainer rank 0 and the serving replicas (world communicator,
+// The control messages between trainer rank 0 and the serving replicas (the world's control plane,
 // point to point), encoded as CBOR (RFC 8949) through nlohmann::json: small, self-describing, and
 // every float survives the round trip exactly (CBOR doubles hold every float).
 //
@@ -63,9 +63,9 @@ ResultsMessage decode_results(const std::vector<uint8_t>& bytes);
 LoadedMessage decode_loaded(const std::vector<uint8_t>& bytes);
 int64_t decode_step(const std::vector<uint8_t>& bytes);
 
-// Sends a message (one of the encode() payloads) on `comm`.
-inline void send_message(Comm& comm, const std::vector<uint8_t>& bytes, int peer, RolloutTag tag) {
-  comm.send_bytes(bytes.data(), static_cast<int64_t>(bytes.size()), peer, tag);
+// Sends a message (one of the encode() payloads) on a control plane.
+inline void send_message(ControlChannel& control, const std::vector<uint8_t>& bytes, int peer, RolloutTag tag) {
+  control.send(bytes.data(), static_cast<int64_t>(bytes.size()), peer, tag);
 }
 
 }  // namespace flywheel

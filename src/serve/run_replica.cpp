@@ -12,10 +12,10 @@ void run_replica(const ReplicaOptions& options, Comm& world) {
 
   bool shutdown = false;
   while (!shutdown) {
-    Comm::Envelope envelope;
+    ControlChannel::Envelope envelope;
     // Take every waiting message; wait for one only when idle.
-    while (!shutdown && (world.probe(0, Comm::kAnyTag, &envelope) || !server.has_work())) {
-      const std::vector<uint8_t> bytes = world.recv_bytes(0, Comm::kAnyTag, &envelope);
+    while (!shutdown && (world.control().probe(0, ControlChannel::kAnyTag, &envelope) || !server.has_work())) {
+      const std::vector<uint8_t> bytes = world.control().recv(0, ControlChannel::kAnyTag, &envelope);
       switch (envelope.tag) {
         case kTagGenerate: {
           GenerateMessage batch = decode_generate(bytes);
@@ -30,8 +30,8 @@ void run_replica(const ReplicaOptions& options, Comm& world) {
     }
     if (shutdown) break;
     ReplicaServer::Progress progress = server.pump();
-    for (const LoadedMessage& load : progress.loads) send_message(world, encode(load), 0, kTagLoaded);
-    for (const ResultsMessage& results : progress.finished) send_message(world, encode(results), 0, kTagResults);
+    for (const LoadedMessage& load : progress.loads) send_message(world.control(), encode(load), 0, kTagLoaded);
+    for (const ResultsMessage& results : progress.finished) send_message(world.control(), encode(results), 0, kTagResults);
   }
   log_info("replica ", options.replica, " done: ", server.engine().tokens_generated(), " tokens generated");
 }

@@ -14,8 +14,8 @@ Reducer local_reducer() {
 }
 
 Reducer comm_reducer(Comm& comm) {
-  return Reducer{[&comm](double* data, int64_t count) { comm.all_reduce_sum(data, count); },
-                 [&comm](double* data, int64_t count) { comm.all_reduce_max(data, count); }};
+  return Reducer{[&comm](double* data, int64_t count) { comm.control().all_reduce_sum(data, count); },
+                 [&comm](double* data, int64_t count) { comm.control().all_reduce_max(data, count); }};
 }
 
 void check_reducer(const Reducer& reduce) {

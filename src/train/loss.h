@@ -35,7 +35,7 @@ struct Reducer {
   std::function<void(double*, int64_t)> max;  // in place: element-wise max over ranks
 };
 Reducer local_reducer();           // one rank: both are no-ops
-Reducer comm_reducer(Comm& comm);  // all_reduce_sum / all_reduce_max over comm (must outlive it)
+Reducer comm_reducer(Comm& comm);  // host sums / maxima on comm's control plane (comm must outlive it)
 void check_reducer(const Reducer& reduce);  // throws unless both functions are set
 
 struct LossResult {

@@ -114,7 +114,7 @@ StepMetrics Trainer::train_on_batch(int64_t step, const CallerBatch& batch, cons
   const MicroBatchResult r = run_pipeline_step(*model_, mesh_->pp(), micro_batches(local, weights.data()), aux_scale);
   const double head_share = holds_head() ? 1.0 / mesh_->dp().size() : 0.0;
   double sums[2] = {value.loss * head_share, r.aux_loss / static_cast<double>(tc.grad_accum) / mesh_->dp().size()};
-  mesh_->trainers().all_reduce_sum(sums, 2);
+  mesh_->trainers().control().all_reduce_sum(sums, 2);
   metrics.ce_loss = sums[0];
   metrics.aux_loss = sums[1];
   metrics.loss = metrics.ce_loss + spec_.model.moe_aux_loss_coef * metrics.aux_loss;

@@ -109,7 +109,7 @@ int run_preference_training(const TrainSpec& spec, const std::string& data_path,
     prepare_run_dir(spec, dir, resumed);
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
-  comm.barrier();
+  comm.control().barrier();
   // The reference, for resumes (once: a relaunch that found it loaded it above).
   if (!resumed && !std::filesystem::exists(reference / "latest"))
     save_training_checkpoint(trainer, reference.string(), 0);

@@ -49,9 +49,9 @@ void truncate_metrics(const std::filesystem::path& path, int64_t steps_done) {
 std::string agree_on_run_name(const TrainSpec& spec, Comm& comm) {
   std::string name = spec.train.run_name.empty() ? default_run_name(spec.name) : spec.train.run_name;
   int64_t length = static_cast<int64_t>(name.size());
-  comm.broadcast(&length, sizeof(length), 0);
+  comm.control().broadcast(&length, sizeof(length), 0);
   name.resize(length);
-  comm.broadcast(name.data(), length, 0);
+  comm.control().broadcast(name.data(), length, 0);
   return name;
 }
 
@@ -88,7 +88,7 @@ std::string format_rate(double per_second) {
 // True when any trainer rank received a preemption signal (agreed at a step boundary).
 bool agree_on_preemption(Comm& comm) {
   double flag = preemption_requested() ? 1.0 : 0.0;
-  comm.all_reduce_max(&flag, 1);
+  comm.control().all_reduce_max(&flag, 1);
   return flag > 0;
 }
 
@@ -118,10 +118,10 @@ std::map<std::string, double> head_values_to_rank0(Trainer& trainer, const std::
   constexpr int kTag = 2101;
   if (comm.rank() == source) {
     const std::vector<uint8_t> bytes = nlohmann::json::to_cbor(nlohmann::json(values));
-    comm.send_bytes(bytes.data(), static_cast<int64_t>(bytes.size()), 0, kTag);
+    comm.control().send(bytes.data(), static_cast<int64_t>(bytes.size()), 0, kTag);
   }
   if (comm.rank() != 0) return values;
-  return nlohmann::json::from_cbor(comm.recv_bytes(source, kTag)).get<std::map<std::string, double>>();
+  return nlohmann::json::from_cbor(comm.control().recv(source, kTag)).get<std::map<std::string, double>>();
 }
 
 void initialize_from(Trainer& trainer, const std::string& run_dir) {

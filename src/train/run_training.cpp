@@ -56,7 +56,7 @@ int run_training(const TrainSpec& spec, const DataSource& source, Mesh& mesh) {
     prepare_run_dir(spec, dir, resumed);
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
-  comm.barrier();
+  comm.control().barrier();
   const ModelConfig& mc = spec.model;
   const MeshConfig& m = spec.mesh;
   log_info("run ", dir.string(), ": ", spec.name, ", ", mc.total_params() / 1e6, "M parameters (",

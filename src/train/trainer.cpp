@@ -80,7 +80,7 @@ StepMetrics Trainer::train_step(int64_t step) {
     local_tokens += batches.back().loss_tokens();
   }
   double token_count = static_cast<double>(local_tokens);
-  mesh_->dp().all_reduce_sum(&token_count, 1);
+  mesh_->dp().control().all_reduce_sum(&token_count, 1);
   metrics.loss_tokens = static_cast<int64_t>(token_count);
   const double inv_tokens = token_count > 0 ? 1.0 / token_count : 0.0;
 
@@ -98,7 +98,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   const MicroBatchResult r = run_pipeline_step(*model_, mesh_->pp(), micro, aux_scale);
   // ce: each last-stage rank holds its rows' share; aux: identical on every dp rank of a stage.
   double sums[2] = {r.ce_loss, r.aux_loss / static_cast<double>(tc.grad_accum) / mesh_->dp().size()};
-  mesh_->trainers().all_reduce_sum(sums, 2);
+  mesh_->trainers().control().all_reduce_sum(sums, 2);
   metrics.ce_loss = sums[0];
   metrics.aux_loss = sums[1];
   metrics.loss = metrics.ce_loss + spec_.model.moe_aux_loss_coef * metrics.aux_loss;
@@ -113,7 +113,7 @@ void Trainer::finish_step(int64_t step, StepMetrics& metrics, std::chrono::stead
   // Every parameter element lives on exactly one trainer rank: the global norm is one all-reduce.
   Buffer<float>& grads = fsdp_->grads();
   double sum_sq = model_->backend().sum_of_squares(grads.data(), static_cast<int64_t>(grads.size()));
-  mesh_->trainers().all_reduce_sum(&sum_sq, 1);
+  mesh_->trainers().control().all_reduce_sum(&sum_sq, 1);
   metrics.grad_norm = std::sqrt(sum_sq);
   FW_CHECK(std::isfinite(metrics.grad_norm), "step ", step, ": the gradient norm is not finite (loss ",
            metrics.loss, "); lower train.lr or check the data");

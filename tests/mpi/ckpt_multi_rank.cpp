@@ -154,7 +154,7 @@ int run(Comm& world, const std::string& dir) {
     }
     if (!error.empty()) std::fprintf(stderr, "[rank %d] FAIL %s: %s\n", world.rank(), name.c_str(), error.c_str());
     double failures = error.empty() ? 0 : 1;
-    world.all_reduce_sum(&failures, 1);
+    world.control().all_reduce_sum(&failures, 1);
     (failures == 0 ? passed : failed) += 1;
     if (world.rank() == 0) std::printf("%s %s\n", failures == 0 ? "[PASS]" : "[FAIL]", name.c_str());
   };
@@ -182,7 +182,7 @@ int run(Comm& world, const std::string& dir) {
       f.seekp(2000);
       f.put('\x5a');
     }
-    world.barrier();
+    world.control().barrier();
     return load_and_compare(world, dir, even, 20);
   });
   check("bad request on one rank throws on every rank", [&] {
@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
       std::filesystem::remove_all(argv[1]);
       std::filesystem::create_directories(argv[1]);
     }
-    world->barrier();
+    world->control().barrier();
     code = flywheel::run(*world, dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ckpt_multi_rank: error: %s\n", e.what());

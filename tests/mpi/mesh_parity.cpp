@@ -47,7 +47,7 @@ int g_failures = 0, g_checks = 0;
 void check(bool ok, const std::string& what, Comm& world) {
   int bad = ok ? 0 : 1;
   double v = bad;
-  world.all_reduce_sum(&v, 1);
+  world.control().all_reduce_sum(&v, 1);
   ++g_checks;
   if (v > 0) ++g_failures;
   if (world.rank() == 0) std::printf("%s %s\n", v > 0 ? "FAIL" : "ok  ", what.c_str());
@@ -89,12 +89,12 @@ int main(int argc, char** argv) {
                  "single-rank shard layout differs from the flat parameter layout");
     }
     ref.losses.resize(steps);
-    world->broadcast(ref.losses.data(), steps * sizeof(double), 0);
+    world->broadcast(ref.losses.data(), steps, DType::kF64, 0);
     Transformer layout(shape.model, /*allocate_full=*/false);  // the full flat layout, for offsets
     int64_t full = ref.weights.size();
-    world->broadcast(&full, sizeof(full), 0);
+    world->broadcast(&full, 1, DType::kI64, 0);
     ref.weights.resize(full);
-    world->broadcast(ref.weights.data(), full * sizeof(float), 0);
+    world->broadcast(ref.weights.data(), full, DType::kF32, 0);
 
     // 2. the mesh, twice.
     Mesh mesh(shape.mesh, *world);
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
       for (int64_t i = 0; i < sl.numel(); ++i)
         worst_weight = std::max(worst_weight, static_cast<double>(std::abs(mine[i] - theirs[i])));
     }
-    world->all_reduce_max(&worst_weight, 1);
+    world->control().all_reduce_max(&worst_weight, 1);
     char text[256];
     std::snprintf(text, sizeof(text), "loss curve vs one rank: worst relative difference %.3g over %lld steps (tol %.0e)",
                   worst_loss, static_cast<long long>(steps), kLossRelTol);

@@ -320,14 +320,21 @@ TEST(CheckpointLocalComm, CollectivesAreLocalCopies) {
   std::vector<float> in = {1, 2, 3}, out(3);
   comm->all_gather(in.data(), 3, out.data());
   EXPECT_EQ(out, in);
+  float y = 2.5f;
+  comm->all_reduce(&y, 1, DType::kF32, ReduceOp::kSum);
+  EXPECT_EQ(y, 2.5f);
   double x = 2.5;
-  comm->all_reduce_sum(&x, 1);
+  comm->control().all_reduce_sum(&x, 1);
   EXPECT_EQ(x, 2.5);
   int64_t value = 9;
-  comm->broadcast(&value, sizeof(value), 0);
+  comm->broadcast(&value, 1, DType::kI64, 0);
+  comm->control().broadcast(&value, sizeof(value), 0);
   EXPECT_EQ(value, 9);
-  EXPECT_THROW(comm->broadcast(&value, sizeof(value), 1), Error);
+  EXPECT_THROW(comm->broadcast(&value, 1, DType::kI64, 1), Error);
+  EXPECT_THROW(comm->control().broadcast(&value, sizeof(value), 1), Error);
   EXPECT_THROW(comm->send(in.data(), 3, 1, 0), Error);
+  EXPECT_THROW(comm->control().send(in.data(), 12, 1, 0), Error);
+  EXPECT_FALSE(comm->control().probe(ControlChannel::kAnySource, ControlChannel::kAnyTag));
   EXPECT_EQ(comm->split(-1, 0, "none"), nullptr);
   EXPECT_EQ(comm->split(0, 0, "sub")->size(), 1);
 }
