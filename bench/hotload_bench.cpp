@@ -39,6 +39,7 @@
 #include "launch/shape.h"
 #include "model/transformer.h"
 #include "core/bf16.h"
+#include "serve/replica.h"
 #include "serve/snapshot_loader.h"
 #include "serve/snapshot_publisher.h"
 
@@ -162,13 +163,10 @@ struct Config {
 void run_config(const Config& c, Transformer& model, const std::string& dir, int steps, uint64_t seed, bool keep) {
   ParameterSet& params = model.params();
   params.initialize(seed, model.config().init_std, model.config().n_layers);
-  std::vector<float> replica_storage(static_cast<size_t>(params.numel()), 0.0f);
-  std::vector<TensorView> trainer, replica;
-  for (size_t id = 0; id < params.list().size(); ++id) {
-    const ParamInfo& p = params.info(static_cast<int>(id));
-    trainer.push_back({p.name, p.shape, params.value(static_cast<int>(id)), p.numel});
-    replica.push_back({p.name, p.shape, replica_storage.data() + p.offset, p.numel});
-  }
+  // The replica stores its weights in the serve dtype, as a serving replica does.
+  Transformer replica_model(model.config(), Transformer::WeightsOnly{storage_dtype(c.dtype)});
+  const std::vector<NamedTensor> trainer = parameter_tensors(params);
+  const std::vector<NamedTensor> replica = parameter_tensors(replica_model.params());
 
   fs::remove_all(dir);
   SnapshotPublisher publisher(dir, c.dtype, /*full_every=*/steps + 1, /*keep_full=*/1);

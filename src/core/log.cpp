@@ -29,9 +29,8 @@ void configure_logging(int rank, LogLevel level, bool all_ranks) {
   g_all_ranks = all_ranks;
 }
 
-void log_line(LogLevel level, const std::string& message) {
-  if (level < g_level) return;
-  if (level <= LogLevel::kInfo && g_rank > 0 && !g_all_ranks) return;
+namespace {
+void print_line(LogLevel level, const std::string& message) {
   const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm_utc{};
   gmtime_r(&now, &tm_utc);
@@ -43,6 +42,17 @@ void log_line(LogLevel level, const std::string& message) {
   else
     std::fprintf(stderr, "[%s %s] %s\n", stamp, level_tag(level), message.c_str());
   std::fflush(stderr);
+}
+}  // namespace
+
+void log_line(LogLevel level, const std::string& message) {
+  if (level < g_level) return;
+  if (level <= LogLevel::kInfo && g_rank > 0 && !g_all_ranks) return;
+  print_line(level, message);
+}
+
+void log_rank_line(const std::string& message) {
+  if (LogLevel::kInfo >= g_level) print_line(LogLevel::kInfo, message);
 }
 
 std::string format_duration(double seconds) {

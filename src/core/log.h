@@ -13,6 +13,8 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 // all_ranks is set; warnings and errors print on every rank.
 void configure_logging(int rank, LogLevel level, bool all_ranks = false);
 void log_line(LogLevel level, const std::string& message);
+// An info line from this rank whatever its number: a rank's own state (a serving replica coming up).
+void log_rank_line(const std::string& message);
 
 template <typename... Args>
 void log_info(const Args&... args) { log_line(LogLevel::kInfo, detail::concat(args...)); }
@@ -20,6 +22,8 @@ template <typename... Args>
 void log_warn(const Args&... args) { log_line(LogLevel::kWarn, detail::concat(args...)); }
 template <typename... Args>
 void log_error(const Args&... args) { log_line(LogLevel::kError, detail::concat(args...)); }
+template <typename... Args>
+void log_rank_info(const Args&... args) { log_rank_line(detail::concat(args...)); }
 template <typename... Args>
 void log_debug(const Args&... args) { log_line(LogLevel::kDebug, detail::concat(args...)); }
 

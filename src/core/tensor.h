@@ -109,4 +109,11 @@ class Tensor {
   bool defined_ = false;
 };
 
+// A tensor with its global name (Hugging Face style, "model.layers.0.mlp.up_proj.weight"): what
+// snapshots, checkpoints and model files hold.
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
 }  // namespace flywheel

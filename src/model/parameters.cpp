@@ -11,7 +11,7 @@
 namespace flywheel {
 
 int ParameterSet::begin_unit(const std::string& name, int layer, bool experts) {
-  FW_CHECK(values_.empty(), "unit ", name, " opened after allocate()");
+  FW_CHECK(unit_values_.empty(), "unit ", name, " opened after allocate()");
   ParameterUnit unit;
   unit.name = name;
   unit.layer = layer;
@@ -22,7 +22,7 @@ int ParameterSet::begin_unit(const std::string& name, int layer, bool experts) {
 }
 
 int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert) {
-  FW_CHECK(values_.empty(), "parameter ", name, " registered after allocate()");
+  FW_CHECK(unit_values_.empty(), "parameter ", name, " registered after allocate()");
   FW_CHECK(!units_.empty(), "parameter ", name, " registered before any begin_unit()");
   FW_CHECK(!by_name_.count(name), "parameter ", name, " registered twice");
   ParamInfo info;
@@ -44,16 +44,40 @@ int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, Param
   return static_cast<int>(params_.size()) - 1;
 }
 
-void ParameterSet::allocate() {
-  values_.assign(static_cast<size_t>(total_), 0.0f);
-  grads_.assign(static_cast<size_t>(total_), 0.0f);
-  unit_values_.resize(units_.size());
-  unit_grads_.resize(units_.size());
-  for (size_t u = 0; u < units_.size(); ++u)
-    bind_unit(static_cast<int>(u), values_.data() + units_[u].begin, grads_.data() + units_[u].begin);
+void ParameterSet::allocate(DType dtype, bool with_grads) {
+  FW_CHECK(dtype == DType::kF32 || dtype == DType::kBF16, "parameters stored in ", dtype_name(dtype),
+           "; allowed: f32, bf16");
+  FW_CHECK(with_grads ? dtype == DType::kF32 : true, "gradients need f32 parameter storage");
+  dtype_ = dtype;
+  uint8_t* base = nullptr;
+  if (dtype == DType::kF32) {
+    values_.assign(static_cast<size_t>(total_), 0.0f);
+    base = reinterpret_cast<uint8_t*>(values_.data());
+  } else {
+    narrow_values_ = Tensor::zeros(dtype, {total_});
+    base = static_cast<uint8_t*>(narrow_values_.raw());
+  }
+  if (with_grads) grads_.assign(static_cast<size_t>(total_), 0.0f);
+  unit_values_.assign(units_.size(), nullptr);
+  unit_grads_.assign(units_.size(), nullptr);
+  for (size_t u = 0; u < units_.size(); ++u) {
+    unit_values_[u] = base + static_cast<size_t>(units_[u].begin) * dtype_bytes(dtype);
+    unit_grads_[u] = with_grads ? grads_.data() + units_[u].begin : nullptr;
+  }
+}
+
+Tensor ParameterSet::tensor(int id) const {
+  const ParamInfo& p = params_[id];
+  auto* unit = static_cast<uint8_t*>(unit_values_[p.unit]);
+  return Tensor::view(unit + static_cast<size_t>(p.offset - unit_begin(id)) * dtype_bytes(dtype_), dtype_, p.shape);
+}
+
+int64_t ParameterSet::storage_bytes() const {
+  return static_cast<int64_t>((values_.size() + grads_.size()) * sizeof(float) + narrow_values_.nbytes());
 }
 
 void ParameterSet::bind_unit(int unit, float* values, float* grads) {
+  FW_CHECK(dtype_ == DType::kF32, "bind_unit: units bind fp32 training storage");
   unit_values_.resize(units_.size(), nullptr);
   unit_grads_.resize(units_.size(), nullptr);
   unit_values_[unit] = values;

@@ -1,7 +1,9 @@
 // The parameter registry: every weight has a stable global name in the Hugging Face style
-// ("model.layers.3.mlp.experts.2.down_proj.weight"), a shape, and a slice of one flat fp32 buffer.
-// Gradients live in a second flat buffer with the same layout, so the optimizer, gradient
-// clipping, checkpoints and (later) FSDP sharding all work on contiguous memory.
+// ("model.layers.3.mlp.experts.2.down_proj.weight"), a shape, and a slice of one flat buffer.
+// Gradients live in a second flat fp32 buffer with the same layout, so the optimizer, gradient
+// clipping, checkpoints and FSDP sharding all work on contiguous memory. Training storage is fp32
+// with gradients; a serving replica holds weights only, in fp32 or bf16 (2 bytes a parameter), and
+// hands them out as typed Tensors.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,8 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/error.h"
+#include "core/tensor.h"
 
 namespace flywheel {
 
@@ -46,8 +50,9 @@ class ParameterSet {
   int begin_unit(const std::string& name, int layer, bool experts);
   // Register before allocate(); returns the parameter's id (its index in list()).
   int add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert = -1);
-  // Single-rank storage: full flat values and grads (zero-filled), every unit bound into them.
-  void allocate();
+  // Single-rank storage, zero-filled, every unit bound into it: values in `dtype` (f32, or bf16 for
+  // serving) and, with_grads, fp32 gradients. Training is f32 with gradients.
+  void allocate(DType dtype = DType::kF32, bool with_grads = true);
   // Points a unit's values/grads at other storage laid out like the unit's flat range
   // (FSDP binds gathered working buffers here). value(id) then reads from that storage.
   void bind_unit(int unit, float* values, float* grads);
@@ -56,16 +61,26 @@ class ParameterSet {
   int find(const std::string& name) const;  // -1 when absent
   const std::vector<ParamInfo>& list() const { return params_; }
   const ParamInfo& info(int id) const { return params_[id]; }
-  float* value(int id) const { return unit_values_[params_[id].unit] + (params_[id].offset - unit_begin(id)); }
+  DType dtype() const { return dtype_; }
+  // Parameter id's bound values as a typed view of its registered shape.
+  Tensor tensor(int id) const;
+  // fp32 values and gradients of parameter id (fp32 storage; gradients only when allocated).
+  float* value(int id) const {
+    FW_CHECK(dtype_ == DType::kF32, "parameter ", params_[id].name, " is stored in ", dtype_name(dtype_),
+             ", not read as f32 (use tensor())");
+    return static_cast<float*>(unit_values_[params_[id].unit]) + (params_[id].offset - unit_begin(id));
+  }
   float* grad(int id) const { return unit_grads_[params_[id].unit] + (params_[id].offset - unit_begin(id)); }
 
   int64_t numel() const { return total_; }
-  // The single-rank full buffers (empty when units are bound elsewhere).
+  // The single-rank full fp32 buffers (empty when units are bound elsewhere or stored in bf16).
   Buffer<float>& values() { return values_; }
   const Buffer<float>& values() const { return values_; }
   Buffer<float>& grads() { return grads_; }
   const Buffer<float>& grads() const { return grads_; }
   void zero_grads();
+  // Bytes of the single-rank storage this set allocated (values + gradients).
+  int64_t storage_bytes() const;
 
   // Deterministic initialisation (of the single-rank full buffers): element i of parameter "name" draws from the counter RNG keyed by
   // (seed, kWeightInit, xxh64(name), i), so weights do not depend on registration order or the mesh.
@@ -76,9 +91,12 @@ class ParameterSet {
 
   std::vector<ParamInfo> params_;
   std::vector<ParameterUnit> units_;
-  std::vector<float*> unit_values_, unit_grads_;
+  DType dtype_ = DType::kF32;
+  std::vector<void*> unit_values_;
+  std::vector<float*> unit_grads_;
   std::unordered_map<std::string, int> by_name_;
   Buffer<float> values_, grads_;
+  Tensor narrow_values_;  // the single-rank values when stored in bf16
   int64_t total_ = 0;
 };
 

@@ -26,6 +26,10 @@ Transformer::Transformer(const ModelConfig& config, bool allocate_full, StageRan
   scoring_stash_.keep_for_backward = false;
 }
 
+Transformer::Transformer(const ModelConfig& config, WeightsOnly weights) : Transformer(config, false) {
+  params_.allocate(weights.dtype, /*with_grads=*/false);
+}
+
 void Transformer::register_parameters() {
   const ModelConfig& c = config_;
   const int64_t d = c.d_model, hd = c.resolved_head_dim();
@@ -82,7 +86,7 @@ std::vector<int> Transformer::stage_units() const {
   return units;
 }
 
-Tensor Transformer::weight(int id) const { return Tensor::view(params_.value(id), params_.info(id).shape); }
+Tensor Transformer::weight(int id) const { return params_.tensor(id); }
 
 AttentionWeights Transformer::attention_weights(int l) const {
   const LayerIds& i = layer_ids_[l];

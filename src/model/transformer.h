@@ -84,6 +84,12 @@ class Transformer {
   // Registers every parameter of the model. allocate_full: single-rank storage for all of them
   // (otherwise the caller binds units, e.g. FSDP). stage: this rank's layers (default: all).
   explicit Transformer(const ModelConfig& config, bool allocate_full = true, StageRange stage = {0, -1});
+  // A whole model that only runs forward (a serving replica, the publisher's copy of the weights):
+  // weights in `weights` (f32, or bf16 in 2 bytes), no gradients.
+  struct WeightsOnly {
+    DType dtype = DType::kF32;
+  };
+  Transformer(const ModelConfig& config, WeightsOnly weights);
 
   const ModelConfig& config() const { return config_; }
   ParameterSet& params() { return params_; }

@@ -168,7 +168,7 @@ class FlywheelTrainer {
       publisher_ = std::make_unique<SnapshotPublisher>((dir / "publish").string(),
                                                        parse_serve_dtype(spec.rl.serve_dtype), spec.rl.full_every);
       ledger_ = std::make_unique<Ledger>((dir / "ledger.jsonl").string());
-      publish_model_ = std::make_unique<Transformer>(spec.model, /*allocate_full=*/true);
+      publish_model_ = std::make_unique<Transformer>(spec.model, Transformer::WeightsOnly{DType::kF32});
     }
   }
 
@@ -193,7 +193,7 @@ class FlywheelTrainer {
     gather_full_weights(trainer_, writer() ? &publish_model_->params() : nullptr);
     if (!writer()) return {};
     if (replica_behind_) publisher_->force_full_next();  // a replica fell back: bring it level
-    const PublishInfo info = publisher_->publish(steps_done, parameter_views(publish_model_->params()));
+    const PublishInfo info = publisher_->publish(steps_done, parameter_tensors(publish_model_->params()));
     maybe_corrupt_published(info);  // FLYWHEEL_CORRUPT_PUBLISH: failure-path tests only
     ledger_->append(ledger_event(info));
     coordinator_->notify_snapshot(steps_done);

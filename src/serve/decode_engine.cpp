@@ -30,8 +30,10 @@ void validate_request(const GenerationRequest& r, const ModelConfig& cfg) {
 
 }  // namespace
 
-DecodeEngine::DecodeEngine(const ModelConfig& config, int64_t max_batch)
-    : config_(invariant_config(config)), model_(config_), cache_(config_, max_batch) {
+DecodeEngine::DecodeEngine(const ModelConfig& config, int64_t max_batch, DType weights)
+    : config_(invariant_config(config)),
+      model_(config_, Transformer::WeightsOnly{weights}),
+      cache_(config_, max_batch) {
   slots_.resize(static_cast<size_t>(max_batch));
 }
 

@@ -41,9 +41,9 @@ struct GenerationResult {
 
 class DecodeEngine {
  public:
-  // Owns a full single-rank Transformer of `config` with forward_kernels forced to "invariant" and a
-  // KV cache of max_batch slots.
-  DecodeEngine(const ModelConfig& config, int64_t max_batch);
+  // Owns a weights-only Transformer of `config` (weights in `weights`: f32, or bf16 in 2 bytes; no
+  // gradients) with forward_kernels forced to "invariant", and a KV cache of max_batch slots.
+  DecodeEngine(const ModelConfig& config, int64_t max_batch, DType weights = DType::kF32);
 
   Transformer& model() { return model_; }  // the caller loads weights into model().params()
   void set_snapshot_step(int64_t step) { snapshot_step_ = step; }

@@ -4,19 +4,19 @@
 
 namespace flywheel {
 
-std::vector<TensorView> parameter_views(ParameterSet& params) {
-  std::vector<TensorView> views;
-  for (size_t id = 0; id < params.list().size(); ++id) {
-    const ParamInfo& info = params.info(static_cast<int>(id));
-    views.push_back({info.name, info.shape, params.value(static_cast<int>(id)), info.numel});
-  }
-  return views;
+std::vector<NamedTensor> parameter_tensors(const ParameterSet& params) {
+  std::vector<NamedTensor> tensors;
+  for (size_t id = 0; id < params.list().size(); ++id)
+    tensors.push_back({params.info(static_cast<int>(id)).name, params.tensor(static_cast<int>(id))});
+  return tensors;
 }
 
 ReplicaServer::ReplicaServer(const ReplicaOptions& options)
-    : options_(options), engine_(options.model, options.max_batch), loader_(options.publish_dir, options.dtype) {
+    : options_(options),
+      engine_(options.model, options.max_batch, storage_dtype(options.dtype)),
+      loader_(options.publish_dir, options.dtype) {
   if (!options.ledger_path.empty()) ledger_ = std::make_unique<Ledger>(options.ledger_path);
-  views_ = parameter_views(engine_.model().params());
+  weights_ = parameter_tensors(engine_.model().params());
   engine_.set_admitting(false);  // nothing starts before the first snapshot is in
 }
 
@@ -42,7 +42,7 @@ bool ReplicaServer::has_work() const {
 LoadedMessage ReplicaServer::swap_in(int64_t step) {
   LoadInfo info;
   try {
-    info = loader_.load(step, views_);
+    info = loader_.load(step, weights_);
   } catch (const std::exception& e) {
     if (ledger_) ledger_->append(ledger_failure_event(step, options_.replica, e.what()));
     throw;

@@ -1,4 +1,5 @@
-// One serving replica: a full copy of the model in the decode engine, fed with request batches and
+// One serving replica: a full copy of the model in the decode engine, its weights stored in the
+// serve dtype (fp32, or bf16 in 2 bytes a parameter), fed with request batches and
 // snapshot notices, swapping weights in by hot-load (serve/snapshot_loader.h) under a swap policy.
 //
 // Swap policies (rl.swap):
@@ -61,7 +62,7 @@ class ReplicaServer {
   DecodeEngine engine_;
   SnapshotLoader loader_;
   std::unique_ptr<Ledger> ledger_;
-  std::vector<TensorView> views_;
+  std::vector<NamedTensor> weights_;  // views of the engine's weights, in the serve dtype
   int64_t pending_step_ = -1;    // newest snapshot announced
   int64_t attempted_step_ = -1;  // newest snapshot a swap was tried for (a failed one is not retried)
 
@@ -76,7 +77,7 @@ class ReplicaServer {
   double busy_at_last_report_ = 0;
 };
 
-// Views of every parameter of a single-rank model, in registration order, for snapshots.
-std::vector<TensorView> parameter_views(ParameterSet& params);
+// Typed views of every parameter of a single-rank model, in registration order, for snapshots.
+std::vector<NamedTensor> parameter_tensors(const ParameterSet& params);
 
 }  // namespace flywheel

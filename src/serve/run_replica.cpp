@@ -1,5 +1,7 @@
 #include "serve/run_replica.h"
 
+#include <cstdio>
+
 #include "core/log.h"
 #include "core/fault_injection.h"
 
@@ -7,8 +9,12 @@ namespace flywheel {
 
 void run_replica(const ReplicaOptions& options, Comm& world) {
   ReplicaServer server(options);
-  log_info("replica ", options.replica, " up: ", serve_dtype_name(options.dtype), " weights, ", options.max_batch,
-           " decode slots, ", options.async_swap ? "async" : "sync", " swaps");
+  const ParameterSet& weights = server.engine().model().params();
+  char size[96];
+  std::snprintf(size, sizeof(size), "%.1f MiB = %.2f bytes/parameter", weights.storage_bytes() / 1048576.0,
+                static_cast<double>(weights.storage_bytes()) / static_cast<double>(weights.numel()));
+  log_rank_info("replica ", options.replica, " up: ", serve_dtype_name(options.dtype), " weights (", size, "), ",
+           options.max_batch, " decode slots, ", options.async_swap ? "async" : "sync", " swaps");
 
   bool shutdown = false;
   while (!shutdown) {
@@ -33,7 +39,7 @@ void run_replica(const ReplicaOptions& options, Comm& world) {
     for (const LoadedMessage& load : progress.loads) send_message(world.control(), encode(load), 0, kTagLoaded);
     for (const ResultsMessage& results : progress.finished) send_message(world.control(), encode(results), 0, kTagResults);
   }
-  log_info("replica ", options.replica, " done: ", server.engine().tokens_generated(), " tokens generated");
+  log_rank_info("replica ", options.replica, " done: ", server.engine().tokens_generated(), " tokens generated");
 }
 
 }  // namespace flywheel

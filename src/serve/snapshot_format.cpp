@@ -64,12 +64,6 @@ std::vector<uint8_t> encode_table(const std::vector<SnapshotTensor>& table) {
   return out;
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 }  // namespace
 
 ServeDtype parse_serve_dtype(const std::string& text) {
@@ -92,24 +86,21 @@ std::vector<FrameRange> frame_ranges(const std::vector<SnapshotTensor>& tensors,
   return frames;
 }
 
-std::vector<SnapshotTensor> snapshot_table(const std::vector<TensorView>& views, ServeDtype dtype,
+DType storage_dtype(ServeDtype dtype) { return dtype == ServeDtype::kFp32 ? DType::kF32 : DType::kBF16; }
+
+std::vector<SnapshotTensor> snapshot_table(const std::vector<NamedTensor>& tensors, ServeDtype dtype,
                                            uint64_t chunk_bytes) {
   const int64_t item = serve_dtype_bytes(dtype), per_frame = static_cast<int64_t>(chunk_bytes) / item;
   std::vector<SnapshotTensor> table;
   std::set<std::string> names;
   uint64_t frame = 0, offset = 0;
-  for (const TensorView& v : views) {
+  for (const NamedTensor& v : tensors) {
     FW_CHECK(!v.name.empty() && names.insert(v.name).second, "snapshot tensor names must be unique and non-empty; \"",
              v.name, "\" is ", v.name.empty() ? "empty" : "repeated");
-    int64_t numel = 1;
-    for (int64_t d : v.shape) {
-      FW_CHECK(d >= 0, "tensor ", v.name, " has shape ", shape_text(v.shape), "; dimensions must be >= 0");
-      numel *= d;
-    }
-    FW_CHECK(numel == v.numel, "tensor ", v.name, ": numel ", v.numel, " but shape ", shape_text(v.shape), " holds ",
-             numel, " elements");
-    FW_CHECK(v.data != nullptr || numel == 0, "tensor ", v.name, " has no data pointer");
-    SnapshotTensor t{v.name, v.shape, numel, frame, static_cast<uint64_t>((numel + per_frame - 1) / per_frame), offset};
+    FW_CHECK(v.tensor.defined(), "tensor ", v.name, " has no data");
+    const int64_t numel = v.tensor.numel();
+    SnapshotTensor t{v.name, v.tensor.shape(), numel, frame, static_cast<uint64_t>((numel + per_frame - 1) / per_frame),
+                     offset};
     frame += t.frames;
     offset += static_cast<uint64_t>(numel * item);
     table.push_back(std::move(t));
@@ -117,18 +108,18 @@ std::vector<SnapshotTensor> snapshot_table(const std::vector<TensorView>& views,
   return table;
 }
 
-std::string table_mismatch(const std::vector<SnapshotTensor>& file, const std::vector<TensorView>& views) {
-  std::map<std::string, const TensorView*> by_name;
-  for (const TensorView& v : views) by_name[v.name] = &v;
+std::string table_mismatch(const std::vector<SnapshotTensor>& file, const std::vector<NamedTensor>& tensors) {
+  std::map<std::string, const NamedTensor*> by_name;
+  for (const NamedTensor& v : tensors) by_name[v.name] = &v;
   for (const SnapshotTensor& t : file) {
     auto it = by_name.find(t.name);
     if (it == by_name.end()) return "tensor " + t.name + " is in the file but not in the model";
-    if (it->second->shape != t.shape)
+    if (it->second->tensor.shape() != t.shape)
       return "tensor " + t.name + " has shape " + shape_text(t.shape) + " in the file but " +
-             shape_text(it->second->shape) + " in the model";
+             shape_text(it->second->tensor.shape()) + " in the model";
   }
-  if (file.size() != views.size())
-    return "the file has " + std::to_string(file.size()) + " tensors, the model " + std::to_string(views.size());
+  if (file.size() != tensors.size())
+    return "the file has " + std::to_string(file.size()) + " tensors, the model " + std::to_string(tensors.size());
   return "";
 }
 

@@ -25,6 +25,8 @@
 
 #include <zstd.h>
 
+#include "core/tensor.h"
+
 namespace flywheel {
 
 enum class ServeDtype { kFp32, kBf16 };
@@ -32,14 +34,8 @@ ServeDtype parse_serve_dtype(const std::string& text);  // "fp32" | "bf16"; thro
 const char* serve_dtype_name(ServeDtype dtype);
 inline int64_t serve_dtype_bytes(ServeDtype dtype) { return dtype == ServeDtype::kFp32 ? 4 : 2; }
 
-// A model's weights as named fp32 tensors (views; the caller owns memory). Names are the model's
-// parameter names (Hugging Face style).
-struct TensorView {
-  std::string name;
-  std::vector<int64_t> shape;
-  float* data = nullptr;
-  int64_t numel = 0;
-};
+// The tensor dtype a replica serving `dtype` stores its weights in (f32 or bf16, 2 bytes).
+DType storage_dtype(ServeDtype dtype);
 
 enum class SnapshotKind : uint8_t { kFull = 0, kDelta = 1 };
 const char* snapshot_kind_name(SnapshotKind kind);  // "full" | "delta" (also the file suffix)
@@ -79,11 +75,12 @@ struct FrameRange {
 // Frames of a tensor list in file order (tensor by tensor, chunk_bytes raw bytes per frame).
 std::vector<FrameRange> frame_ranges(const std::vector<SnapshotTensor>& tensors, ServeDtype dtype,
                                      uint64_t chunk_bytes);
-// Table entries (numel, frames, raw offsets filled in) for views; throws on inconsistent views.
-std::vector<SnapshotTensor> snapshot_table(const std::vector<TensorView>& views, ServeDtype dtype,
+// Table entries (numel, frames, raw offsets filled in) for a model's tensors (their names are the
+// parameter names, Hugging Face style); throws on an empty or repeated name or an undefined tensor.
+std::vector<SnapshotTensor> snapshot_table(const std::vector<NamedTensor>& tensors, ServeDtype dtype,
                                            uint64_t chunk_bytes);
-// Empty when `file` has exactly the views' names and shapes (any order); else what differs.
-std::string table_mismatch(const std::vector<SnapshotTensor>& file, const std::vector<TensorView>& views);
+// Empty when `file` has exactly the tensors' names and shapes (any order); else what differs.
+std::string table_mismatch(const std::vector<SnapshotTensor>& file, const std::vector<NamedTensor>& tensors);
 
 // Byte-plane transposition of `count` elements of `item` bytes: planes[b * count + i] = bytes[i * item + b].
 void split_byte_planes(const uint8_t* bytes, uint8_t* planes, int64_t count, int64_t item);

@@ -12,7 +12,6 @@
 
 #include "ckpt/checksum.h"
 #include "core/error.h"
-#include "core/bf16.h"
 
 namespace flywheel {
 namespace {
@@ -34,50 +33,30 @@ std::string plain(const std::exception& e) {
   return text.rfind("src/", 0) == 0 && colon != std::string::npos ? text.substr(colon + 2) : text;
 }
 
-std::vector<const TensorView*> views_in_file_order(const SnapshotFile& file, const std::vector<TensorView>& views) {
-  std::map<std::string, const TensorView*> by_name;
-  for (const TensorView& v : views) by_name[v.name] = &v;
-  std::vector<const TensorView*> ordered;
+std::vector<const NamedTensor*> views_in_file_order(const SnapshotFile& file, const std::vector<NamedTensor>& views) {
+  std::map<std::string, const NamedTensor*> by_name;
+  for (const NamedTensor& v : views) by_name[v.name] = &v;
+  std::vector<const NamedTensor*> ordered;
   for (const SnapshotTensor& t : file.tensors()) ordered.push_back(by_name.at(t.name));
   return ordered;
 }
 
-// Writes `count` raw serve-dtype elements into fp32 storage: overwrite, or XOR the bit patterns
-// (bf16 patterns are the upper halves of the fp32 words). Bytes are moved with memcpy so the
-// float storage is never accessed through an integer pointer.
-void store(float* dst, const uint8_t* raw, int64_t count, ServeDtype dtype, ApplyMode mode) {
-  if (dtype == ServeDtype::kFp32) {
-    auto* bytes = reinterpret_cast<uint8_t*>(dst);  // char access may alias anything
-    if (mode == ApplyMode::kOverwrite)
-      std::memcpy(bytes, raw, static_cast<size_t>(count) * 4);
-    else
-      for (int64_t i = 0; i < count * 4; ++i) bytes[i] ^= raw[i];
-    return;
-  }
-  for (int64_t i = 0; i < count; ++i) {
-    uint16_t half;
-    std::memcpy(&half, raw + 2 * i, 2);
-    const uint32_t mask = uint32_t{half} << 16;
-    dst[i] = fp32_from_bits(mode == ApplyMode::kOverwrite ? mask : fp32_bits(dst[i]) ^ mask);
-  }
+// Bytes of elements [first, first + count) of a replica tensor (stored in the serve dtype).
+uint8_t* element_bytes(const NamedTensor& t, int64_t first) {
+  return static_cast<uint8_t*>(t.tensor.raw()) + static_cast<size_t>(first) * dtype_bytes(t.tensor.dtype());
 }
 
-// Hashes the serve-dtype bytes of count elements at src into the running XXH3.
-void hash_serve(XXH3_state_t* state, const float* src, int64_t count, ServeDtype dtype, std::vector<uint16_t>& buf) {
-  if (dtype == ServeDtype::kFp32) {
-    XXH3_64bits_update(state, src, static_cast<size_t>(count) * 4);
-    return;
-  }
-  buf.resize(static_cast<size_t>(count));
-  bf16_bits_of_stored(src, buf.data(), count);
-  XXH3_64bits_update(state, buf.data(), static_cast<size_t>(count) * 2);
+// XORs `n` raw serve-dtype bytes into the replica's storage (char access may alias anything).
+void xor_into(uint8_t* dst, const uint8_t* raw, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) dst[i] ^= raw[i];
 }
 
-// Decodes the file's frames into the views (overwrite or XOR), in parallel batches; after each
-// batch hashes the updated ranges in file order, so the checksum reads data still in cache.
-// done[f] marks frames applied (for undo). `only_done`: re-apply just those (undo an XOR).
-// Returns XXH3-64 of the resulting serve-dtype bytes (meaningless when only_done).
-uint64_t apply_frames(const SnapshotFile& file, const std::vector<const TensorView*>& views, ApplyMode mode,
+// Decodes the file's frames into the tensors (overwrite or XOR), in parallel batches; after each
+// batch hashes the updated ranges in file order, so the checksum reads data still in cache. The
+// tensors are in the serve dtype, so a frame's bytes are the storage's bytes. done[f] marks frames
+// applied (for undo). `only_done`: re-apply just those (undo an XOR). Returns XXH3-64 of the
+// resulting serve-dtype bytes (meaningless when only_done).
+uint64_t apply_frames(const SnapshotFile& file, const std::vector<const NamedTensor*>& views, ApplyMode mode,
                       std::vector<char>& done, bool only_done) {
   const ServeDtype dtype = file.header().dtype;
   const int64_t item = serve_dtype_bytes(dtype);
@@ -88,7 +67,6 @@ uint64_t apply_frames(const SnapshotFile& file, const std::vector<const TensorVi
   std::vector<std::exception_ptr> errors(frames.size());
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
-  std::vector<uint16_t> hash_buf;
   for (size_t b0 = 0; b0 < frames.size(); b0 += batch) {
     const int64_t count = static_cast<int64_t>(std::min(batch, frames.size() - b0));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -98,14 +76,14 @@ uint64_t apply_frames(const SnapshotFile& file, const std::vector<const TensorVi
       try {
         DecodeScratch& s = scratch[static_cast<size_t>(omp_get_thread_num())];
         const FrameRange& r = frames[f];
-        float* dst = views[r.tensor]->data + r.first_element;
+        uint8_t* dst = element_bytes(*views[r.tensor], r.first_element);
         const uint64_t n = static_cast<uint64_t>(r.elements * item);
-        if (dtype == ServeDtype::kFp32 && mode == ApplyMode::kOverwrite) {
-          file.decode_frame(f, reinterpret_cast<uint8_t*>(dst), n, s.dctx, s.planes);  // straight into place
+        if (mode == ApplyMode::kOverwrite) {
+          file.decode_frame(f, dst, n, s.dctx, s.planes);  // straight into place
         } else {
           s.raw.resize(n);
           file.decode_frame(f, s.raw.data(), n, s.dctx, s.planes);
-          store(dst, s.raw.data(), r.elements, dtype, mode);
+          xor_into(dst, s.raw.data(), n);
         }
         done[f] = 1;
       } catch (...) {
@@ -118,7 +96,8 @@ uint64_t apply_frames(const SnapshotFile& file, const std::vector<const TensorVi
         std::rethrow_exception(errors[f]);
       }
       if (!only_done)
-        hash_serve(state, views[frames[f].tensor]->data + frames[f].first_element, frames[f].elements, dtype, hash_buf);
+        XXH3_64bits_update(state, element_bytes(*views[frames[f].tensor], frames[f].first_element),
+                           static_cast<size_t>(frames[f].elements * item));
     }
   }
   const uint64_t sum = XXH3_64bits_digest(state);
@@ -139,7 +118,7 @@ SnapshotLoader::SnapshotLoader(std::string publish_dir, ServeDtype dtype) : dir_
 // Applies a verified delta file over what is loaded; "" on success, else why not (tensors are
 // then as before: a failed checksum after applying is undone by XOR-ing the same frames again).
 std::string SnapshotLoader::try_delta(const SnapshotFile& file, int64_t base, uint64_t base_checksum,
-                                      const std::vector<TensorView>& tensors) {
+                                      const std::vector<NamedTensor>& tensors) {
   const SnapshotHeader& h = file.header();
   const std::string& path = file.path();
   if (h.kind != SnapshotKind::kDelta) return path + " is not a delta";
@@ -153,7 +132,7 @@ std::string SnapshotLoader::try_delta(const SnapshotFile& file, int64_t base, ui
            " but the replica's step " + std::to_string(base) + " has " + hex64(base_checksum);
   const std::string mismatch = table_mismatch(file.tensors(), tensors);
   if (!mismatch.empty()) return path + ": " + mismatch;
-  const std::vector<const TensorView*> views = views_in_file_order(file, tensors);
+  const std::vector<const NamedTensor*> views = views_in_file_order(file, tensors);
   std::vector<char> done(file.frame_count(), 0);
   try {
     const uint64_t sum = apply_frames(file, views, ApplyMode::kXor, done, false);
@@ -167,9 +146,13 @@ std::string SnapshotLoader::try_delta(const SnapshotFile& file, int64_t base, ui
   }
 }
 
-LoadInfo SnapshotLoader::load(int64_t step, const std::vector<TensorView>& tensors) {
+LoadInfo SnapshotLoader::load(int64_t step, const std::vector<NamedTensor>& tensors) {
   const auto start = std::chrono::steady_clock::now();
   FW_CHECK(step >= 0, "snapshot load of step ", step, " from ", dir_, ": steps are >= 0");
+  for (const NamedTensor& t : tensors)
+    FW_CHECK(t.tensor.dtype() == storage_dtype(dtype_), "snapshot load into ", t.name, ": the replica stores it in ",
+             dtype_name(t.tensor.dtype()), " but serves ", serve_dtype_name(dtype_), " (needs ",
+             dtype_name(storage_dtype(dtype_)), " storage)");
   LoadInfo info;
   info.requested_step = step;
   if (step == loaded_step_) {
@@ -211,7 +194,7 @@ LoadInfo SnapshotLoader::load(int64_t step, const std::vector<TensorView>& tenso
 
 // The newest usable full snapshot <= step, then the deltas after it while each one's base is what
 // is loaded and it verifies. Throws only when no full snapshot is usable.
-void SnapshotLoader::load_full_or_fall_back(int64_t step, const std::vector<TensorView>& tensors, LoadInfo& info) {
+void SnapshotLoader::load_full_or_fall_back(int64_t step, const std::vector<NamedTensor>& tensors, LoadInfo& info) {
   std::vector<SnapshotEntry> entries;
   try {
     entries = list_snapshots(dir_);

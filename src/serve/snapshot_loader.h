@@ -28,8 +28,8 @@ class SnapshotLoader {  // runs on a serving replica
  public:
   SnapshotLoader(std::string publish_dir, ServeDtype dtype);
 
-  // Brings `tensors` (fp32 storage the replica computes with; in bf16 mode they hold bf16-rounded
-  // values) to `step`: if the file for `step` is a delta whose base is the currently loaded step
+  // Brings `tensors` (the replica's weights, stored in the serve dtype: f32, or bf16 in 2 bytes) to
+  // `step`: if the file for `step` is a delta whose base is the currently loaded step
   // and everything verifies, XOR-apply it in place; otherwise (wrong base, missing / truncated /
   // corrupt file, checksum mismatch, tensor set / shape mismatch) load the newest usable full
   // snapshot <= step and replay the chain of deltas after it up to `step` while they are intact
@@ -37,14 +37,14 @@ class SnapshotLoader {  // runs on a serving replica
   // inverse) before falling back, so tensors are never left half-updated. Throws flywheel::Error
   // naming the files and what was wrong only if no usable full snapshot exists (tensors are then
   // unchanged unless a full snapshot that passed its file checksum failed while being decoded).
-  LoadInfo load(int64_t step, const std::vector<TensorView>& tensors);
+  LoadInfo load(int64_t step, const std::vector<NamedTensor>& tensors);
   int64_t loaded_step() const { return loaded_step_; }  // -1 before the first load
   uint64_t loaded_checksum() const { return loaded_checksum_; }
 
  private:
   std::string try_delta(const SnapshotFile& file, int64_t base, uint64_t base_checksum,
-                        const std::vector<TensorView>& tensors);
-  void load_full_or_fall_back(int64_t step, const std::vector<TensorView>& tensors, LoadInfo& info);
+                        const std::vector<NamedTensor>& tensors);
+  void load_full_or_fall_back(int64_t step, const std::vector<NamedTensor>& tensors, LoadInfo& info);
 
   std::string dir_;
   ServeDtype dtype_;

@@ -26,12 +26,18 @@ bool same_tensors(const std::vector<SnapshotTensor>& a, const std::vector<Snapsh
   return true;
 }
 
-// fp32 values -> serve-dtype bytes (bf16: round-to-nearest-even).
-void to_serve_bytes(const float* src, uint8_t* dst, int64_t count, ServeDtype dtype) {
-  if (dtype == ServeDtype::kFp32)
-    std::memcpy(dst, src, static_cast<size_t>(count) * 4);
-  else
-    fp32_to_bf16_bits(src, reinterpret_cast<uint16_t*>(dst), count);
+// Elements [first, first + count) of a tensor as serve-dtype bytes: copied when the tensor already
+// is in the serve dtype, rounded from fp32 otherwise (bf16: round-to-nearest-even).
+void to_serve_bytes(const Tensor& tensor, int64_t first, uint8_t* dst, int64_t count, ServeDtype dtype) {
+  const DType target = storage_dtype(dtype);
+  if (tensor.dtype() == target) {
+    const size_t item = dtype_bytes(target);
+    std::memcpy(dst, static_cast<const uint8_t*>(tensor.raw()) + first * item, static_cast<size_t>(count) * item);
+    return;
+  }
+  FW_CHECK(tensor.dtype() == DType::kF32, "snapshot publish: a ", dtype_name(tensor.dtype()), " tensor cannot be ",
+           "published as ", serve_dtype_name(dtype), " (give f32 or ", serve_dtype_name(dtype), " tensors)");
+  fp32_to_bf16(tensor.data<float>() + first, reinterpret_cast<BFloat16*>(dst), count);
 }
 
 void remove_file(const std::string& path, const char* why) {
@@ -64,7 +70,7 @@ void SnapshotPublisher::set_zstd_level(int level) {
 
 // Converts, XORs against published_ (delta) and compresses frames in parallel, a batch at a time,
 // then writes the batch's frames in order: memory beyond published_ is O(threads x chunk).
-void SnapshotPublisher::encode_payload(const std::vector<TensorView>& tensors, const std::vector<SnapshotTensor>& table,
+void SnapshotPublisher::encode_payload(const std::vector<NamedTensor>& tensors, const std::vector<SnapshotTensor>& table,
                                        bool full, SnapshotWriter& writer) {
   const int64_t item = serve_dtype_bytes(dtype_);
   const std::vector<FrameRange> frames = frame_ranges(table, dtype_, kSnapshotChunkBytes);
@@ -83,7 +89,7 @@ void SnapshotPublisher::encode_payload(const std::vector<TensorView>& tensors, c
         const size_t n = static_cast<size_t>(f.elements * item);
         uint8_t* published = published_.data() + table[f.tensor].raw_offset + f.first_element * item;
         s.values.resize(n);
-        to_serve_bytes(tensors[f.tensor].data + f.first_element, s.values.data(), f.elements, dtype_);
+        to_serve_bytes(tensors[f.tensor].tensor, f.first_element, s.values.data(), f.elements, dtype_);
         if (!full) {
           for (size_t i = 0; i < n; ++i) {  // values becomes old ^ new; published_ becomes new
             const uint8_t fresh = s.values[i];
@@ -105,7 +111,7 @@ void SnapshotPublisher::encode_payload(const std::vector<TensorView>& tensors, c
   }
 }
 
-PublishInfo SnapshotPublisher::publish(int64_t step, const std::vector<TensorView>& tensors) {
+PublishInfo SnapshotPublisher::publish(int64_t step, const std::vector<NamedTensor>& tensors) {
   const auto start = std::chrono::steady_clock::now();
   FW_CHECK(step >= 0 && step > last_step_, "snapshot publish of step ", step, " into ", dir_,
            ": steps must be >= 0 and increase (last published: ", last_step_, ")");

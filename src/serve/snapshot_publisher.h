@@ -33,7 +33,8 @@ class SnapshotPublisher {  // runs on one trainer rank
   // steps >= N left by an earlier incarnation of the trainer (a timeline it abandoned when it
   // resumed from a checkpoint) are deleted. Old files: keep the newest keep_full full snapshots
   // and every delta after the oldest kept full; delete the rest.
-  PublishInfo publish(int64_t step, const std::vector<TensorView>& tensors);
+  // Tensors are f32 (rounded to the serve dtype here) or already in the serve dtype.
+  PublishInfo publish(int64_t step, const std::vector<NamedTensor>& tensors);
 
   // Makes the next publish a full snapshot whatever K says (e.g. a replica fell back and is behind:
   // a full lets every replica catch up in one load instead of a replay).
@@ -44,7 +45,7 @@ class SnapshotPublisher {  // runs on one trainer rank
   ServeDtype dtype() const { return dtype_; }
 
  private:
-  void encode_payload(const std::vector<TensorView>& tensors, const std::vector<SnapshotTensor>& table, bool full,
+  void encode_payload(const std::vector<NamedTensor>& tensors, const std::vector<SnapshotTensor>& table, bool full,
                       class SnapshotWriter& writer);
   void remove_stale(int64_t step);
   void apply_retention();

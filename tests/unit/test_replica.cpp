@@ -55,7 +55,7 @@ class ReplicaSwapTest : public ::testing::Test {
     for (int step = 0; step < 2; ++step) {
       models_.push_back(std::make_unique<Transformer>(tiny_config()));
       models_.back()->initialize(1234 + step);  // step 1: different weights, published as a delta
-      publisher.publish(step, parameter_views(models_.back()->params()));
+      publisher.publish(step, parameter_tensors(models_.back()->params()));
     }
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

@@ -31,48 +31,66 @@ std::string snapshot_path(const TempDir& dir, int64_t step, SnapshotKind kind) {
   return (dir.path / snapshot_file_name(step, kind)).string();
 }
 
-// A small model: the first tensor spans several 1 MiB frames in both dtypes (563200 elements).
+// A small model: the first tensor spans several 1 MiB frames in both dtypes (563200 elements). A
+// trainer holds fp32; a replica holds its weights in the serve dtype (bf16: 2 bytes each).
 struct Model {
   std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
       {"model.embed_tokens.weight", {1100, 512}},
       {"model.layers.0.mlp.up_proj.weight", {96, 512}},
       {"model.layers.0.self_attn.q_proj.weight", {4, 8, 16}},
       {"model.norm.weight", {512}}};
-  std::vector<std::vector<float>> data;
+  DType dtype;
+  std::vector<std::vector<uint8_t>> bytes;  // each tensor's elements in `dtype`
 
-  explicit Model(uint32_t seed, bool zero = false) {
+  explicit Model(uint32_t seed, bool zero = false, DType storage = DType::kF32) : dtype(storage) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 0.02f);
-    for (const auto& [name, shape] : shapes) {
-      int64_t n = 1;
-      for (int64_t d : shape) n *= d;
-      data.emplace_back(static_cast<size_t>(n), 0.0f);
+    for (size_t t = 0; t < shapes.size(); ++t) {
+      bytes.emplace_back(static_cast<size_t>(shape_numel(shapes[t].second)) * dtype_bytes(dtype), 0);
       if (!zero)
-        for (float& x : data.back()) x = normal(rng);
+        for (int64_t i = 0; i < numel(t); ++i) set(t, i, normal(rng));
     }
   }
-  std::vector<TensorView> views() {
-    std::vector<TensorView> v;
+  int64_t numel(size_t t) const { return static_cast<int64_t>(bytes[t].size() / dtype_bytes(dtype)); }
+  float at(size_t t, int64_t i) const {
+    if (dtype == DType::kBF16) return to_fp32(reinterpret_cast<const BFloat16*>(bytes[t].data())[i]);
+    return reinterpret_cast<const float*>(bytes[t].data())[i];
+  }
+  void set(size_t t, int64_t i, float value) {
+    if (dtype == DType::kBF16)
+      reinterpret_cast<BFloat16*>(bytes[t].data())[i] = to_bf16(value);
+    else
+      reinterpret_cast<float*>(bytes[t].data())[i] = value;
+  }
+  std::vector<NamedTensor> views() {
+    std::vector<NamedTensor> v;
     for (size_t i = 0; i < shapes.size(); ++i)
-      v.push_back({shapes[i].first, shapes[i].second, data[i].data(), static_cast<int64_t>(data[i].size())});
+      v.push_back({shapes[i].first, Tensor::view(bytes[i].data(), dtype, shapes[i].second)});
     return v;
   }
   // One AdamW-like step: |update| ~ lr (Adam's m / sqrt(v) is O(1)), plus decoupled weight decay.
   void step(float lr, uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (auto& t : data)
-      for (float& x : t) x -= lr * (std::clamp(normal(rng), -3.0f, 3.0f) + 0.1f * x);
+    for (size_t t = 0; t < bytes.size(); ++t)
+      for (int64_t i = 0; i < numel(t); ++i) {
+        const float x = at(t, i);
+        set(t, i, x - lr * (std::clamp(normal(rng), -3.0f, 3.0f) + 0.1f * x));
+      }
   }
 };
 
+// A replica's model for `dtype`: zero weights, stored as that replica stores them.
+Model replica_for(ServeDtype dtype) { return Model(0, /*zero=*/true, storage_dtype(dtype)); }
+
 // What a replica must hold for the trainer's weights: bit-identical fp32 / bf16-rounded values.
 void expect_served(const Model& trainer, const Model& replica, ServeDtype dtype, const std::string& where) {
-  for (size_t t = 0; t < trainer.data.size(); ++t)
-    for (size_t i = 0; i < trainer.data[t].size(); ++i) {
-      const float want = dtype == ServeDtype::kFp32 ? trainer.data[t][i] : round_to_bf16(trainer.data[t][i]);
-      if (fp32_bits(replica.data[t][i]) != fp32_bits(want)) {
-        FAIL() << where << ": tensor " << trainer.shapes[t].first << " element " << i << " is " << replica.data[t][i]
+  ASSERT_EQ(replica.dtype, storage_dtype(dtype)) << where;
+  for (size_t t = 0; t < trainer.bytes.size(); ++t)
+    for (int64_t i = 0; i < trainer.numel(t); ++i) {
+      const float want = dtype == ServeDtype::kFp32 ? trainer.at(t, i) : round_to_bf16(trainer.at(t, i));
+      if (fp32_bits(replica.at(t, i)) != fp32_bits(want)) {
+        FAIL() << where << ": tensor " << trainer.shapes[t].first << " element " << i << " is " << replica.at(t, i)
                << ", expected " << want;
       }
     }
@@ -144,7 +162,7 @@ void round_trip(ServeDtype dtype) {
   TempDir dir;
   SnapshotPublisher publisher(dir.str(), dtype, /*full_every=*/4);
   SnapshotLoader loader(dir.str(), dtype);
-  Model trainer(1), replica(99, /*zero=*/true);
+  Model trainer(1), replica = replica_for(dtype);
   for (int64_t s = 0; s < 10; ++s) {
     if (s > 0) trainer.step(1e-4f, 10 + static_cast<uint32_t>(s));
     const PublishInfo pub = publisher.publish(s, trainer.views());
@@ -184,11 +202,11 @@ TEST(SnapshotDeltaSize, SmallUpdatesGiveSmallBf16Deltas) {
     trainer.step(c.lr, 5);
     const PublishInfo delta = publisher.publish(1, trainer.views());
     int64_t changed = 0, total = 0;
-    for (size_t t = 0; t < trainer.data.size(); ++t)
-      for (size_t i = 0; i < trainer.data[t].size(); ++i, ++total)
+    for (size_t t = 0; t < trainer.bytes.size(); ++t)
+      for (int64_t i = 0; i < trainer.numel(t); ++i, ++total)
         changed += c.dtype == ServeDtype::kBf16
-                       ? bf16_bits_from_fp32(before.data[t][i]) != bf16_bits_from_fp32(trainer.data[t][i])
-                       : fp32_bits(before.data[t][i]) != fp32_bits(trainer.data[t][i]);
+                       ? bf16_bits_from_fp32(before.at(t, i)) != bf16_bits_from_fp32(trainer.at(t, i))
+                       : fp32_bits(before.at(t, i)) != fp32_bits(trainer.at(t, i));
     const double changed_frac = static_cast<double>(changed) / static_cast<double>(total);
     const double size_frac = static_cast<double>(delta.file_bytes) / static_cast<double>(delta.full_bytes);
     std::printf("[ info     ] %s lr %.0e: %.2f%% of elements change; delta %llu bytes = %.4f of the full "
@@ -207,7 +225,7 @@ TEST(SnapshotFallback, CorruptDeltaByteFallsBackAndNamesFile) {
   TempDir dir;
   const std::vector<Model> history = publish_steps(dir.str(), ServeDtype::kFp32, 4, 100);
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kFp32);
   loader.load(1, replica.views());
   flip_byte(snapshot_path(dir, 2, SnapshotKind::kDelta), 500);
   const LoadInfo got = loader.load(2, replica.views());
@@ -230,7 +248,7 @@ TEST(SnapshotFallback, MissedPublishReplaysFromFull) {
   TempDir dir;
   const std::vector<Model> history = publish_steps(dir.str(), ServeDtype::kBf16, 5, 100);
   SnapshotLoader loader(dir.str(), ServeDtype::kBf16);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kBf16);
   loader.load(1, replica.views());
   const LoadInfo got = loader.load(3, replica.views());  // missed step 2: step 3's base is 2
   EXPECT_TRUE(got.fell_back);
@@ -247,7 +265,7 @@ TEST(SnapshotFallback, TruncatedFilesAreSkipped) {
   const std::string delta2 = snapshot_path(dir, 2, SnapshotKind::kDelta), full4 = snapshot_path(dir, 4, SnapshotKind::kFull);
   fs::resize_file(full4, fs::file_size(full4) / 2);
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kFp32);
   LoadInfo got = loader.load(5, replica.views());  // fresh: newest full <= 5 is the truncated one
   EXPECT_TRUE(got.fell_back);
   EXPECT_NE(got.reason.find("step-00000004.full"), std::string::npos) << got.reason;
@@ -269,7 +287,7 @@ TEST(SnapshotFallback, MissingDeltaFallsBack) {
   TempDir dir;
   const std::vector<Model> history = publish_steps(dir.str(), ServeDtype::kFp32, 3, 100);
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kFp32);
   loader.load(1, replica.views());
   fs::remove(snapshot_path(dir, 2, SnapshotKind::kDelta));
   const LoadInfo got = loader.load(2, replica.views());
@@ -283,7 +301,7 @@ TEST(SnapshotFallback, FreshReplicaLoadsNewestFullAndReplays) {
   TempDir dir;
   const std::vector<Model> history = publish_steps(dir.str(), ServeDtype::kBf16, 7, 4);  // fulls 0, 4
   SnapshotLoader loader(dir.str(), ServeDtype::kBf16);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kBf16);
   const LoadInfo got = loader.load(6, replica.views());
   EXPECT_FALSE(got.fell_back) << got.reason;
   EXPECT_TRUE(got.reason.empty());
@@ -300,9 +318,9 @@ TEST(SnapshotFallback, ChecksumMismatchAfterApplyRestoresTensors) {
   TempDir dir;
   publish_steps(dir.str(), ServeDtype::kFp32, 3, 100);
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kFp32);
   loader.load(1, replica.views());
-  replica.data[1][17] += 1.0f;  // the replica's weights drifted from what it loaded
+  replica.set(1, 17, replica.at(1, 17) + 1.0f);  // the replica's weights drifted from what it loaded
   const Model before = replica;
   fs::remove(snapshot_path(dir, 0, SnapshotKind::kFull));  // no fallback possible: the load must throw
   try {
@@ -312,17 +330,16 @@ TEST(SnapshotFallback, ChecksumMismatchAfterApplyRestoresTensors) {
     EXPECT_NE(std::string(e.what()).find("no usable full snapshot"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(dir.str()), std::string::npos) << e.what();
   }
-  for (size_t t = 0; t < before.data.size(); ++t)
-    EXPECT_EQ(0, std::memcmp(before.data[t].data(), replica.data[t].data(), before.data[t].size() * 4)) << t;
+  for (size_t t = 0; t < before.bytes.size(); ++t) EXPECT_EQ(before.bytes[t], replica.bytes[t]) << t;
 }
 
 TEST(SnapshotFallback, ChecksumMismatchAfterApplyFallsBack) {
   TempDir dir;
   const std::vector<Model> history = publish_steps(dir.str(), ServeDtype::kBf16, 3, 100);
   SnapshotLoader loader(dir.str(), ServeDtype::kBf16);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kBf16);
   loader.load(1, replica.views());
-  replica.data[0][12345] = 1.0f;
+  replica.set(0, 12345, 1.0f);
   const LoadInfo got = loader.load(2, replica.views());
   EXPECT_TRUE(got.fell_back);
   EXPECT_NE(got.reason.find("checksum after applying"), std::string::npos) << got.reason;
@@ -334,7 +351,7 @@ TEST(SnapshotFallback, ChecksumMismatchAfterApplyFallsBack) {
 TEST(SnapshotFallback, TensorShapeMismatchIsAnError) {
   TempDir dir;
   publish_steps(dir.str(), ServeDtype::kFp32, 1, 100);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kFp32);
   replica.shapes[3].second = {256, 2};
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
   try {
@@ -367,7 +384,7 @@ TEST(SnapshotRetention, KeepsNewestFullsAndEveryDeltaAfterTheOldest) {
   EXPECT_EQ(names_in(dir.str()), want);
   for (int s = 6; s < 11; ++s) {  // every kept step is reachable by a fresh replica
     SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
-    Model replica(0, true);
+    Model replica = replica_for(ServeDtype::kFp32);
     const LoadInfo got = loader.load(s, replica.views());
     EXPECT_FALSE(got.fell_back) << got.reason;
     expect_served(history[static_cast<size_t>(s)], replica, ServeDtype::kFp32, "kept step " + std::to_string(s));
@@ -389,7 +406,7 @@ TEST(SnapshotRetention, RestartedTrainerRemovesAbandonedTimeline) {
   TempDir dir;
   publish_steps(dir.str(), ServeDtype::kFp32, 6, 100);  // old timeline: 0 full, 1..5 deltas
   SnapshotLoader loader(dir.str(), ServeDtype::kFp32);
-  Model replica(0, true);
+  Model replica = replica_for(ServeDtype::kFp32);
   loader.load(5, replica.views());
   SnapshotPublisher restarted(dir.str(), ServeDtype::kFp32, 100);  // resumed from a checkpoint at step 2
   Model trainer(77);
@@ -441,7 +458,7 @@ TEST(LedgerEvents, PublishLoadFallbackFailLinesParse) {
   Ledger ledger(path);
   SnapshotPublisher publisher(publish, ServeDtype::kBf16, 100);
   SnapshotLoader loader(publish, ServeDtype::kBf16);
-  Model trainer(2), replica(0, true);
+  Model trainer(2), replica = replica_for(ServeDtype::kBf16);
   for (int s = 0; s < 3; ++s) {
     if (s) trainer.step(1e-4f, s);
     ledger.append(ledger_event(publisher.publish(s, trainer.views())));
