@@ -1,24 +1,26 @@
-// Shared by the benchmarks' command lines: everything cxxopts did not recognise must be a shape
-// override of the form --section.key=value (passed on to load_shape).
+// Shared by the benchmarks' mains: their command lines are launch/command_line.h's (declared options,
+// --help, --section.key=value shape overrides); this turns what a benchmark throws into a message and
+// an exit code: 2 for a usage error (with a pointer to --help), 1 for any other error.
 #pragma once
 
-#include <string>
-#include <vector>
+#include <cstdio>
+#include <exception>
 
-#include <cxxopts.hpp>
-
-#include "core/error.h"
+#include "launch/command_line.h"
 
 namespace flywheel::bench {
 
-inline std::vector<std::string> shape_overrides(const cxxopts::ParseResult& args) {
-  std::vector<std::string> overrides;
-  for (const std::string& u : args.unmatched()) {
-    FW_CHECK(u.rfind("--", 0) == 0 && u.find('.') != std::string::npos && u.find('=') != std::string::npos,
-             "unknown argument '", u, "' (see --help; shape overrides look like --model.n_layers=2)");
-    overrides.push_back(u);
+template <typename Body>
+int guarded_main(const char* name, Body body) {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: usage error: %s (see `%s --help`)\n", name, e.what(), name);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+    return 1;
   }
-  return overrides;
 }
 
 }  // namespace flywheel::bench

@@ -40,8 +40,6 @@
 #include <string_view>
 #include <vector>
 
-#include <cxxopts.hpp>
-
 #include "ckpt/checkpoint.h"
 #include "ckpt/checkpoint_dir.h"
 #include "bench_args.h"
@@ -157,33 +155,30 @@ int run(int argc, char** argv) {
 #else
   const std::string default_parent = ".";
 #endif
-  cxxopts::Options options("ckpt_bench",
-                           "Checkpoint save/load rate against dd (with fsync) on the same disk, and the training "
-                           "stall per save.\nAny other --section.key=value argument overrides the shape.");
-  // clang-format off
-  options.add_options()
-    ("shape", "training shape (INI)", cxxopts::value<std::string>()->default_value("configs/shapes/gpt2-124m.ini"))
-    ("dir", "scratch directory on the disk to measure (created fresh, removed at the end unless --keep; "
-            "default: a new directory under the build directory)", cxxopts::value<std::string>())
-    ("repeats", "rounds of dd + save, and timed loads (best, median and mean are reported)", cxxopts::value<int>()->default_value("5"))
-    ("threads", "OpenMP + BLAS threads for the training step", cxxopts::value<int>()->default_value("2"))
-    ("keep", "keep the scratch directory (checkpoints and dd.bin)")
-    ("h,help", "print this help");
-  // clang-format on
-  options.allow_unrecognised_options();
-  const auto args = options.parse(argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help() << "\n";
+  flywheel::CommandLine command(
+      "ckpt_bench", "Checkpoint save/load rate against dd (with fsync) on the same disk, and the training stall\n"
+                    "per save.");
+  command.option<std::string>("shape", "FILE", "training shape (INI)", "configs/shapes/gpt2-124m.ini")
+      .option<std::string>("dir", "DIR",
+                           "scratch directory on the disk to measure (created fresh, removed at the end unless\n"
+                           "--keep; default: a new directory under the build directory)")
+      .option<int>("repeats", "N", "rounds of dd + save, and timed loads (best, median and mean are reported)", "5")
+      .option<int>("threads", "N", "OpenMP + BLAS threads for the training step", "2")
+      .flag("keep", "keep the scratch directory (checkpoints and dd.bin)")
+      .shape_overrides("override a key of the shape, as for `flywheel train`");
+  const flywheel::ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) {
+    std::cout << command.help();
     return 0;
   }
-  std::vector<std::string> overrides = flywheel::bench::shape_overrides(args);
-  const int repeats = args["repeats"].as<int>(), threads = args["threads"].as<int>();
+  std::vector<std::string> overrides = args.overrides();
+  const int repeats = args.get<int>("repeats"), threads = args.get<int>("threads");
   FW_CHECK(repeats >= 1 && threads >= 1, "--repeats and --threads must be >= 1");
   overrides.push_back("--train.keep_last=2");
   overrides.push_back("--train.threads=" + std::to_string(threads));
 
-  fs::path dir = args.count("dir") ? fs::path(args["dir"].as<std::string>())
-                                   : fs::path(default_parent) / ("ckpt_bench-" + std::to_string(::getpid()));
+  fs::path dir = args.has("dir") ? fs::path(args.get<std::string>("dir"))
+                                 : fs::path(default_parent) / ("ckpt_bench-" + std::to_string(::getpid()));
   FW_CHECK(!fs::exists(dir) || fs::is_empty(dir), "--dir ", dir.string(), " exists and is not empty");
   fs::create_directories(dir);
   dir = fs::canonical(dir);
@@ -191,7 +186,7 @@ int run(int argc, char** argv) {
   const fs::path dd_file = dir / "dd.bin";
   const double load_start = load1();
 
-  flywheel::Shape shape = flywheel::load_shape(resolve_shape_path(args["shape"].as<std::string>()), overrides);
+  flywheel::Shape shape = flywheel::load_shape(resolve_shape_path(args.get<std::string>("shape")), overrides);
   shape.validate(1);
   flywheel::set_thread_count(threads);
   std::printf("shape %s, %d threads, scratch dir %s, load average (1 min) at start %.2f on %ld CPUs\n",
@@ -304,17 +299,12 @@ int run(int argc, char** argv) {
   std::printf("load average (1 min): %.2f at start, %.2f to %.2f after the saves, %.2f at end\n", load_start,
               *std::min_element(loads_during.begin(), loads_during.end()),
               *std::max_element(loads_during.begin(), loads_during.end()), load1());
-  if (!args.count("keep")) fs::remove_all(dir);
+  if (!args.flag("keep")) fs::remove_all(dir);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ckpt_bench: %s\n", e.what());
-    return 1;
-  }
+  return flywheel::bench::guarded_main("ckpt_bench", [&] { return run(argc, argv); });
 }

@@ -17,6 +17,7 @@
 
 #include <omp.h>
 
+#include "bench_args.h"
 #include "core/buffer.h"
 #include "core/threads.h"
 #include "launch/shape.h"
@@ -95,61 +96,47 @@ std::vector<int64_t> parse_list(const std::string& text) {
   return out;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::string shape_path = std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/gpt2-124m.ini";
-  std::vector<int64_t> batches = {1, 32};
-  int64_t prompt = 16, new_tokens = 32;
-  int threads = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "decode_bench: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--shape") shape_path = next();
-    else if (a == "--batches") batches = parse_list(next());
-    else if (a == "--prompt") prompt = std::stoll(next());
-    else if (a == "--new") new_tokens = std::stoll(next());
-    else if (a == "--threads") threads = std::stoi(next());
-    else if (a == "--help" || a == "-h") {
-      std::printf("usage: decode_bench [--shape FILE] [--batches 1,32] [--prompt 16] [--new 32] [--threads N]\n"
-                  "Decode tokens/s of the serving engine (KV cache, batch-invariant kernels) at each batch size,\n"
-                  "against batch x bandwidth / weight bytes with the bandwidth measured in the same run.\n");
-      return 0;
-    } else {
-      std::fprintf(stderr, "decode_bench: unknown option %s (see --help)\n", a.c_str());
-      return 2;
-    }
+int run(int argc, char** argv) {
+  CommandLine command("decode_bench",
+                      "Decode tokens/s of the serving engine (KV cache, batch-invariant kernels) at each batch size,\n"
+                      "against batch x bandwidth / weight bytes with the bandwidth measured in the same run.");
+  command.option<std::string>("shape", "FILE", "model shape (INI)",
+                              std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/gpt2-124m.ini")
+      .option<std::string>("batches", "LIST", "batch sizes, comma-separated", "1,32")
+      .option<int64_t>("prompt", "N", "prompt tokens per sequence", "16")
+      .option<int64_t>("new", "N", "new tokens per sequence", "32")
+      .option<int>("threads", "N", "threads; 0: all cores", "0");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) {
+    std::fputs(command.help().c_str(), stdout);
+    return 0;
   }
-  try {
-    const Shape shape = load_shape(shape_path, {});
-    set_thread_count(threads > 0 ? threads : default_thread_count(1));
-    DecodeEngine engine(shape.model, *std::max_element(batches.begin(), batches.end()));
-    engine.model().initialize(shape.train.seed);
-    const double weight_bytes = static_cast<double>(engine.model().params().numel()) * sizeof(float);
-    const double bandwidth = read_bandwidth();
-    std::printf("shape %s: %.1fM parameters, %.0f MiB of fp32 weights read per decode step; %d threads\n",
-                shape.name.c_str(), engine.model().params().numel() / 1e6, weight_bytes / 1048576.0, thread_count());
-    std::printf("read bandwidth (same run, 1 GiB sum): %.2f GB/s\n", bandwidth / 1e9);
-    // At larger batches the bound stops being bandwidth: 2 x parameters FLOP per token make the
-    // step compute-bound, so the achieved matmul rate is printed too (the invariant kernel's own
-    // ceiling is measured against OpenBLAS in docs/benchmarks.md).
-    std::printf("%6s %14s %16s %8s %12s\n", "batch", "tokens/s", "bound tokens/s", "ratio", "GFLOP/s");
-    for (int64_t b : batches) {
-      const DecodeFigures f = measure(engine, b, prompt, new_tokens);
-      const double bound = static_cast<double>(b) * bandwidth / weight_bytes;
-      const double gflops = f.tokens_per_second * 2.0 * static_cast<double>(engine.model().params().numel()) / 1e9;
-      std::printf("%6lld %14.1f %16.1f %8.3f %12.1f\n", static_cast<long long>(b), f.tokens_per_second, bound,
-                  f.tokens_per_second / bound, gflops);
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "decode_bench: error: %s\n", e.what());
-    return 1;
+  const std::vector<int64_t> batches = parse_list(args.get<std::string>("batches"));
+  const int64_t prompt = args.get<int64_t>("prompt"), new_tokens = args.get<int64_t>("new");
+  const int threads = args.get<int>("threads");
+  const Shape shape = load_shape(args.get<std::string>("shape"), {});
+  set_thread_count(threads > 0 ? threads : default_thread_count(1));
+  DecodeEngine engine(shape.model, *std::max_element(batches.begin(), batches.end()));
+  engine.model().initialize(shape.train.seed);
+  const double weight_bytes = static_cast<double>(engine.model().params().numel()) * sizeof(float);
+  const double bandwidth = read_bandwidth();
+  std::printf("shape %s: %.1fM parameters, %.0f MiB of fp32 weights read per decode step; %d threads\n",
+              shape.name.c_str(), engine.model().params().numel() / 1e6, weight_bytes / 1048576.0, thread_count());
+  std::printf("read bandwidth (same run, 1 GiB sum): %.2f GB/s\n", bandwidth / 1e9);
+  // At larger batches the bound stops being bandwidth: 2 x parameters FLOP per token make the
+  // step compute-bound, so the achieved matmul rate is printed too (the invariant kernel's own
+  // ceiling is measured against OpenBLAS in docs/benchmarks.md).
+  std::printf("%6s %14s %16s %8s %12s\n", "batch", "tokens/s", "bound tokens/s", "ratio", "GFLOP/s");
+  for (int64_t b : batches) {
+    const DecodeFigures f = measure(engine, b, prompt, new_tokens);
+    const double bound = static_cast<double>(b) * bandwidth / weight_bytes;
+    const double gflops = f.tokens_per_second * 2.0 * static_cast<double>(engine.model().params().numel()) / 1e9;
+    std::printf("%6lld %14.1f %16.1f %8.3f %12.1f\n", static_cast<long long>(b), f.tokens_per_second, bound,
+                f.tokens_per_second / bound, gflops);
   }
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return bench::guarded_main("decode_bench", [&] { return run(argc, argv); }); }

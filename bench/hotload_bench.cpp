@@ -32,8 +32,7 @@
 #include <string>
 #include <vector>
 
-#include <cxxopts.hpp>
-
+#include "bench_args.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "launch/shape.h"
@@ -215,48 +214,44 @@ void run_config(const Config& c, Transformer& model, const std::string& dir, int
   if (!keep) fs::remove_all(dir);
 }
 
+int run(int argc, char** argv) {
+  CommandLine command("hotload_bench", "Snapshot delta sizes and hot-load latency vs memory/read baselines.");
+  command.option<std::string>("shape", "FILE", "model shape (INI)",
+                              std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/gpt2-124m.ini")
+      .option<int>("steps", "N", "delta steps per configuration", "4")
+      .option<std::string>("lrs", "LIST", "learning rates", "1e-6,1e-5")
+      .option<std::string>("levels", "LIST", "zstd levels", "1,3")
+      .option<std::string>("dtypes", "LIST", "serving dtypes", "fp32,bf16")
+      .option<int>("threads", "N", "OpenMP threads (publisher compression, loader decompression)", "2")
+      .option<std::string>("dir", "DIR", "publish directory (default: a new one under the build directory)")
+      .flag("keep", "leave the last configuration's snapshots in the publish directory (to inspect them)");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) {
+    std::cout << command.help();
+    return 0;
+  }
+  const int threads = args.get<int>("threads");
+  set_thread_count(threads);
+  const Shape shape = load_shape(args.get<std::string>("shape"), {});
+  Transformer model(shape.model);
+  const std::string dir = args.has("dir") ? args.get<std::string>("dir")
+                                          : std::string(FLYWHEEL_BINARY_DIR) + "/hotload-bench-publish";
+  std::printf("hotload_bench: %s, %lld parameters in %zu tensors, %d threads, publish dir %s\n",
+              shape.path.c_str(), static_cast<long long>(model.params().numel()), model.params().list().size(),
+              threads, dir.c_str());
+  double load[3] = {0, 0, 0};
+  getloadavg(load, 3);
+  std::printf("load average (1 min) before: %.2f\n", load[0]);
+  for (const std::string& dtype : split(args.get<std::string>("dtypes")))
+    for (const std::string& level : split(args.get<std::string>("levels")))
+      for (const std::string& lr : split(args.get<std::string>("lrs")))
+        run_config({parse_serve_dtype(dtype), std::stoi(level), std::stof(lr)}, model, dir, args.get<int>("steps"),
+                   shape.train.seed, args.flag("keep"));
+  getloadavg(load, 3);
+  std::printf("\nload average (1 min) after: %.2f\n", load[0]);
+  return 0;
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    cxxopts::Options options("hotload_bench", "Snapshot delta sizes and hot-load latency vs memory/read baselines");
-    options.add_options()
-      ("shape", "model shape (INI)", cxxopts::value<std::string>()->default_value(
-          std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/gpt2-124m.ini"))
-      ("steps", "delta steps per configuration", cxxopts::value<int>()->default_value("4"))
-      ("lrs", "learning rates", cxxopts::value<std::string>()->default_value("1e-6,1e-5"))
-      ("levels", "zstd levels", cxxopts::value<std::string>()->default_value("1,3"))
-      ("dtypes", "serving dtypes", cxxopts::value<std::string>()->default_value("fp32,bf16"))
-      ("threads", "OpenMP threads (publisher compression, loader decompression)", cxxopts::value<int>()->default_value("2"))
-      ("dir", "publish directory (default: a new one under the build directory)", cxxopts::value<std::string>())
-      ("keep", "leave the last configuration's snapshots in the publish directory (to inspect them)")
-      ("help", "this text");
-    const auto args = options.parse(argc, argv);
-    if (args.count("help")) {
-      std::cout << options.help() << "\n";
-      return 0;
-    }
-    set_thread_count(args["threads"].as<int>());
-    const Shape shape = load_shape(args["shape"].as<std::string>(), {});
-    Transformer model(shape.model);
-    const std::string dir = args.count("dir") ? args["dir"].as<std::string>()
-                                              : std::string(FLYWHEEL_BINARY_DIR) + "/hotload-bench-publish";
-    std::printf("hotload_bench: %s, %lld parameters in %zu tensors, %d threads, publish dir %s\n",
-                shape.path.c_str(), static_cast<long long>(model.params().numel()), model.params().list().size(),
-                args["threads"].as<int>(), dir.c_str());
-    double load[3] = {0, 0, 0};
-    getloadavg(load, 3);
-    std::printf("load average (1 min) before: %.2f\n", load[0]);
-    for (const std::string& dtype : split(args["dtypes"].as<std::string>()))
-      for (const std::string& level : split(args["levels"].as<std::string>()))
-        for (const std::string& lr : split(args["lrs"].as<std::string>()))
-          run_config({parse_serve_dtype(dtype), std::stoi(level), std::stof(lr)}, model, dir,
-                     args["steps"].as<int>(), shape.train.seed, args.count("keep") > 0);
-    getloadavg(load, 3);
-    std::printf("\nload average (1 min) after: %.2f\n", load[0]);
-    return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "hotload_bench: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return bench::guarded_main("hotload_bench", [&] { return run(argc, argv); }); }

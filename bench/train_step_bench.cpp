@@ -48,7 +48,6 @@
 #include <string>
 #include <vector>
 
-#include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 
 #include "bench_args.h"
@@ -592,41 +591,38 @@ std::string resolve_shape_path(const std::string& path) {
 }
 
 int run(int argc, char** argv) {
-  cxxopts::Options options("train_step_bench",
-                           "Training-step throughput against the OpenBLAS sgemm rate at the same thread count.\n"
-                           "Any other --section.key=value argument overrides the shape, as for `flywheel train`.");
-  // clang-format off
-  options.add_options()
-    ("shape", "training shape (INI)", cxxopts::value<std::string>()->default_value("configs/shapes/gpt2-124m.ini"))
-    ("threads", "OpenMP + BLAS threads", cxxopts::value<int>()->default_value("2"))
-    ("steps", "timed training steps", cxxopts::value<int>()->default_value("3"))
-    ("warmup", "untimed training steps first", cxxopts::value<int>()->default_value("1"))
-    ("rows", "rows per step (train.micro_batch; default: the shape's)", cxxopts::value<int64_t>())
-    ("seq", "tokens per row (train.seq_len; default: the shape's)", cxxopts::value<int64_t>())
-    ("sgemm-n", "square sgemm baseline size", cxxopts::value<int64_t>()->default_value("2048"))
-    ("sgemm-reps", "sgemm repetitions after one warm-up (best is reported)", cxxopts::value<int>()->default_value("5"))
-    ("profile", "also replay a step op by op and report where its time goes")
-    ("replay-stash", "--profile: activation stash allocated per step as run_pipeline_step does (fresh), or kept"
-                     " across steps (kept: what reusing it would save)", cxxopts::value<std::string>()->default_value("fresh"))
-    ("json", "also write the figures as one JSON object to FILE", cxxopts::value<std::string>())
-    ("h,help", "print this help");
-  // clang-format on
-  options.allow_unrecognised_options();
-  const auto args = options.parse(argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help() << "\n";
+  flywheel::CommandLine command("train_step_bench",
+                                "Training-step throughput against the OpenBLAS sgemm rate at the same thread count.");
+  command.option<std::string>("shape", "FILE", "training shape (INI)", "configs/shapes/gpt2-124m.ini")
+      .option<int>("threads", "N", "OpenMP + BLAS threads", "2")
+      .option<int>("steps", "N", "timed training steps", "3")
+      .option<int>("warmup", "N", "untimed training steps first", "1")
+      .option<int64_t>("rows", "R", "rows per step (train.micro_batch; default: the shape's)")
+      .option<int64_t>("seq", "T", "tokens per row (train.seq_len; default: the shape's)")
+      .option<int64_t>("sgemm-n", "N", "square sgemm baseline size", "2048")
+      .option<int>("sgemm-reps", "N", "sgemm repetitions after one warm-up (best is reported)", "5")
+      .flag("profile", "also replay a step op by op and report where its time goes")
+      .option<std::string>("replay-stash", "MODE",
+                           "--profile: activation stash allocated per step as run_pipeline_step does (fresh),\n"
+                           "or kept across steps (kept: what reusing it would save)",
+                           "fresh")
+      .option<std::string>("json", "FILE", "also write the figures as one JSON object to FILE")
+      .shape_overrides("override a key of the shape, as for `flywheel train`");
+  const flywheel::ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) {
+    std::cout << command.help();
     return 0;
   }
-  std::vector<std::string> overrides = flywheel::bench::shape_overrides(args);
-  const int threads = args["threads"].as<int>();
-  const int steps = args["steps"].as<int>(), warmup = args["warmup"].as<int>();
+  std::vector<std::string> overrides = args.overrides();
+  const int threads = args.get<int>("threads");
+  const int steps = args.get<int>("steps"), warmup = args.get<int>("warmup");
   FW_CHECK(steps >= 1 && warmup >= 0, "--steps must be >= 1 and --warmup >= 0");
-  if (args.count("rows")) overrides.push_back("--train.micro_batch=" + std::to_string(args["rows"].as<int64_t>()));
-  if (args.count("seq")) overrides.push_back("--train.seq_len=" + std::to_string(args["seq"].as<int64_t>()));
+  if (args.has("rows")) overrides.push_back("--train.micro_batch=" + std::to_string(args.get<int64_t>("rows")));
+  if (args.has("seq")) overrides.push_back("--train.seq_len=" + std::to_string(args.get<int64_t>("seq")));
   overrides.push_back("--train.grad_accum=1");
   overrides.push_back("--train.threads=" + std::to_string(threads));
 
-  flywheel::Shape shape = flywheel::load_shape(resolve_shape_path(args["shape"].as<std::string>()), overrides);
+  flywheel::Shape shape = flywheel::load_shape(resolve_shape_path(args.get<std::string>("shape")), overrides);
   shape.validate(1);
   const flywheel::ModelConfig& mc = shape.model;
   const int64_t rows = shape.train.micro_batch, seq = shape.train.seq_len, tokens = rows * seq;
@@ -642,8 +638,8 @@ int run(int argc, char** argv) {
   out["openblas"] = {{"core", openblas_get_corename()}, {"config", openblas_get_config()}};
 
   // 1. sgemm baselines.
-  const int64_t sn = args["sgemm-n"].as<int64_t>();
-  const int reps = args["sgemm-reps"].as<int>();
+  const int64_t sn = args.get<int64_t>("sgemm-n");
+  const int reps = args.get<int>("sgemm-reps");
   const CpuSnapshot cpu0 = cpu_snapshot();
   const GemmRate square = sgemm_rate(sn, sn, sn, false, false, reps);
   std::printf("openblas: %s\n", openblas_get_config());
@@ -727,8 +723,8 @@ int run(int argc, char** argv) {
   out["other_load_cores"] = {{"sgemm", load_sgemm}, {"steps", load_steps}};
 
   // 3. Profile: replay the step op by op (1 untimed replay, then `steps` timed ones; mean reported).
-  if (args.count("profile")) {
-    const std::string stash_mode = args["replay-stash"].as<std::string>();
+  if (args.flag("profile")) {
+    const std::string stash_mode = args.get<std::string>("replay-stash");
     FW_CHECK(stash_mode == "fresh" || stash_mode == "kept", "--replay-stash must be fresh or kept, got '", stash_mode,
              "'");
     StepReplay replay(trainer, *source, stash_mode == "fresh");
@@ -855,8 +851,8 @@ int run(int argc, char** argv) {
                       {"groups", jp}};
   }
 
-  if (args.count("json")) {
-    const std::string path = args["json"].as<std::string>();
+  if (args.has("json")) {
+    const std::string path = args.get<std::string>("json");
     std::ofstream f(path);
     FW_CHECK(f.good(), "cannot write --json file ", path);
     f << out.dump(2) << "\n";
@@ -869,10 +865,5 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   flywheel::keep_freed_memory();  // as flywheel's main does
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "train_step_bench: error: %s\n", e.what());
-    return 1;
-  }
+  return flywheel::bench::guarded_main("train_step_bench", [&] { return run(argc, argv); });
 }

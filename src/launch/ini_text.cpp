@@ -63,13 +63,20 @@ std::string set_ini_value(const std::string& text, const std::string& section, c
   return out;
 }
 
+std::optional<IniOverride> parse_override(const std::string& token) {
+  const size_t dot = token.find('.'), eq = token.find('=');  // the first of each: values may hold both
+  const bool form = token.rfind("--", 0) == 0 && eq != std::string::npos && dot < eq;
+  if (!form || dot == 2 || dot + 1 == eq) return std::nullopt;  // an empty section or key
+  return IniOverride{token.substr(2, dot - 2), token.substr(dot + 1, eq - dot - 1), token.substr(eq + 1)};
+}
+
 std::string apply_overrides(std::string text, const std::vector<std::string>& overrides) {
   for (const std::string& token : overrides) {
-    const size_t dot = token.find('.'), eq = token.find('=');
-    if (token.rfind("--", 0) != 0 || dot == std::string::npos || eq == std::string::npos || dot > eq)
+    const std::optional<IniOverride> o = parse_override(token);
+    if (!o)
       throw Error(detail::concat("'", token.substr(token.rfind("--", 0) == 0 ? 2 : 0),
                                  "' is not of the form section.key=value (e.g. model.n_layers=2)"));
-    text = set_ini_value(text, token.substr(2, dot - 2), token.substr(dot + 1, eq - dot - 1), token.substr(eq + 1));
+    text = set_ini_value(text, o->section, o->key, o->value);
   }
   return text;
 }

@@ -5,19 +5,22 @@
 //   flywheel plan --shape FILE [--ranks N]
 //
 // Errors anywhere below are flywheel::Error exceptions; this is the one place that turns them into
-// a message and an exit code. Under MPI with more than one rank, a fatal error aborts the whole job
-// (MPI_Abort) so no rank is left waiting in a collective.
+// a message and an exit code: 1, a usage error included (launch/command_line.h; its message points
+// at the command's --help), so scripts see one failure code; a bare `flywheel` prints the usage and
+// exits 2. Under MPI with more than one rank, a fatal error aborts the whole job (MPI_Abort) so no
+// rank is left waiting in a collective.
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
-#include <vector>
 
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "launch/command_line.h"
 #include "launch/plan_command.h"
 #include "launch/runtime.h"
 #include "launch/shape.h"
@@ -41,64 +44,47 @@ constexpr const char* kUsage =
     "Run `flywheel <command> --help` for the command's options. Launch under MPI with\n"
     "`mpirun -n N flywheel ...` or `srun --mpi=pmix flywheel ...`.\n";
 
-void print_run_help() {
+// `flywheel train|run --shape FILE [--section.key=value ...]`; --help lists every shape key.
+CommandLine shape_command(const std::string& program, const std::string& summary, const std::string& example) {
+  CommandLine command(program, summary);
+  command.required<std::string>("shape", "FILE", "training shape (configs/shapes/*.ini)", example);
+  command.shape_overrides("any shape key below, e.g. --train.steps=20; the command line wins over the file");
   Shape defaults;
-  std::cout << "usage: flywheel run --shape FILE [--section.key=value ...]\n\n"
-               "The flywheel in one job: the first pp x fsdp x cp ranks train, the last mesh.serve ranks\n"
-               "serve. After rl.sft_steps of SFT warm-up on the task, every step the replicas sample\n"
-               "rl.group_size completions of rl.prompts_per_step prompts from the newest hot-loaded\n"
-               "snapshot, the trainer scores them and takes a GRPO step, and publishes the new weights\n"
-               "(full or delta) for the replicas. Writes <train.out_dir>/<run>/metrics.jsonl,\n"
-               "ledger.jsonl (hot-loads: flywheel-ckpt ledger RUN_DIR) and publish/. docs/rl.md explains it.\n"
-               "Example: mpirun -n 2 flywheel run --shape configs/shapes/tiny-rl.ini\n\n"
-               "Shape keys (defaults shown):\n"
-            << shape_options(defaults) << "\n";
+  std::ostringstream keys;
+  keys << "Shape keys (defaults shown):\n" << shape_options(defaults);
+  command.notes(keys.str());
+  return command;
 }
 
-void print_train_help() {
-  Shape defaults;
-  std::cout << "usage: flywheel train --shape FILE [--section.key=value ...]\n\n"
-               "Trains the model described by a training shape (configs/shapes/*.ini). Every key of\n"
-               "the shape can be overridden on the command line, e.g. --train.steps=20; the command\n"
-               "line wins over the file. Writes <train.out_dir>/<run>/metrics.jsonl (one line per step).\n\n"
-               "Shape keys (defaults shown):\n"
-            << shape_options(defaults) << "\n";
+CommandLine train_command_line() {
+  return shape_command("flywheel train",
+                       "Trains the model described by a training shape (configs/shapes/*.ini). Every key of\n"
+                       "the shape can be overridden on the command line. Writes <train.out_dir>/<run>/metrics.jsonl\n"
+                       "(one line per step) and the resolved shape (file + overrides) as shape.ini.",
+                       "configs/shapes/tiny-dense.ini");
 }
 
-struct TrainArgs {
-  std::string shape_path;
-  std::vector<std::string> overrides;
-  bool help = false;
-};
-
-TrainArgs parse_train_args(int argc, char** argv) {
-  TrainArgs args;
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      args.help = true;
-    } else if (arg == "--shape") {
-      FW_CHECK(i + 1 < argc, "--shape needs a file: --shape configs/shapes/tiny-dense.ini");
-      args.shape_path = argv[++i];
-    } else if (arg.rfind("--shape=", 0) == 0) {
-      args.shape_path = arg.substr(8);
-    } else {
-      args.overrides.push_back(arg);
-    }
-  }
-  if (!args.help)
-    FW_CHECK(!args.shape_path.empty(), "flywheel ", argv[1], " needs --shape FILE (for example configs/shapes/tiny-dense.ini)");
-  return args;
+CommandLine run_command_line() {
+  return shape_command(
+      "flywheel run",
+      "The flywheel in one job: the first pp x fsdp x cp ranks train, the last mesh.serve ranks\n"
+      "serve. After rl.sft_steps of SFT warm-up on the task, every step the replicas sample\n"
+      "rl.group_size completions of rl.prompts_per_step prompts from the newest hot-loaded\n"
+      "snapshot, the trainer scores them and takes a GRPO step, and publishes the new weights\n"
+      "(full or delta) for the replicas. Writes <train.out_dir>/<run>/metrics.jsonl,\n"
+      "ledger.jsonl (hot-loads: flywheel-ckpt ledger RUN_DIR) and publish/. docs/rl.md explains it.\n"
+      "Example: mpirun -n 2 flywheel run --shape configs/shapes/tiny-rl.ini",
+      "configs/shapes/tiny-rl.ini");
 }
 
-// The shape of `flywheel train|run --shape FILE [overrides]`, or nullopt after printing --help.
-std::optional<Shape> command_shape(const Runtime& rt, int argc, char** argv, void (*print_help)()) {
-  const TrainArgs args = parse_train_args(argc, argv);
-  if (args.help) {
-    if (rt.rank == 0) print_help();
+// The shape of `flywheel train|run`, or nullopt after printing --help. argv[1] is the command.
+std::optional<Shape> command_shape(const Runtime& rt, const CommandLine& command, int argc, char** argv) {
+  const ParsedArgs args = command.parse(argc - 1, argv + 1);
+  if (args.help()) {
+    if (rt.rank == 0) std::cout << command.help();
     return std::nullopt;
   }
-  return load_shape(args.shape_path, args.overrides);
+  return load_shape(args.get<std::string>("shape"), args.overrides());
 }
 
 // Threads, the world communicator, the mesh and the preemption handlers, then `run(mesh)`.
@@ -112,7 +98,7 @@ int on_mesh(const Runtime& rt, const Shape& shape, Run run) {
 }
 
 int train_command(const Runtime& rt, int argc, char** argv) {
-  const std::optional<Shape> shape = command_shape(rt, argc, argv, print_train_help);
+  const std::optional<Shape> shape = command_shape(rt, train_command_line(), argc, argv);
   if (!shape) return 0;
   shape->validate(rt.world_size);
   return on_mesh(rt, *shape, [&](Mesh& mesh) {
@@ -125,7 +111,7 @@ int train_command(const Runtime& rt, int argc, char** argv) {
 }
 
 int run_command(const Runtime& rt, int argc, char** argv) {
-  const std::optional<Shape> shape = command_shape(rt, argc, argv, print_run_help);
+  const std::optional<Shape> shape = command_shape(rt, run_command_line(), argc, argv);
   if (!shape) return 0;
   const FlywheelSpec spec = shape->flywheel_spec();
   spec.validate(rt.world_size);
@@ -166,8 +152,10 @@ int main(int argc, char** argv) {
   try {
     code = dispatch(rt, argc, argv);
   } catch (const std::exception& e) {
+    std::string message = e.what();
+    if (dynamic_cast<const UsageError*>(&e)) message += " (see `flywheel " + std::string(argv[1]) + " --help`)";
     std::fprintf(stderr, "flywheel: error%s: %s\n",
-                 rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "", e.what());
+                 rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "", message.c_str());
     std::fflush(stderr);
     if (rt.world_size > 1) abort_job(1);
     code = 1;

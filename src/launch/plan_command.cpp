@@ -7,80 +7,71 @@
 #include <vector>
 
 #include "core/error.h"
+#include "launch/command_line.h"
 #include "launch/shape.h"
 #include "parallel/plan.h"
 
 namespace flywheel {
 namespace {
 
-constexpr const char* kPlanHelp =
-    "usage: flywheel plan --shape FILE [--ranks N] [--device-mem GiB] [options] [--section.key=value ...]\n"
-    "\n"
-    "Prints the analytic plan of one optimizer step of the shape on its [mesh], for the worst trainer\n"
-    "rank: memory (weights, grads, AdamW state, FSDP working copies, activations, workspace, comm\n"
-    "buffers) and the bytes sent per step by collective and by mesh communicator, counted as the MPI\n"
-    "backend counts them (ring convention, src/comm/mpi_comm.cpp). Then an ESTIMATED step time.\n"
-    "With --ranks N it also searches every legal mesh of N trainer ranks (pp x fsdp x cp = N, any ep)\n"
-    "and lists those fitting --device-mem, fastest estimated step first. Runs as a plain process.\n"
-    "\n"
-    "options:\n"
-    "  --shape FILE          training shape (configs/shapes/*.ini); --section.key=value overrides it\n"
-    "  --ranks N             also propose meshes of N trainer ranks\n"
-    "  --device-mem GiB      memory per device for the proposals (default 80)\n"
-    "  --top K               proposals to list (default 10)\n"
-    "  --peak-tflops X       estimate: peak FLOP/s per device in TFLOP/s (default 400, bf16-class)\n"
-    "  --mfu X               estimate: achieved fraction of peak (default 0.5)\n"
-    "  --link-gbs X          estimate: bytes per second per rank in GB/s (default 25: 200 Gb/s NIC)\n"
-    "  --fsdp-prefetch       memory: add one more gathered unit (overlapped gathers; not done today)\n"
-    "\n"
-    "What is exact: weights, grads, optimizer state, FSDP working copies and every communicated byte\n"
-    "except the expert all-to-all (it depends on routing; uniform routing is assumed). Activations\n"
-    "match the stash buffers; workspace, comm buffers, FLOPs and times are estimates.\n";
+// PlanOptions' defaults as --help shows them: 400e12 / 1e12 -> "400".
+std::string number_text(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", v);
+  return text;
+}
+
+CommandLine plan_command_line() {
+  const PlanOptions defaults;
+  CommandLine command(
+      "flywheel plan",
+      "Prints the analytic plan of one optimizer step of the shape on its [mesh], for the worst trainer\n"
+      "rank: memory (weights, grads, AdamW state, FSDP working copies, activations, workspace, comm\n"
+      "buffers) and the bytes sent per step by collective and by mesh communicator, counted as the MPI\n"
+      "backend counts them (ring convention, src/comm/mpi_comm.cpp). Then an ESTIMATED step time.\n"
+      "With --ranks N it also searches every legal mesh of N trainer ranks (pp x fsdp x cp = N, any ep)\n"
+      "and lists those fitting --device-mem, fastest estimated step first. Runs as a plain process.");
+  command.required<std::string>("shape", "FILE", "training shape (configs/shapes/*.ini)", "configs/shapes/llama-8b.ini")
+      .option<int64_t>("ranks", "N", "also propose meshes of N trainer ranks")
+      .option<double>("device-mem", "GiB", "memory per device for the proposals", "80")
+      .option<int64_t>("top", "K", "proposals to list", "10")
+      .option<double>("peak-tflops", "X", "estimate: peak FLOP/s per device in TFLOP/s (bf16-class)",
+                      number_text(defaults.peak_flops / 1e12))
+      .option<double>("mfu", "X", "estimate: achieved fraction of peak", number_text(defaults.mfu))
+      .option<double>("link-gbs", "X", "estimate: bytes per second per rank in GB/s (the default: a 200 Gb/s NIC)",
+                      number_text(defaults.link_bytes_per_s / 1e9))
+      .flag("fsdp-prefetch", "memory: add one more gathered unit (overlapped gathers; not done today)")
+      .shape_overrides("override a key of the shape, as for `flywheel train` (see its --help)")
+      .notes("What is exact: weights, grads, optimizer state, FSDP working copies and every communicated byte\n"
+             "except the expert all-to-all (it depends on routing; uniform routing is assumed). Activations\n"
+             "match the stash buffers; workspace, comm buffers, FLOPs and times are estimates.");
+  return command;
+}
 
 struct PlanArgs {
-  std::string shape_path;
-  std::vector<std::string> overrides;
-  int64_t ranks = 0, top = 10;
-  double device_mem_gib = 80;
+  int64_t ranks = 0, top = 0;
+  double device_mem_gib = 0;
   PlanOptions options;
-  bool help = false;
 };
 
-PlanArgs parse_plan_args(int argc, char** argv) {
+// Every number of `flywheel plan` is positive.
+template <typename T>
+T positive(const ParsedArgs& args, const std::string& name) {
+  const T v = args.get<T>(name);
+  if (!(v > 0)) usage_error("--", name, " ", v, ": needs a positive number");
+  return v;
+}
+
+// The estimate's rates stay PlanOptions' own unless given.
+PlanArgs plan_args(const ParsedArgs& args) {
   PlanArgs a;
-  auto value = [&](int& i, const std::string& flag) -> std::string {
-    FW_CHECK(i + 1 < argc, flag, " needs a value (see flywheel plan --help)");
-    return argv[++i];
-  };
-  auto number = [](const std::string& flag, const std::string& text) {
-    try {
-      size_t used = 0;
-      const double v = std::stod(text, &used);
-      if (used == text.size() && v > 0) return v;
-    } catch (const std::exception&) {
-    }
-    FW_THROW(flag, " = '", text, "': needs a positive number");
-  };
-  auto integer = [&](const std::string& flag, const std::string& text) {
-    const double v = number(flag, text);
-    FW_CHECK(v == static_cast<double>(static_cast<int64_t>(v)), flag, " = '", text, "': needs a whole number");
-    return static_cast<int64_t>(v);
-  };
-  for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") a.help = true;
-    else if (arg == "--shape") a.shape_path = value(i, arg);
-    else if (arg.rfind("--shape=", 0) == 0) a.shape_path = arg.substr(8);
-    else if (arg == "--ranks") a.ranks = integer(arg, value(i, arg));
-    else if (arg == "--device-mem") a.device_mem_gib = number(arg, value(i, arg));
-    else if (arg == "--top") a.top = integer(arg, value(i, arg));
-    else if (arg == "--peak-tflops") a.options.peak_flops = 1e12 * number(arg, value(i, arg));
-    else if (arg == "--mfu") a.options.mfu = number(arg, value(i, arg));
-    else if (arg == "--link-gbs") a.options.link_bytes_per_s = 1e9 * number(arg, value(i, arg));
-    else if (arg == "--fsdp-prefetch") a.options.fsdp_prefetch = true;
-    else a.overrides.push_back(arg);
-  }
-  if (!a.help) FW_CHECK(!a.shape_path.empty(), "flywheel plan needs --shape FILE (e.g. configs/shapes/llama-8b.ini)");
+  if (args.has("ranks")) a.ranks = positive<int64_t>(args, "ranks");
+  a.top = positive<int64_t>(args, "top");
+  a.device_mem_gib = positive<double>(args, "device-mem");
+  if (args.has("peak-tflops")) a.options.peak_flops = 1e12 * positive<double>(args, "peak-tflops");
+  if (args.has("mfu")) a.options.mfu = positive<double>(args, "mfu");
+  if (args.has("link-gbs")) a.options.link_bytes_per_s = 1e9 * positive<double>(args, "link-gbs");
+  a.options.fsdp_prefetch = args.flag("fsdp-prefetch");
   return a;
 }
 
@@ -186,13 +177,15 @@ void print_proposals(const Shape& s, const PlanArgs& a) {
 }  // namespace
 
 int plan_command(const Runtime& rt, int argc, char** argv) {
-  const PlanArgs args = parse_plan_args(argc, argv);
+  const CommandLine command = plan_command_line();
+  const ParsedArgs parsed = command.parse(argc - 1, argv + 1);  // argv[1] is "plan"
   if (rt.rank != 0) return 0;  // a plan needs one process; under mpirun the others stay quiet
-  if (args.help) {
-    std::cout << kPlanHelp;
+  if (parsed.help()) {
+    std::cout << command.help();
     return 0;
   }
-  Shape shape = load_shape(args.shape_path, args.overrides);
+  const PlanArgs args = plan_args(parsed);
+  Shape shape = load_shape(parsed.get<std::string>("shape"), parsed.overrides());
   shape.validate(shape.mesh.world_size());  // planned, not launched: the mesh names its own world
   const StepPlan plan = plan_step(shape.model, shape.train.batch(), shape.mesh, args.options);
   print_header(shape, plan);

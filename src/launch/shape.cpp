@@ -3,6 +3,8 @@
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -15,6 +17,9 @@ namespace po = boost::program_options;
 namespace flywheel {
 
 namespace {
+
+constexpr const char* kSeeHelp = " (see `flywheel train --help` for the shape keys)";
+
 std::string read_file(const std::string& path) {
   FW_CHECK(std::filesystem::is_regular_file(path), "shape file '", path, "' does not exist or is not a file");
   std::ifstream in(path, std::ios::binary);
@@ -23,40 +28,60 @@ std::string read_file(const std::string& path) {
   text << in.rdbuf();
   return text.str();
 }
+
+// The overrides by key ("model.n_layers" -> "--model.n_layers=8"), each checked against the schema
+// before it is written into the text: a key of the schema, given once, with a value that reads back
+// from an INI line as given (the reader ends a value at '#', and a line break would start a new line).
+std::map<std::string, std::string> check_overrides(const po::options_description& schema,
+                                                   const std::vector<std::string>& overrides) {
+  std::map<std::string, std::string> by_key;
+  for (const std::string& token : overrides) {
+    const std::optional<IniOverride> o = parse_override(token);
+    FW_CHECK(o, "command-line override ", token, ": not of the form --section.key=value (e.g. --model.n_layers=2)");
+    FW_CHECK(schema.find_nothrow(o->name(), /*approx=*/false), "command-line override ", token,
+             ": unrecognised option '--", o->name(), "': the shape has no key ", o->key, " in [", o->section, "]",
+             kSeeHelp);
+    FW_CHECK(o->value.find_first_of("#\r\n") == std::string::npos, "command-line override ", token,
+             ": a shape value cannot hold '#' or a line break (a shape file would read it otherwise)");
+    const auto [first, inserted] = by_key.emplace(o->name(), token);
+    FW_CHECK(inserted, "command-line override ", token, ": --", o->name(), " is given twice (also ", first->second,
+             ")");
+  }
+  return by_key;
+}
+
+// Reads the resolved text into the fields `schema` is bound to. A bad value names where it came from:
+// the override that wrote it, else the file.
+void parse_shape_text(const std::string& text, const po::options_description& schema, const std::string& path,
+                      const std::map<std::string, std::string>& overrides) {
+  try {
+    std::istringstream in(text);
+    po::variables_map values;
+    po::store(po::parse_config_file(in, schema, /*allow_unregistered=*/false), values);
+    po::notify(values);
+  } catch (const po::validation_error& e) {
+    if (const auto o = overrides.find(e.get_option_name()); o != overrides.end())
+      FW_THROW("command-line override ", o->second, ": ", e.what(), kSeeHelp);
+    FW_THROW("shape file '", path, "': ", e.what(), kSeeHelp);
+  } catch (const po::error& e) {
+    FW_THROW("shape file '", path, "': ", e.what(), kSeeHelp);
+  }
+}
+
 }  // namespace
 
 Shape load_shape(const std::string& path, const std::vector<std::string>& overrides) {
   Shape shape;
   shape.path = path;
   shape.name = std::filesystem::path(path).stem().string();
-  shape.text = read_file(path);
-  po::options_description options = shape_options(shape);
-  po::variables_map values;
-  po::parsed_options parsed(&options);
-  try {
-    // Stored first wins in Boost.Program_options: command-line overrides, then the file.
-    parsed = po::command_line_parser(overrides)
-                 .options(options)
-                 .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
-                 .run();
-    po::store(parsed, values);
-  } catch (const po::error& e) {
-    FW_THROW("command-line override: ", e.what(), " (see `flywheel train --help` for the shape keys)");
-  }
-  try {
-    std::istringstream file(shape.text);
-    po::store(po::parse_config_file(file, options, /*allow_unregistered=*/false), values);
-    po::notify(values);
-  } catch (const po::error& e) {
-    FW_THROW("shape file '", path, "': ", e.what(), " (see `flywheel train --help` for the shape keys)");
-  }
-  // Record the resolved shape: the file's text with every override written in, so a run directory
-  // or a checkpoint describes exactly the model and run it holds.
-  for (const po::option& o : parsed.options) {
-    const size_t dot = o.string_key.find('.');
-    if (dot != std::string::npos && !o.value.empty())
-      shape.text = set_ini_value(shape.text, o.string_key.substr(0, dot), o.string_key.substr(dot + 1), o.value.back());
-  }
+  const std::string file_text = read_file(path);
+  const po::options_description schema = shape_options(shape);
+  const std::map<std::string, std::string> by_key = check_overrides(schema, overrides);
+  // The resolved shape, recorded with runs and checkpoints: the file's text with every override
+  // written in, so a run directory describes exactly the model and run it holds. It is also the one
+  // text parsed, so the record cannot disagree with what ran.
+  shape.text = apply_overrides(file_text, overrides);
+  parse_shape_text(shape.text, schema, path, by_key);
   return shape;
 }
 

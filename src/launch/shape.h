@@ -1,8 +1,11 @@
 // Training shapes: one INI file = model + mesh + objective + data (configs/shapes/*.ini), read into
 // the per-layer configuration structs and assembled into what each command hands down.
-// One schema, built with Boost.Program_options, serves the file and the command line, so any key
-// can be overridden as --section.key=value (e.g. --model.n_layers=8); the command line wins.
-// Unknown keys, malformed lines and values of the wrong type are errors naming the file and key.
+// The schema (Boost.Program_options, shape_schema.cpp) is the INI reader's. Any key can be overridden
+// on the command line as --section.key=value (e.g. --model.n_layers=8; launch/command_line.h collects
+// them): each override is checked against the schema's keys and written into the file's text, and
+// that text is parsed once, so the command line wins and the recorded text is what ran.
+// Unknown keys, malformed lines and values of the wrong type are errors naming the file and key, or
+// the override a value came from.
 #pragma once
 
 #include <string>
@@ -24,7 +27,7 @@ namespace flywheel {
 struct Shape {
   std::string path;  // the shape file as given
   std::string name;  // file stem: "tiny-dense"
-  std::string text;  // the file's bytes (recorded with checkpoints and runs)
+  std::string text;  // the file's bytes with the overrides written in (recorded with checkpoints and runs)
   ModelConfig model;
   TrainConfig train;
   DataConfig data;
@@ -44,7 +47,8 @@ struct Shape {
 // All shape keys, bound to the fields of `shape` with the struct defaults shown in --help.
 boost::program_options::options_description shape_options(Shape& shape);
 
-// Reads `path`, then applies `overrides` ("--model.n_layers=8" style tokens). Throws flywheel::Error.
+// Reads `path` with `overrides` ("--model.n_layers=8" style tokens, applied in order) written into its
+// text. Throws flywheel::Error.
 Shape load_shape(const std::string& path, const std::vector<std::string>& overrides);
 
 }  // namespace flywheel

@@ -20,6 +20,7 @@
 
 #include "comm/comm.h"
 #include "core/error.h"
+#include "launch/command_line.h"
 #include "launch/shape.h"
 #include "parallel/plan.h"
 #include "train/trainer.h"
@@ -101,15 +102,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<Comm> world = make_mpi_world_comm();
   int code = 0;
   try {
-    std::string shape_path;
-    std::vector<std::string> overrides;
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      if (arg == "--shape" && i + 1 < argc) shape_path = argv[++i];
-      else overrides.push_back(arg);
-    }
-    FW_CHECK(!shape_path.empty(), "usage: comm_volume --shape FILE [--section.key=value ...]");
-    Shape shape = load_shape(shape_path, overrides);
+    CommandLine command("comm_volume", "One training step's bytes per collective and communicator, against the plan.");
+    command.required<std::string>("shape", "FILE", "training shape (configs/shapes/*.ini)").shape_overrides();
+    const ParsedArgs args = command.parse(argc, argv);
+    Shape shape = load_shape(args.get<std::string>("shape"), args.overrides());
     shape.validate(world->size());
     auto source = make_data_source(shape.data, shape.train.seq_len, shape.train.seed);
     Mesh mesh(shape.mesh, *world);

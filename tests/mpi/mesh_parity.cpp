@@ -22,6 +22,7 @@
 
 #include "comm/comm.h"
 #include "core/error.h"
+#include "launch/command_line.h"
 #include "launch/shape.h"
 #include "train/trainer.h"
 
@@ -60,18 +61,17 @@ int main(int argc, char** argv) {
   std::unique_ptr<Comm> world = make_mpi_world_comm();
   int code = 0;
   try {
-    std::string shape_path;
-    int64_t steps = 5;
-    std::vector<std::string> overrides, reference_overrides;
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      if (arg == "--shape" && i + 1 < argc) shape_path = argv[++i];
-      else if (arg == "--steps" && i + 1 < argc) steps = std::stoll(argv[++i]);
-      else {
-        overrides.push_back(arg);
-        if (arg.rfind("--mesh.", 0) != 0) reference_overrides.push_back(arg);
-      }
-    }
+    CommandLine command("mesh_parity", "Trains on the shape's mesh and on one rank; the two must match.");
+    command.required<std::string>("shape", "FILE", "training shape (configs/shapes/*.ini)")
+        .option<int64_t>("steps", "N", "training steps", "5")
+        .shape_overrides();
+    const ParsedArgs args = command.parse(argc, argv);
+    const std::string shape_path = args.get<std::string>("shape");
+    const int64_t steps = args.get<int64_t>("steps");
+    const std::vector<std::string>& overrides = args.overrides();
+    std::vector<std::string> reference_overrides;  // the single-rank reference: every override but the mesh
+    for (const std::string& o : overrides)
+      if (o.rfind("--mesh.", 0) != 0) reference_overrides.push_back(o);
     Shape shape = load_shape(shape_path, overrides);
     shape.validate(world->size());
     Shape ref_shape = load_shape(shape_path, reference_overrides);

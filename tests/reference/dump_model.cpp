@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/rng.h"
+#include "launch/command_line.h"
 #include "launch/shape.h"
 #include "model/transformer.h"
 
@@ -52,26 +53,35 @@ nlohmann::json config_json(const ModelConfig& m) {
           {"moe_normalize_topk", m.moe_normalize_topk}, {"moe_aux_loss_coef", m.moe_aux_loss_coef}};
 }
 
+CommandLine command_line() {
+  CommandLine command("dump_model", "Dumps a model, a batch and what the C++ model computes for torch_reference.py.");
+  command.required<std::string>("shape", "FILE", "training shape (configs/shapes/*.ini)")
+      .required<std::string>("out", "DIR", "dump directory")
+      .option<int64_t>("rows", "R", "rows of the batch", "2")
+      .option<int64_t>("seq", "T", "tokens per row", "16")
+      .shape_overrides();
+  return command;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shape_path, out_dir;
-  int64_t rows = 2, seq = 16;
-  std::vector<std::string> overrides;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--shape" && i + 1 < argc) shape_path = argv[++i];
-    else if (arg == "--out" && i + 1 < argc) out_dir = argv[++i];
-    else if (arg == "--rows" && i + 1 < argc) rows = std::stoll(argv[++i]);
-    else if (arg == "--seq" && i + 1 < argc) seq = std::stoll(argv[++i]);
-    else overrides.push_back(arg);
-  }
-  if (shape_path.empty() || out_dir.empty()) {
-    std::fprintf(stderr, "usage: dump_model --shape FILE --out DIR [--rows R] [--seq T] [--section.key=value ...]\n");
+  const CommandLine command = command_line();
+  ParsedArgs args;
+  try {
+    args = command.parse(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "dump_model: usage error: %s (see `dump_model --help`)\n", e.what());
     return 2;
   }
+  if (args.help()) {
+    std::fputs(command.help().c_str(), stdout);
+    return 0;
+  }
+  const std::string out_dir = args.get<std::string>("out");
+  const int64_t rows = args.get<int64_t>("rows"), seq = args.get<int64_t>("seq");
   try {
-    const Shape shape = load_shape(shape_path, overrides);
+    const Shape shape = load_shape(args.get<std::string>("shape"), args.overrides());
     Transformer model(shape.model);
     model.initialize(shape.train.seed);
     const int64_t n = rows * seq, vocab = shape.model.vocab_size;

@@ -10,39 +10,12 @@
 namespace flywheel::ckpt_tool {
 namespace fs = std::filesystem;
 
-cxxopts::Options make_options(const std::string& name, const std::string& synopsis, const std::string& description) {
-  cxxopts::Options options("flywheel-ckpt " + name, description + "\n");
-  options.custom_help(synopsis);
-  options.positional_help("");
-  options.add_options()("h,help", "show this help and exit");
-  options.add_options()("args", "positional arguments", cxxopts::value<std::vector<std::string>>());
-  options.parse_positional({"args"});
-  return options;
+CommandLine subcommand(const std::string& name, const std::string& summary) {
+  return CommandLine("flywheel-ckpt " + name, summary);
 }
 
-cxxopts::ParseResult parse_options(cxxopts::Options& options, int argc, char** argv) {
-  try {
-    return options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    usage_error(e.what());
-  }
-}
-
-std::vector<std::string> positionals(const cxxopts::ParseResult& result, size_t count, const std::string& what) {
-  std::vector<std::string> args;
-  if (result.count("args")) args = result["args"].as<std::vector<std::string>>();
-  if (args.size() < count) usage_error("missing ", what);
-  if (args.size() > count) {
-    std::string extra;
-    for (size_t i = count; i < args.size(); ++i) extra += (extra.empty() ? "'" : ", '") + args[i] + "'";
-    usage_error("unexpected argument(s) ", extra, " (expected ", what, ")");
-  }
-  return args;
-}
-
-int print_help(const cxxopts::Options& options, const std::string& notes) {
-  std::cout << options.help({""});
-  if (!notes.empty()) std::cout << "\n" << notes << (notes.back() == '\n' ? "" : "\n");
+int print_help(const CommandLine& command) {
+  std::cout << command.help();
   return kExitOk;
 }
 
@@ -81,14 +54,14 @@ StepReader open_verified_step(const std::string& run_dir, int64_t step, const st
   return StepReader(std::move(check));
 }
 
-void add_step_option(cxxopts::Options& options, const std::string& what) {
-  options.add_options()("step", "step to " + what + " (default: the one `latest` names, else the newest)",
-                        cxxopts::value<std::string>(), "N");
+void add_step_option(CommandLine& command, const std::string& what) {
+  command.option<std::string>("step", "N", "step to " + what + " (default: the one `latest` names, else the newest)");
 }
 
-std::optional<int64_t> step_option(const cxxopts::ParseResult& result) {
-  if (!result.count("step")) return std::nullopt;
-  const std::string text = result["step"].as<std::string>();
+std::optional<int64_t> step_option(const ParsedArgs& args) {
+  const std::optional<std::string> given = args.find<std::string>("step");
+  if (!given) return std::nullopt;
+  const std::string& text = *given;
   if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
     usage_error("--step '", text, "' is not a step number (an integer >= 0)");
   return std::stoll(text);
@@ -183,12 +156,10 @@ void print_table(std::ostream& out, const std::vector<std::string>& header,
   for (const auto& row : rows) print_row(row);
 }
 
-void add_progress_option(cxxopts::Options& options) {
-  options.add_options()("no-progress", "no progress output on stderr");
-}
+void add_progress_option(CommandLine& command) { command.flag("no-progress", "no progress output on stderr"); }
 
-ProgressStyle progress_style(const cxxopts::ParseResult& result) {
-  return result.count("no-progress") ? ProgressStyle::kOff : ProgressStyle::kAuto;
+ProgressStyle progress_style(const ParsedArgs& args) {
+  return args.flag("no-progress") ? ProgressStyle::kOff : ProgressStyle::kAuto;
 }
 
 }  // namespace flywheel::ckpt_tool

@@ -1,41 +1,30 @@
-// Shared pieces of flywheel-ckpt's subcommands: argument parsing with usage errors, choosing a
-// committed step, formatting (sizes, meshes, tables) and progress settings.
+// Shared pieces of flywheel-ckpt's subcommands: their command lines (launch/command_line.h), choosing
+// a committed step, formatting (sizes, meshes, tables) and progress settings.
 //
 // Exit codes (every subcommand): 0 ok, 1 error or failed check, 2 usage error.
 #pragma once
 
 #include <cstdint>
-#include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "ckpt/offline.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "launch/command_line.h"
 
 namespace flywheel::ckpt_tool {
 
 inline constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2;
-
-// Bad command line: main prints it with a pointer to --help and exits 2.
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 // A tool-level error without the library's "src/file.cpp:123:" prefix (the message names the
 // file / step / tensor the user gave, which is what they can act on).
 template <typename... Args>
 [[noreturn]] void fail(const Args&... args) {
   throw Error(detail::concat(args...));
-}
-template <typename... Args>
-[[noreturn]] void usage_error(const Args&... args) {
-  throw UsageError(detail::concat(args...));
 }
 
 // Every subcommand: (args after the command name). Returns the exit code.
@@ -46,21 +35,18 @@ int reshard_command(int argc, char** argv);
 int export_command(int argc, char** argv);
 int ledger_command(int argc, char** argv);
 
-// cxxopts for subcommand `name`: adds -h/--help and a hidden positional list "args".
-cxxopts::Options make_options(const std::string& name, const std::string& synopsis, const std::string& description);
-// Parses; cxxopts errors become UsageError. `positionals` is the exact count expected
-// (`what` names them for the message, e.g. "RUN_DIR").
-cxxopts::ParseResult parse_options(cxxopts::Options& options, int argc, char** argv);
-std::vector<std::string> positionals(const cxxopts::ParseResult& result, size_t count, const std::string& what);
-// Prints options.help() plus `notes`; returns kExitOk.
-int print_help(const cxxopts::Options& options, const std::string& notes);
+// The command line of subcommand `name` ("flywheel-ckpt <name>"). Its UsageErrors: main prints them
+// with a pointer to --help and exits 2.
+CommandLine subcommand(const std::string& name, const std::string& summary);
+// Prints the command's --help; returns kExitOk.
+int print_help(const CommandLine& command);
 
 // The step a command works on: `requested`, else the step `latest` names, else the newest committed.
 // Errors name the run directory and list the committed steps.
 int64_t choose_step(const std::string& run_dir, std::optional<int64_t> requested);
-// --step N: `what` completes "step to <what>"; parsed as text so a bad value gets a message naming --step.
-void add_step_option(cxxopts::Options& options, const std::string& what);
-std::optional<int64_t> step_option(const cxxopts::ParseResult& result);
+// --step N: `what` completes "step to <what>"; read as text so a bad value gets a step's message.
+void add_step_option(CommandLine& command, const std::string& what);
+std::optional<int64_t> step_option(const ParsedArgs& args);
 // "RUN[:STEP]": a trailing ":<digits>" is the step (a path may contain ':' elsewhere; an existing
 // directory named "x:12" whose prefix "x" is not a directory is taken as a path).
 struct RunStep {
@@ -88,7 +74,7 @@ void print_table(std::ostream& out, const std::vector<std::string>& header,
                  const std::string& indent = "  ");
 
 // --no-progress → off; otherwise a bar on a TTY, a line per ~10% elsewhere.
-void add_progress_option(cxxopts::Options& options);
-ProgressStyle progress_style(const cxxopts::ParseResult& result);
+void add_progress_option(CommandLine& command);
+ProgressStyle progress_style(const ParsedArgs& args);
 
 }  // namespace flywheel::ckpt_tool

@@ -107,30 +107,29 @@ void print_report(const DiffReport& r) {
 }  // namespace
 
 int diff_command(int argc, char** argv) {
-  cxxopts::Options options = make_options(
-      "diff", "RUN_A[:STEP] RUN_B[:STEP] [--moments] [--fail-above X] [--no-progress]",
+  CommandLine command = subcommand(
+      "diff",
       "Compares two checkpoint steps tensor by tensor: max |a-b| and max |a-b|/max(|a|,|b|) per tensor,\n"
       "tensors only in one side listed. Without :STEP a side uses the step its `latest` names.");
-  options.add_options()("moments", "also compare the AdamW moments (adam_m, adam_v)")(
-      "fail-above", "exit 1 when any tensor's max abs difference exceeds X (or shapes differ)",
-      cxxopts::value<double>(), "X");
-  add_progress_option(options);
-  const cxxopts::ParseResult args = parse_options(options, argc, argv);
-  if (args.count("help"))
-    return print_help(options,
-                      "Both steps are verified (checksums) first. Exit code 0 whatever the differences, unless\n"
-                      "--fail-above is given and exceeded. Tensors only in one side never fail the diff.\n"
-                      "Example: flywheel-ckpt diff runs/a:100 runs/a:200 --fail-above 1e-3");
-  const std::vector<std::string> sides = positionals(args, 2, "RUN_A[:STEP] RUN_B[:STEP]");
-  std::optional<double> limit;
-  if (args.count("fail-above")) limit = args["fail-above"].as<double>();
+  command.positional("RUN_A[:STEP]", "side A: a run directory, optionally with a step")
+      .positional("RUN_B[:STEP]", "side B")
+      .flag("moments", "also compare the AdamW moments (adam_m, adam_v)")
+      .option<double>("fail-above", "X", "exit 1 when any tensor's max abs difference exceeds X (or shapes differ)");
+  add_progress_option(command);
+  command.notes("Both steps are verified (checksums) first. Exit code 0 whatever the differences, unless\n"
+                "--fail-above is given and exceeded. Tensors only in one side never fail the diff.\n"
+                "Example: flywheel-ckpt diff runs/a:100 runs/a:200 --fail-above 1e-3");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) return print_help(command);
+  const std::vector<std::string>& sides = args.positionals();
+  const std::optional<double> limit = args.find<double>("fail-above");
   if (limit && !(*limit >= 0)) usage_error("--fail-above ", *limit, ": must be a number >= 0");
   const ProgressStyle style = progress_style(args);
   StepReader a = open_side(parse_run_step(sides[0]), "A", style);
   StepReader b = open_side(parse_run_step(sides[1]), "B", style);
 
   std::vector<std::string> groups = {"weight"};
-  if (args.count("moments")) groups = {"weight", "adam_m", "adam_v"};
+  if (args.flag("moments")) groups = {"weight", "adam_m", "adam_v"};
   DiffReport report;
   {
     ProgressMeter meter("diff: comparing", shared_bytes(a, b, groups), style);

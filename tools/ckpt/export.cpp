@@ -110,25 +110,23 @@ uint64_t write_safetensors(const std::string& path, StepReader& reader, const nl
 }  // namespace
 
 int export_command(int argc, char** argv) {
-  cxxopts::Options options = make_options(
-      "export", "RUN_DIR --format safetensors --out FILE [--step N] [--no-progress]",
+  CommandLine command = subcommand(
+      "export",
       "Writes the weights of one committed step (verified first) as a Hugging Face safetensors file:\n"
       "F32 tensors under their Hugging Face names, in sorted-name order. Moments are not exported.");
-  options.add_options()("format", "output format (allowed: safetensors)", cxxopts::value<std::string>(), "FMT")(
-      "out", "file to write (replaced if it exists)", cxxopts::value<std::string>(), "FILE");
-  add_step_option(options, "export");
-  add_progress_option(options);
-  const cxxopts::ParseResult args = parse_options(options, argc, argv);
-  if (args.count("help"))
-    return print_help(options,
-                      "Tied embeddings: no lm_head.weight entry (noted in __metadata__.tie_word_embeddings).\n"
-                      "Read it with safetensors.torch.load_file(FILE), or parse the 8-byte header length + JSON.");
-  const std::string run_dir = positionals(args, 1, "RUN_DIR")[0];
-  if (!args.count("format")) usage_error("missing --format (allowed: safetensors)");
-  if (args["format"].as<std::string>() != "safetensors")
-    usage_error("--format ", args["format"].as<std::string>(), " is not supported (allowed: safetensors)");
-  if (!args.count("out")) usage_error("missing --out FILE");
-  const std::string out = args["out"].as<std::string>();
+  command.positional("RUN_DIR", "the run directory")
+      .required<std::string>("format", "FMT", "output format (allowed: safetensors)", "safetensors")
+      .required<std::string>("out", "FILE", "file to write (replaced if it exists)");
+  add_step_option(command, "export");
+  add_progress_option(command);
+  command.notes("Tied embeddings: no lm_head.weight entry (noted in __metadata__.tie_word_embeddings).\n"
+                "Read it with safetensors.torch.load_file(FILE), or parse the 8-byte header length + JSON.");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) return print_help(command);
+  const std::string run_dir = args.positionals()[0];
+  const std::string format = args.get<std::string>("format");
+  if (format != "safetensors") usage_error("--format ", format, " is not supported (allowed: safetensors)");
+  const std::string out = args.get<std::string>("out");
   const ProgressStyle style = progress_style(args);
 
   const int64_t step = choose_step(run_dir, step_option(args));

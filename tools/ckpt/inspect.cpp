@@ -166,18 +166,19 @@ void print_text(const Inspection& in) {
 }  // namespace
 
 int inspect_command(int argc, char** argv) {
-  cxxopts::Options options = make_options(
-      "inspect", "RUN_DIR [--step N] [--json]",
+  CommandLine command = subcommand(
+      "inspect",
       "Shows the committed steps of a run directory (and stale *.partial directories), then one step:\n"
       "mesh, world size, format version, shape, and every tensor with its global shape and size.");
-  add_step_option(options, "show");
-  options.add_options()("json", "machine-readable output (one JSON object)");
-  const cxxopts::ParseResult args = parse_options(options, argc, argv);
-  if (args.count("help"))
-    return print_help(options, "Reads metadata only; run `flywheel-ckpt verify` to check the checksums.");
-  const std::string run_dir = positionals(args, 1, "RUN_DIR")[0];
+  command.positional("RUN_DIR", "the run directory");
+  add_step_option(command, "show");
+  command.flag("json", "machine-readable output (one JSON object)");
+  command.notes("Reads metadata only; run `flywheel-ckpt verify` to check the checksums.");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) return print_help(command);
+  const std::string run_dir = args.positionals()[0];
   const Inspection in = inspect(run_dir, step_option(args));
-  if (args.count("json"))
+  if (args.flag("json"))
     std::cout << to_json(in).dump(2) << "\n";
   else
     print_text(in);

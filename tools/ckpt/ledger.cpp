@@ -139,20 +139,19 @@ void print_summary(const std::vector<LedgerEvent>& events) {
 }  // namespace
 
 int ledger_command(int argc, char** argv) {
-  cxxopts::Options options =
-      make_options("ledger", "RUN_DIR [--tail N]",
-                   "Shows the hot-load ledger RUN_DIR/ledger.jsonl (one JSON object per line, written by the\n"
-                   "serving group): every event in order, then a summary per step.");
-  options.add_options()("tail", "show only the last N events (the summary covers all)", cxxopts::value<int64_t>(),
-                        "N");
-  const cxxopts::ParseResult args = parse_options(options, argc, argv);
-  if (args.count("help"))
-    return print_help(options,
-                      "Each line needs \"event\" (string) and \"step\" (integer >= 0); optional: \"replica\",\n"
-                      "\"ms\", \"bytes\", \"reason\", \"time\"; other fields are ignored. A malformed line is an\n"
-                      "error naming its line number (exit 1). No ledger yet: says so, exit 0.");
-  const std::string run_dir = positionals(args, 1, "RUN_DIR")[0];
-  const int64_t tail = args.count("tail") ? args["tail"].as<int64_t>() : 0;
+  CommandLine command = subcommand(
+      "ledger",
+      "Shows the hot-load ledger RUN_DIR/ledger.jsonl (one JSON object per line, written by the\n"
+      "serving group): every event in order, then a summary per step.");
+  command.positional("RUN_DIR", "the run directory")
+      .option<int64_t>("tail", "N", "show only the last N events (the summary covers all); 0: all", "0")
+      .notes("Each line needs \"event\" (string) and \"step\" (integer >= 0); optional: \"replica\",\n"
+             "\"ms\", \"bytes\", \"reason\", \"time\"; other fields are ignored. A malformed line is an\n"
+             "error naming its line number (exit 1). No ledger yet: says so, exit 0.");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) return print_help(command);
+  const std::string run_dir = args.positionals()[0];
+  const int64_t tail = args.get<int64_t>("tail");
   if (tail < 0) usage_error("--tail ", tail, ": must be >= 0");
   std::error_code ec;
   if (!std::filesystem::is_directory(run_dir, ec)) fail("run directory ", run_dir, " does not exist");

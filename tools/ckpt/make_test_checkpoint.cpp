@@ -30,6 +30,7 @@
 #include "comm/comm.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "launch/command_line.h"
 #include "launch/shape.h"
 #include "model/transformer.h"
 #include "shape_text.h"
@@ -39,8 +40,8 @@ namespace {
 
 struct Args {
   std::string shape, out, load;
-  std::vector<int64_t> steps = {10};
-  uint64_t seed = 7;
+  std::vector<int64_t> steps;
+  uint64_t seed = 0;
   bool verbatim_shape = false;  // record the file without the overrides, as `flywheel train` did
   std::vector<std::string> overrides;
 };
@@ -59,26 +60,30 @@ std::vector<int64_t> parse_steps(const std::string& text) {
   return steps;
 }
 
-Args parse_args(int argc, char** argv) {
+CommandLine command_line() {
+  CommandLine command("make_test_checkpoint",
+                      "Writes committed checkpoints of a small model for tests/cli/ckpt_tool.sh, or with --load\n"
+                      "loads the newest step of RUN_DIR and prints a hash of its weights and moments.");
+  command.required<std::string>("shape", "FILE", "training shape (configs/shapes/*.ini)")
+      .option<std::string>("out", "RUN_DIR", "run directory to write the steps to")
+      .option<std::string>("load", "RUN_DIR", "run directory to load instead (exactly one of --out, --load)")
+      .option<std::string>("steps", "LIST", "steps to write, comma-separated", "10")
+      .option<uint64_t>("seed", "N", "weights and noise seed", "7")
+      .flag("verbatim-shape", "record the shape file without the overrides, as `flywheel train` first did")
+      .shape_overrides();
+  return command;
+}
+
+Args parse_args(const ParsedArgs& parsed) {
   Args args;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      FW_CHECK(i + 1 < argc, arg, " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--shape") args.shape = value();
-    else if (arg == "--out") args.out = value();
-    else if (arg == "--load") args.load = value();
-    else if (arg == "--verbatim-shape") args.verbatim_shape = true;
-    else if (arg == "--steps") args.steps = parse_steps(value());
-    else if (arg == "--seed") args.seed = std::stoull(value());
-    else if (arg.rfind("--", 0) == 0 && arg.find('.') != std::string::npos) args.overrides.push_back(arg);
-    else FW_THROW("unknown argument '", arg, "'; usage: make_test_checkpoint --shape FILE --out RUN_DIR "
-                  "[--steps 10,20] [--seed N] [--section.key=value ...]");
-  }
-  FW_CHECK(!args.shape.empty() && (args.out.empty() != args.load.empty()),
-           "--shape FILE and one of --out RUN_DIR / --load RUN_DIR are required");
+  args.shape = parsed.get<std::string>("shape");
+  args.out = parsed.find<std::string>("out").value_or("");
+  args.load = parsed.find<std::string>("load").value_or("");
+  if (args.out.empty() == args.load.empty()) usage_error("give one of --out RUN_DIR / --load RUN_DIR");
+  args.steps = parse_steps(parsed.get<std::string>("steps"));
+  args.seed = parsed.get<uint64_t>("seed");
+  args.verbatim_shape = parsed.flag("verbatim-shape");
+  args.overrides = parsed.overrides();
   return args;
 }
 
@@ -132,7 +137,13 @@ int main(int argc, char** argv) {
   using namespace flywheel;
   configure_logging(-1, LogLevel::kWarn);
   try {
-    const Args args = parse_args(argc, argv);
+    const CommandLine command = command_line();
+    const ParsedArgs parsed = command.parse(argc, argv);
+    if (parsed.help()) {
+      std::fputs(command.help().c_str(), stdout);
+      return 0;
+    }
+    const Args args = parse_args(parsed);
     const Shape shape = load_shape(args.shape, args.overrides);
     shape.model.validate();
     if (!args.load.empty()) {

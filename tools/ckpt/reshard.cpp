@@ -126,10 +126,9 @@ void print_plan(const std::vector<RankPlan>& plans) {
 }
 
 // The source's shape text with the --set corrections written in.
-std::string corrected_shape_text(const std::string& state_path, const cxxopts::ParseResult& args) {
+std::string corrected_shape_text(const std::string& state_path, const ParsedArgs& args) {
   std::vector<std::string> corrections;
-  if (args.count("set"))
-    for (const std::string& item : args["set"].as<std::vector<std::string>>()) corrections.push_back("--" + item);
+  for (const std::string& item : args.list("set")) corrections.push_back("--" + item);
   const std::string text = read_state_file(state_path).state.shape_text;
   try {
     return apply_overrides(text, corrections);
@@ -150,33 +149,31 @@ void check_output_dir(const std::string& run_dir, const std::string& out, int64_
 }  // namespace
 
 int reshard_command(int argc, char** argv) {
-  cxxopts::Options options = make_options(
-      "reshard", "RUN_DIR --out OUT_RUN_DIR --mesh pp=2,fsdp=2,cp=1,ep=1 [--step N] [--force] [--no-progress]",
+  CommandLine command = subcommand(
+      "reshard",
       "Writes a copy of one committed step laid out for another mesh: one shard file per trainer rank\n"
       "of the target mesh, holding exactly the rows that rank holds when training (weights and AdamW\n"
       "moments). The step number, seed and extra state are kept; the mesh is updated in state.h5.");
-  options.add_options()("out", "run directory to write (created if needed)", cxxopts::value<std::string>(), "DIR")(
-      "mesh", "target mesh: pp=,fsdp=,cp=,ep=,serve= (unset: pp/fsdp/cp/ep 1, serve 0)", cxxopts::value<std::string>(),
-      "SPEC")("force", "replace the step in OUT_RUN_DIR if it is already committed there")(
-      "set", "correct the recorded shape text: section.key=value (repeatable), e.g. model.n_layers=2",
-      cxxopts::value<std::vector<std::string>>(), "KEY=VALUE");
-  add_step_option(options, "reshard");
-  add_progress_option(options);
-  const cxxopts::ParseResult args = parse_options(options, argc, argv);
-  if (args.count("help"))
-    return print_help(options,
-                      "The mesh must fit the model: pp divides n_layers, ep divides moe_experts and fsdp x cp.\n"
-                      "The target mesh is recorded in state.h5 both as the mesh JSON and in the [mesh]\n"
-                      "section of the shape text. Memory: the whole step (weights + moments) is held at once.");
-  const std::string run_dir = positionals(args, 1, "RUN_DIR")[0];
-  if (!args.count("out")) usage_error("missing --out OUT_RUN_DIR");
-  if (!args.count("mesh")) usage_error("missing --mesh (e.g. --mesh pp=2,fsdp=2,cp=1,ep=1)");
-  const std::string out = args["out"].as<std::string>();
-  const MeshConfig mesh = parse_mesh_spec(args["mesh"].as<std::string>());
+  command.positional("RUN_DIR", "the run directory to read")
+      .required<std::string>("out", "OUT_RUN_DIR", "run directory to write (created if needed)")
+      .required<std::string>("mesh", "SPEC", "target mesh: pp=,fsdp=,cp=,ep=,serve= (unset: pp/fsdp/cp/ep 1, serve 0)",
+                             "pp=2,fsdp=2,cp=1,ep=1")
+      .flag("force", "replace the step in OUT_RUN_DIR if it is already committed there")
+      .repeatable("set", "KEY=VALUE", "correct the recorded shape text: section.key=value, e.g. model.n_layers=2");
+  add_step_option(command, "reshard");
+  add_progress_option(command);
+  command.notes("The mesh must fit the model: pp divides n_layers, ep divides moe_experts and fsdp x cp.\n"
+                "The target mesh is recorded in state.h5 both as the mesh JSON and in the [mesh]\n"
+                "section of the shape text. Memory: the whole step (weights + moments) is held at once.");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) return print_help(command);
+  const std::string run_dir = args.positionals()[0];
+  const std::string out = args.get<std::string>("out");
+  const MeshConfig mesh = parse_mesh_spec(args.get<std::string>("mesh"));
   const ProgressStyle style = progress_style(args);
 
   const int64_t step = choose_step(run_dir, step_option(args));
-  check_output_dir(run_dir, out, step, args.count("force") > 0);
+  check_output_dir(run_dir, out, step, args.flag("force"));
   const std::string origin = step_dir_path(run_dir, step) + "/state.h5";
   // The mesh is checked against the model before the (long) verification pass.
   const std::string recorded = corrected_shape_text(origin, args);

@@ -41,23 +41,24 @@ bool report_step(const StepCheck& check) {
 }  // namespace
 
 int verify_command(int argc, char** argv) {
-  cxxopts::Options options = make_options(
-      "verify", "RUN_DIR [--step N | --all] [--no-progress]",
+  CommandLine command = subcommand(
+      "verify",
       "Verifies a committed step: state.h5 readable, every shard present with exactly the size and\n"
       "XXH3-64 checksum state.h5 records and its own header (rank, world size, step) matching, the\n"
       "shards together covering every tensor row exactly once, model.h5 present. Prints ok/FAILED\n"
       "per shard with the reason.");
-  add_step_option(options, "verify");
-  options.add_options()("all", "verify every committed step");
-  add_progress_option(options);
-  const cxxopts::ParseResult args = parse_options(options, argc, argv);
-  if (args.count("help"))
-    return print_help(options, "Exit code 0 when everything verified, 1 when anything failed. Never modifies RUN_DIR.");
-  const std::string run_dir = positionals(args, 1, "RUN_DIR")[0];
-  if (args.count("all") && args.count("step")) usage_error("--step and --all exclude each other");
+  command.positional("RUN_DIR", "the run directory");
+  add_step_option(command, "verify");
+  command.flag("all", "verify every committed step (excludes --step)");
+  add_progress_option(command);
+  command.notes("Exit code 0 when everything verified, 1 when anything failed. Never modifies RUN_DIR.");
+  const ParsedArgs args = command.parse(argc, argv);
+  if (args.help()) return print_help(command);
+  const std::string run_dir = args.positionals()[0];
+  if (args.flag("all") && args.has("step")) usage_error("--step and --all exclude each other");
 
   std::vector<int64_t> steps;
-  if (args.count("all")) {
+  if (args.flag("all")) {
     choose_step(run_dir, std::nullopt);  // the run-directory errors, if any
     steps = committed_steps(run_dir);
   } else {
