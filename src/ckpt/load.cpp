@@ -59,8 +59,9 @@ std::string plan_copies(const VerifiedStep& step, const std::vector<TensorSlice>
   for (const TensorSlice& s : slices) {
     if (std::string problem = slice_problem(s); !problem.empty()) return problem;
     for (SliceArray array : kSliceArrays) {
-      float* dst = slice_array_data(s, array);
-      if (!dst || slice_rows(s) == 0) continue;
+      const Tensor& rows = slice_array(s, array);
+      if (!rows.defined() || slice_rows(s) == 0) continue;
+      float* dst = rows.data<float>();
       const std::string what = detail::concat("/", slice_array_group(array), "/", s.name);
       const auto found = step.index.find({slice_array_group(array), s.name});
       if (found == step.index.end()) return detail::concat(what, " is not in checkpoint ", step.dir);

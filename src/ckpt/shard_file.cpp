@@ -84,7 +84,7 @@ std::vector<ShardPiece> shard_pieces(const std::vector<TensorSlice>& slices, int
   for (const TensorSlice& slice : slices) {
     if (slice_rows(slice) == 0) continue;
     for (SliceArray array : kSliceArrays)
-      if (slice_array_data(slice, array))
+      if (slice_array(slice, array).defined())
         pieces.push_back(
             {shard, slice_array_group(array), slice.name, slice.global_shape, slice.row_begin, slice.row_end});
   }
@@ -104,8 +104,8 @@ FileDigest write_shard_file(const std::string& path, const ShardHeader& header,
       const std::string group_name = slice_array_group(array);
       H5Handle group = h5_create_group(file.get(), group_name);
       for (const TensorSlice& slice : slices)
-        if (slice_rows(slice) > 0 && slice_array_data(slice, array))
-          extents.push_back(create_piece(group.get(), group_name, slice, slice_array_data(slice, array)));
+        if (slice_rows(slice) > 0 && slice_array(slice, array).defined())
+          extents.push_back(create_piece(group.get(), group_name, slice, slice_array(slice, array).data<float>()));
     }
     // After the close HDF5 has written every structural byte and never touches the file again, so
     // the data written next cannot be overwritten, and the bytes between extents are final.

@@ -16,16 +16,27 @@ const char* slice_array_group(SliceArray array) {
   return "?";
 }
 
-float* slice_array_data(const TensorSlice& slice, SliceArray array) {
+const Tensor& slice_array(const TensorSlice& slice, SliceArray array) {
   switch (array) {
-    case SliceArray::kWeight:
-      return slice.weight;
     case SliceArray::kAdamM:
       return slice.adam_m;
     case SliceArray::kAdamV:
       return slice.adam_v;
+    case SliceArray::kWeight:
+      break;
   }
-  return nullptr;
+  return slice.weight;
+}
+
+TensorSlice float_slice(std::string name, std::vector<int64_t> global_shape, int64_t row_begin, int64_t row_end,
+                        float* weight, float* adam_m, float* adam_v) {
+  std::vector<int64_t> local = global_shape;
+  if (!local.empty()) local[0] = row_end - row_begin;
+  TensorSlice slice{std::move(name), std::move(global_shape), row_begin, row_end, {}, {}, {}};
+  if (weight) slice.weight = Tensor::view(weight, local);
+  if (adam_m) slice.adam_m = Tensor::view(adam_m, local);
+  if (adam_v) slice.adam_v = Tensor::view(adam_v, local);
+  return slice;
 }
 
 int64_t row_elements(const std::vector<int64_t>& global_shape) {
@@ -48,8 +59,15 @@ std::string slice_problem(const TensorSlice& s) {
   if (s.row_begin < 0 || s.row_end < s.row_begin || s.row_end > s.global_shape[0])
     return detail::concat("tensor ", s.name, ": rows [", s.row_begin, ", ", s.row_end, ") are not inside [0, ",
                           s.global_shape[0], ")");
-  if (s.row_end > s.row_begin && !s.weight)
-    return detail::concat("tensor ", s.name, ": rows [", s.row_begin, ", ", s.row_end, ") but weight is null");
+  if (s.row_end > s.row_begin && !s.weight.defined())
+    return detail::concat("tensor ", s.name, ": rows [", s.row_begin, ", ", s.row_end, ") but no weight");
+  for (SliceArray array : kSliceArrays) {
+    const Tensor& t = slice_array(s, array);
+    if (!t.defined()) continue;
+    if (t.dtype() != DType::kF32)
+      return detail::concat("tensor ", s.name, ": ", slice_array_group(array), " is ", dtype_name(t.dtype()),
+                            "; checkpoint shards hold f32");
+  }
   return {};
 }
 

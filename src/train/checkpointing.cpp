@@ -15,8 +15,8 @@ std::vector<TensorSlice> trainer_slices(Trainer& trainer) {
   std::vector<TensorSlice> slices;
   for (const ShardSlice& s : shards.slices()) {
     const ParamInfo& info = params.info(s.param);
-    slices.push_back({info.name, info.shape, s.row_begin, s.row_end, shards.values().data() + s.local_offset,
-                      shards.adam_m().data() + s.local_offset, shards.adam_v().data() + s.local_offset});
+    slices.push_back(float_slice(info.name, info.shape, s.row_begin, s.row_end, shards.values().data() + s.local_offset,
+                                 shards.adam_m().data() + s.local_offset, shards.adam_v().data() + s.local_offset));
   }
   return slices;
 }
@@ -32,15 +32,9 @@ std::vector<TensorSlice> whole_tensor_slices(ParameterSet& params, float* adam_m
   slices.reserve(params.list().size());
   for (size_t id = 0; id < params.list().size(); ++id) {
     const ParamInfo& info = params.info(static_cast<int>(id));
-    TensorSlice slice;
-    slice.name = info.name;
-    slice.global_shape = info.shape;
-    slice.row_begin = 0;
-    slice.row_end = info.shape.empty() ? 1 : info.shape[0];
-    slice.weight = params.value(static_cast<int>(id));
-    slice.adam_m = adam_m ? adam_m + info.offset : nullptr;
-    slice.adam_v = adam_v ? adam_v + info.offset : nullptr;
-    slices.push_back(std::move(slice));
+    slices.push_back(float_slice(info.name, info.shape, 0, info.shape.empty() ? 1 : info.shape[0],
+                                 params.value(static_cast<int>(id)), adam_m ? adam_m + info.offset : nullptr,
+                                 adam_v ? adam_v + info.offset : nullptr));
   }
   return slices;
 }

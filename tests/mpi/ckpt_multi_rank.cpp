@@ -64,7 +64,7 @@ struct Holding {
       const int64_t n = s.shape[0], b = split.begin(n, c, p), e = split.begin(n, c + 1, p);
       const size_t count = static_cast<size_t>((e - b) * row_size(s));
       w.emplace_back(count), m.emplace_back(count), v.emplace_back(count);
-      slices.push_back({s.name, s.shape, b, e, w.back().data(), m.back().data(), v.back().data()});
+      slices.push_back(float_slice(s.name, s.shape, b, e, w.back().data(), m.back().data(), v.back().data()));
     }
   }
   void fill(int64_t step) {

@@ -69,7 +69,7 @@ std::vector<Tensor> fake_tensors(uint32_t seed) {
 // Rows [begin, end) of each tensor, pointing into `t` (or into zeroed `storage` when given).
 TensorSlice slice_of(Tensor& t, int64_t begin, int64_t end) {
   const int64_t at = begin * t.row_size();
-  return {t.name, t.shape, begin, end, t.w.data() + at, t.m.data() + at, t.v.data() + at};
+  return float_slice(t.name, t.shape, begin, end, t.w.data() + at, t.m.data() + at, t.v.data() + at);
 }
 
 std::vector<TensorSlice> whole(std::vector<Tensor>& tensors) {
@@ -152,7 +152,7 @@ TEST(Checkpoint, ShardHoldsSlicesWithGlobalShapeAndOffset) {
   std::vector<Tensor> tensors = fake_tensors(20);
   std::vector<TensorSlice> slices = whole(tensors);
   slices.push_back(slice_of(tensors[0], 4, 4));  // zero rows: writes nothing, is no duplicate
-  slices.back().adam_m = nullptr;
+  slices.back().adam_m = {};
   save_checkpoint(*comm, dir.str(), state_at(1), slices, 0);
 
   const std::string shard = (dir.path / "step-00000001" / "shard-00000.h5").string();

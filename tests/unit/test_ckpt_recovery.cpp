@@ -31,7 +31,7 @@ struct StepTensor {
       v[i] = w[i] + 2000.0f;
     }
   }
-  std::vector<TensorSlice> slices() { return {{"model.norm.weight", {8, 3}, 0, 8, w.data(), m.data(), v.data()}}; }
+  std::vector<TensorSlice> slices() { return {float_slice("model.norm.weight", {8, 3}, 0, 8, w.data(), m.data(), v.data())}; }
   bool operator==(const StepTensor& o) const { return w == o.w && m == o.m && v == o.v; }
 };
 

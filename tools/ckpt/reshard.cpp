@@ -73,7 +73,7 @@ std::vector<std::vector<TensorSlice>> cut_slices(const std::vector<RankPlan>& pl
       auto& arrays = whole.at(t.name);
       const int64_t offset = t.row_begin * row_elements(t.shape);
       auto at = [&](size_t g) { return arrays[g].empty() ? nullptr : arrays[g].data() + offset; };
-      slices.push_back({t.name, t.shape, t.row_begin, t.row_end, at(0), at(1), at(2)});
+      slices.push_back(float_slice(t.name, t.shape, t.row_begin, t.row_end, at(0), at(1), at(2)));
     }
   }
   return per_rank;
@@ -101,7 +101,7 @@ void write_resharded(const std::string& out, const CheckpointState& state,
   for (const std::vector<TensorSlice>& slices : per_rank)
     for (const TensorSlice& s : slices)
       for (SliceArray array : kSliceArrays)
-        if (slice_array_data(s, array)) total += 4 * static_cast<uint64_t>(slice_rows(s) * row_elements(s.global_shape));
+        if (slice_array(s, array).defined()) total += 4 * static_cast<uint64_t>(slice_rows(s) * row_elements(s.global_shape));
   ProgressMeter meter("reshard: writing", total, style);
   save_checkpoint_offline(out, state, per_rank, /*keep_last=*/0, [&](int, uint64_t bytes) { meter.add(bytes); });
   meter.finish();
