@@ -89,7 +89,7 @@ std::vector<uint8_t> serve_bytes(const float* w, int64_t n, ServeDtype dtype) {
   if (dtype == ServeDtype::kFp32)
     std::memcpy(out.data(), w, out.size());
   else
-    fp32_to_bf16_bits(w, reinterpret_cast<uint16_t*>(out.data()), n);
+    fp32_to_bf16(w, reinterpret_cast<BFloat16*>(out.data()), n);
   return out;
 }
 

@@ -1,6 +1,5 @@
-// bfloat16 helpers for the "fast" serving dtype. bf16 is the upper 16 bits of an IEEE fp32
-// (sign, 8 exponent bits, 7 mantissa bits), so a bf16 value held in fp32 storage has its low 16
-// bits zero and converting back is a shift. Rounding from fp32 is round-to-nearest-even on the 16
+// bfloat16: the "fast" serving dtype, stored in 2 bytes (BFloat16). bf16 is the upper 16 bits of an
+// IEEE fp32 (sign, 8 exponent bits, 7 mantissa bits), so widening it to fp32 is an exact shift. Rounding from fp32 is round-to-nearest-even on the 16
 // dropped bits; NaN stays NaN (a quiet-NaN bit is forced because truncating a NaN whose payload
 // sits only in the low 16 bits would turn it into an infinity); +-Inf stay +-Inf, and finite
 // values beyond the bf16 range round to +-Inf as IEEE rounding says.
@@ -33,7 +32,7 @@ inline float fp32_from_bits(uint32_t bits) {
 }
 
 // fp32 -> bf16 bit pattern, round-to-nearest-even. Branch-free apart from the NaN select so the
-// array loops below vectorise: adding 0x7fff plus the lowest kept bit carries into bit 16 exactly
+// conversion loops vectorise: adding 0x7fff plus the lowest kept bit carries into bit 16 exactly
 // when the dropped half is > 0x8000, or == 0x8000 with an odd kept part (ties to even).
 inline uint16_t bf16_bits_from_fp32(float value) {
   const uint32_t bits = fp32_bits(value);
@@ -46,19 +45,6 @@ inline float fp32_from_bf16_bits(uint16_t bits) { return fp32_from_bits(static_c
 
 // The fp32 value a bf16 replica computes with: round_to_bf16(x) == fp32_from_bf16_bits(bf16(x)).
 inline float round_to_bf16(float value) { return fp32_from_bf16_bits(bf16_bits_from_fp32(value)); }
-
-inline void fp32_to_bf16_bits(const float* src, uint16_t* dst, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) dst[i] = bf16_bits_from_fp32(src[i]);
-}
-
-// Upper halves of fp32 words that already hold bf16 values (no rounding: a replica's storage).
-inline void bf16_bits_of_stored(const float* src, uint16_t* dst, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<uint16_t>(fp32_bits(src[i]) >> 16);
-}
-
-inline void bf16_bits_to_fp32(const uint16_t* src, float* dst, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) dst[i] = fp32_from_bf16_bits(src[i]);
-}
 
 inline float to_fp32(BFloat16 value) { return fp32_from_bf16_bits(value.bits); }
 inline BFloat16 to_bf16(float value) { return {bf16_bits_from_fp32(value)}; }

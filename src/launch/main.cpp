@@ -28,6 +28,7 @@
 #include "parallel/mesh.h"
 #include "rl/run_flywheel.h"
 #include "train/run_preference.h"
+#include "train/run_training.h"
 #include "train/trainer.h"
 
 namespace flywheel {

@@ -208,12 +208,4 @@ void linear_forward_invariant(const float* x, const BFloat16* weight, float* y, 
   invariant_linear(x, weight, y, n, in, out);
 }
 
-void linear_forward_select(bool invariant, const float* x, const float* weight, float* y, int64_t n, int64_t in,
-                           int64_t out) {
-  if (invariant)
-    linear_forward_invariant(x, weight, y, n, in, out);
-  else
-    linear_forward<float>(x, weight, y, n, in, out);
-}
-
 }  // namespace flywheel::ops

@@ -30,8 +30,5 @@ void linear_forward_invariant(const float* x, const float* weight, float* y, int
 // call on the widened values, so a bf16 replica needs no fp32 copy of its weights.
 void linear_forward_invariant(const float* x, const BFloat16* weight, float* y, int64_t n, int64_t in, int64_t out);
 
-// y = x W^T by the invariant kernel when `invariant`, else by OpenBLAS (ops::linear_forward).
-void linear_forward_select(bool invariant, const float* x, const float* weight, float* y, int64_t n, int64_t in,
-                           int64_t out);
 
 }  // namespace flywheel::ops

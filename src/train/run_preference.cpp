@@ -6,23 +6,19 @@
 // Step s takes the pairs at global indices [s P, (s + 1) P), P = global batch / 2, through a fresh
 // permutation per epoch (as the SFT sampler does): rows 2k, 2k + 1 are pair k's chosen and rejected
 // sides, so the fsdp split of a micro-batch (an even number of rows per rank) keeps pairs together.
-#include <chrono>
+#include <cstdio>
 #include <filesystem>
-
-#include <nlohmann/json.hpp>
+#include <memory>
 
 #include "core/error.h"
-#include "core/fault_point.h"
-#include "core/log.h"
-#include "core/signals.h"
-#include "train/loss.h"
 #include "data/preference_data.h"
-#include "train/preference_rows.h"
+#include "data/sampler.h"
 #include "train/checkpointing.h"
-#include "train/metrics_log.h"
+#include "train/loss.h"
+#include "train/preference_rows.h"
+#include "train/run_loop.h"
 #include "train/run_preference.h"
 #include "train/run_support.h"
-#include "data/sampler.h"
 
 namespace flywheel {
 namespace {
@@ -69,13 +65,61 @@ DpoStep dpo_step(Trainer& trainer, const TrainSpec& spec, const Loss& dpo, const
   return out;
 }
 
-nlohmann::json dpo_json(const DpoStep& s, double elapsed) {
-  nlohmann::json j = {{"step", s.step.step + 1}, {"phase", "dpo"},          {"loss", s.step.loss},
-                      {"lr", s.step.lr},         {"grad_norm", s.step.grad_norm}, {"step_seconds", s.step.seconds},
-                      {"elapsed_seconds", elapsed}};
-  for (const auto& [name, value] : s.loss.metrics) j[name] = value;
-  return j;
+StepReport dpo_report(const DpoStep& s) {
+  StepReport r;
+  r.record = {{"step", s.step.step + 1},
+              {"phase", "dpo"},
+              {"loss", s.step.loss},
+              {"lr", s.step.lr},
+              {"grad_norm", s.step.grad_norm},
+              {"step_seconds", s.step.seconds}};
+  for (const auto& [name, value] : s.loss.metrics) r.record[name] = value;
+  r.seconds = s.step.seconds;
+  r.phase = "dpo";
+  const auto metric = [&](const char* name) { return s.loss.metrics.count(name) ? s.loss.metrics.at(name) : 0.0; };
+  char fields[160];
+  std::snprintf(fields, sizeof(fields), "loss %.4f | accuracy %.3f | margin %.4f | lr %.2e | gnorm %.3f", s.step.loss,
+                metric("accuracy"), metric("reward_margin"), s.step.lr, s.step.grad_norm);
+  r.fields = fields;
+  return r;
 }
+
+// DPO's steps in the run loop. The frozen reference is saved once under <run>/reference/ (an
+// ordinary checkpoint, so it reloads onto any mesh) and restored before the run resumes.
+class DpoSteps final : public RunSteps {
+ public:
+  DpoSteps(Trainer& trainer, std::vector<PreferencePair> pairs, const std::string& data_path, const DpoConfig& config)
+      : trainer_(trainer), pairs_(std::move(pairs)), data_path_(data_path), beta_(config.beta) {
+    LossConfig losses;
+    losses.dpo = config;
+    loss_ = make_loss("dpo", losses);
+  }
+  std::string describe() const override {
+    const std::string& init = trainer_.spec().train.init_from;
+    return detail::concat("DPO (beta ", beta_, ") on ", pairs_.size(), " pairs from ", data_path_, ", reference: ",
+                          init.empty() ? "the seed's initial weights" : init);
+  }
+  void restore_state(const std::filesystem::path& dir) override {
+    const std::filesystem::path reference = dir / "reference";
+    if (std::filesystem::exists(reference) && resume_training(trainer_, reference.string())) trainer_.freeze_reference();
+  }
+  void fresh_start() override { trainer_.freeze_reference(); }
+  void run_dir_ready(const std::filesystem::path& dir, std::optional<int64_t> resumed) override {
+    // Once: a relaunch that found the reference loaded it in restore_state.
+    if (!resumed && !std::filesystem::exists(dir / "reference" / "latest"))
+      save_training_checkpoint(trainer_, (dir / "reference").string(), 0);
+  }
+  StepReport step(int64_t step) override {
+    return dpo_report(dpo_step(trainer_, trainer_.spec(), *loss_, pairs_, step));
+  }
+
+ private:
+  Trainer& trainer_;
+  std::vector<PreferencePair> pairs_;
+  std::string data_path_;
+  double beta_;
+  std::unique_ptr<Loss> loss_;
+};
 
 }  // namespace
 
@@ -90,60 +134,12 @@ void check_preference_spec(const TrainSpec& spec, const DpoConfig& dpo) {
 
 int run_preference_training(const TrainSpec& spec, const std::string& data_path, const DpoConfig& dpo_config,
                             Mesh& mesh) {
-  const std::vector<PreferencePair> pairs = read_preference_jsonl(data_path, spec.train.seq_len);
+  std::vector<PreferencePair> pairs = read_preference_jsonl(data_path, spec.train.seq_len);
   Trainer trainer(spec, mesh);
-  Comm& comm = mesh.trainers();
-  const std::filesystem::path dir = std::filesystem::path(spec.train.out_dir) / agree_on_run_name(spec, comm);
-  const std::filesystem::path reference = dir / "reference";
-  std::optional<int64_t> resumed;
-  if (spec.train.resume == "auto" && std::filesystem::exists(reference)) {
-    if (resume_training(trainer, reference.string())) trainer.freeze_reference();
-    resumed = resume_training(trainer, dir.string());
-  }
-  if (!resumed) {
-    if (!spec.train.init_from.empty()) initialize_from(trainer, spec.train.init_from);
-    trainer.freeze_reference();
-  }
-  std::unique_ptr<MetricsLog> metrics;
-  if (comm.rank() == 0) {
-    prepare_run_dir(spec, dir, resumed);
-    metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
-  }
-  comm.control().barrier();
-  // The reference, for resumes (once: a relaunch that found it loaded it above).
-  if (!resumed && !std::filesystem::exists(reference / "latest"))
-    save_training_checkpoint(trainer, reference.string(), 0);
-  LossConfig config;
-  config.dpo = dpo_config;
-  const auto dpo = make_loss("dpo", config);
-  log_info("run ", dir.string(), ": DPO (beta ", dpo_config.beta, ") on ", pairs.size(), " pairs from ", data_path,
-           ", ", spec.train.steps, " steps x ", spec.train.global_batch() / 2, " pairs, reference: ",
-           spec.train.init_from.empty() ? "the seed's initial weights" : spec.train.init_from);
-
-  const auto start = std::chrono::steady_clock::now();
-  int64_t last_saved = resumed.value_or(-1);
-  for (int64_t step = resumed.value_or(0); step < spec.train.steps; ++step) {
-    fault_point("train.step", comm.rank(), step);
-    if (agree_on_preemption(comm)) {
-      log_warn("preemption: checkpointing step ", step, " and exiting for requeue (exit ", kExitPreempted, ")");
-      return last_saved == step || try_checkpoint(trainer, dir, step) ? kExitPreempted : kExitCheckpointFailed;
-    }
-    const DpoStep s = dpo_step(trainer, spec, *dpo, pairs, step);
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (comm.rank() == 0) metrics->append(dpo_json(s, elapsed));
-    const bool last = step + 1 == spec.train.steps;
-    if ((step + 1) % spec.train.log_every == 0 || last)
-      log_info("step ", step + 1, "/", spec.train.steps, " dpo | loss ", s.step.loss, " | accuracy ",
-               s.loss.metrics.count("accuracy") ? s.loss.metrics.at("accuracy") : 0.0, " | margin ",
-               s.loss.metrics.count("reward_margin") ? s.loss.metrics.at("reward_margin") : 0.0, " | lr ", s.step.lr);
-    const int64_t every = spec.train.checkpoint_every;
-    if (last || (every > 0 && (step + 1) % every == 0)) {
-      if (!try_checkpoint(trainer, dir, step + 1)) return kExitCheckpointFailed;
-      last_saved = step + 1;
-    }
-  }
-  log_info("done; metrics in ", (dir / "metrics.jsonl").string());
-  return kExitOk;
+  const std::filesystem::path dir =
+      std::filesystem::path(spec.train.out_dir) / agree_on_run_name(spec, mesh.trainers());
+  DpoSteps steps(trainer, std::move(pairs), data_path, dpo_config);
+  return run_loop(trainer, steps, dir);
 }
 
 }  // namespace flywheel

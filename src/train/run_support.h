@@ -1,4 +1,4 @@
-// Pieces every training loop shares (run_training for SFT, run_flywheel for RL): the run
+// Pieces the run loop (train/run_loop.h) and its steps share: the run
 // directory, preemption agreement, checkpoints that fail cleanly, rate formatting.
 #pragma once
 

@@ -123,10 +123,4 @@ class Trainer {
   std::vector<float> reference_;  // frozen shard values (empty: none)
 };
 
-// The whole run in <out_dir>/<run>/: resumes from its newest good checkpoint (train.resume = auto),
-// trains to spec.train.steps with a progress line per log_every steps and every step appended to
-// metrics.jsonl (rank 0), checkpoints every checkpoint_every steps and at the end, and stops early
-// with a checkpoint when a preemption signal arrives. Returns the exit code (core/signals.h).
-int run_training(const TrainSpec& spec, const DataSource& source, Mesh& mesh);
-
 }  // namespace flywheel

@@ -5,8 +5,10 @@
   compare_metrics.py compare GOLDEN_DIR NEW_DIR [SCENARIO ...]   exit 1 naming the first difference
 
 Kept: the step, the phase, and every loss, reward, parity and gradient figure (see KEPT); timings,
-rates and byte counts of compressed files are left out. Values are compared exactly: JSON numbers
-written by nlohmann::json round-trip doubles, so equal text is equal bits.
+rates and byte counts of compressed files are left out. Every kept field of the golden run must be
+in the new run with exactly its value (JSON numbers written by nlohmann::json round-trip doubles, so
+equal text is equal bits); a kept field the new run adds (a metric a loop did not log before) is
+allowed and listed.
 """
 import json, os, sys
 
@@ -30,12 +32,15 @@ def compare(golden_dir, new_dir, scenarios):
         new = [json.loads(l) for l in open(os.path.join(new_dir, s + ".jsonl"))]
         if len(golden) != len(new):
             sys.exit(f"FAIL: {s}: {len(new)} steps, golden has {len(golden)}")
+        added = set()
         for g, n in zip(golden, new):
-            if g != n:
-                keys = sorted(k for k in set(g) | set(n) if g.get(k) != n.get(k))
-                diffs = ", ".join(f"{k}: golden {g.get(k)!r} new {n.get(k)!r}" for k in keys)
+            keys = sorted(k for k in g if g[k] != n.get(k, "<missing>"))
+            if keys:
+                diffs = ", ".join(f"{k}: golden {g[k]!r} new {n.get(k, '<missing>')!r}" for k in keys)
                 sys.exit(f"FAIL: {s} step {g.get('step')}: {diffs}")
-        print(f"{s}: {len(new)} steps bit-identical to the golden run")
+            added |= set(n) - set(g)
+        note = f" (fields the golden run did not log: {', '.join(sorted(added))})" if added else ""
+        print(f"{s}: {len(new)} steps bit-identical to the golden run{note}")
 
 
 if __name__ == "__main__":

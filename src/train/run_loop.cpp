@@ -1,0 +1,130 @@
+#include "train/run_loop.h"
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "core/fault_point.h"
+#include "core/log.h"
+#include "core/signals.h"
+#include "core/threads.h"
+#include "train/checkpointing.h"
+#include "train/metrics_log.h"
+#include "train/run_support.h"
+
+namespace flywheel {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Resumes the run, or starts it fresh; returns the steps the run already holds.
+std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
+  const TrainConfig& train = trainer.spec().train;
+  std::optional<int64_t> resumed;
+  if (train.resume == "auto") {
+    steps.restore_state(dir);
+    resumed = resume_training(trainer, dir.string());
+  }
+  if (!resumed) {
+    if (!train.init_from.empty()) initialize_from(trainer, train.init_from);
+    steps.fresh_start();
+  }
+  return resumed;
+}
+
+void log_start(Trainer& trainer, const RunSteps& steps, const std::filesystem::path& dir) {
+  const TrainSpec& spec = trainer.spec();
+  const ModelConfig& mc = spec.model;
+  const MeshConfig& m = spec.mesh;
+  log_info("run ", dir.string(), ": ", spec.name, ", ", mc.total_params() / 1e6, "M parameters (",
+           mc.is_moe() ? "MoE" : "dense", "), ", steps.describe(), ", ", spec.train.steps, " steps x ",
+           spec.train.global_batch(), " rows x ", spec.train.seq_len, " tokens, mesh pp", m.pp, " x fsdp", m.fsdp,
+           " x cp", m.cp, " (ep ", m.ep, ")", m.serve > 0 ? " + " + std::to_string(m.serve) + " replica(s)" : "",
+           ", ", thread_count(), " threads per rank");
+  const int64_t held = trainer.shards().shard_elements();
+  log_info("per-rank parameters + grads + AdamW moments: ", held * 16 / 1048576.0, " MiB (", held, " of ",
+           mc.total_params(), " parameters on this rank)");
+}
+
+void log_progress(const StepReport& r, int64_t step, int64_t steps, double recent_seconds) {
+  char head[64];
+  std::snprintf(head, sizeof(head), "step %lld/%lld%s%s", static_cast<long long>(step + 1),
+                static_cast<long long>(steps), r.phase.empty() ? "" : " ", r.phase.c_str());
+  log_info(head, " | ", r.fields, " | ETA ", format_duration(recent_seconds * static_cast<double>(steps - step - 1)));
+}
+
+// The checkpoint that ends a preempted run (unless the last step just saved one); the exit code.
+int stop_for_preemption(Trainer& trainer, const std::filesystem::path& dir, int64_t step, int64_t last_saved) {
+  log_warn(preemption_requested() ? preemption_signal_name() : "a signal on another rank", ": checkpointing step ",
+           step, " and exiting for requeue (exit ", kExitPreempted, ")");
+  if (last_saved != step && !try_checkpoint(trainer, dir, step)) return kExitCheckpointFailed;
+  return kExitPreempted;
+}
+
+int train_steps(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir, std::optional<int64_t> resumed,
+                MetricsLog* metrics) {
+  const TrainConfig& train = trainer.spec().train;
+  Comm& comm = trainer.mesh().trainers();
+  const auto start = std::chrono::steady_clock::now();
+  double recent_seconds = 0;  // exponential moving average of step time, for the ETA
+  int64_t last_saved = resumed.value_or(-1);
+  for (int64_t step = resumed.value_or(0); step < train.steps; ++step) {
+    fault_point("train.step", comm.rank(), step);
+    if (agree_on_preemption(comm)) return stop_for_preemption(trainer, dir, step, last_saved);
+    StepReport report = steps.step(step);
+    report.record["elapsed_seconds"] = seconds_since(start);
+    recent_seconds = recent_seconds == 0 ? report.seconds : 0.8 * recent_seconds + 0.2 * report.seconds;
+    if (metrics) metrics->append(report.record);
+    const bool last = step + 1 == train.steps;
+    if ((step + 1) % train.log_every == 0 || last) log_progress(report, step, train.steps, recent_seconds);
+    const int64_t every = train.checkpoint_every;
+    if (last || (every > 0 && (step + 1) % every == 0)) {
+      if (!try_checkpoint(trainer, dir, step + 1)) return kExitCheckpointFailed;
+      last_saved = step + 1;
+    }
+  }
+  log_info("done in ", format_duration(seconds_since(start)), "; metrics in ", (dir / "metrics.jsonl").string(),
+           steps.done_note(dir));
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_loop(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
+  Comm& comm = trainer.mesh().trainers();
+  const std::optional<int64_t> resumed = resume_or_start(trainer, steps, dir);
+  std::unique_ptr<MetricsLog> metrics;
+  if (comm.rank() == 0) {
+    prepare_run_dir(trainer.spec(), dir, resumed);
+    metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
+  }
+  comm.control().barrier();
+  steps.run_dir_ready(dir, resumed);
+  log_start(trainer, steps, dir);
+  // An exception passes by finish(): main() ends the whole job, and a drain could wait on a rank
+  // that is gone.
+  const int code = train_steps(trainer, steps, dir, resumed, metrics.get());
+  steps.finish();
+  return code;
+}
+
+StepReport sft_report(const StepMetrics& m, const std::string& phase) {
+  StepReport r;
+  r.record = {{"step", m.step + 1},          {"phase", "sft"},
+              {"loss", m.loss},              {"ce_loss", m.ce_loss},
+              {"aux_loss", m.aux_loss},      {"lr", m.lr},
+              {"grad_norm", m.grad_norm},    {"loss_tokens", m.loss_tokens},
+              {"tokens", m.tokens},          {"step_seconds", m.seconds},
+              {"tokens_per_second", m.tokens / m.seconds}};
+  r.seconds = m.seconds;
+  r.phase = phase;
+  char fields[160];
+  std::snprintf(fields, sizeof(fields), "loss %.4f | lr %.2e | gnorm %.3f | %s tok/s", m.loss, m.lr, m.grad_norm,
+                format_rate(static_cast<double>(m.tokens) / m.seconds).c_str());
+  r.fields = fields;
+  return r;
+}
+
+}  // namespace flywheel
