@@ -17,6 +17,20 @@ constexpr const char* kOpNames[] = {
     "adamw", "sum_of_squares",
 };
 
+// Model FLOPs of the matrix ops (the header says what is counted): 2 per multiply-add.
+double linear_flops(int64_t n, int64_t in, int64_t out) {
+  return 2.0 * static_cast<double>(n) * static_cast<double>(in) * static_cast<double>(out);
+}
+
+// Query i sits at position q_offset + i and sees keys 0 .. q_offset + i (ops/attention.h); per visible
+// pair and head, QK^T and PV are head_dim multiply-adds each.
+double attention_flops(const ops::AttentionShape& s) {
+  const double seq = static_cast<double>(s.seq);
+  const double pairs = seq * static_cast<double>(s.q_offset) + seq * (seq + 1.0) / 2.0;
+  return 4.0 * static_cast<double>(s.batch) * static_cast<double>(s.n_heads) * static_cast<double>(s.head_dim) *
+         pairs;
+}
+
 }  // namespace
 
 std::vector<ProfilingBackend::OpTime> ProfilingBackend::times() const {
@@ -25,7 +39,7 @@ std::vector<ProfilingBackend::OpTime> ProfilingBackend::times() const {
   for (size_t i = 0; i < kOps; ++i) {
     const Tally& tally = tallies_[i];
     if (tally.calls > 0)
-      out.push_back({kOpNames[i], tally.calls, std::chrono::duration<double>(tally.elapsed).count()});
+      out.push_back({kOpNames[i], tally.calls, std::chrono::duration<double>(tally.elapsed).count(), tally.flops});
   }
   // Slowest first; equal times (a coarse clock) in name order, so the listing is reproducible.
   std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) {
@@ -38,19 +52,20 @@ void ProfilingBackend::reset() { tallies_.fill(Tally{}); }
 
 void ProfilingBackend::linear(LinearKernel kernel, const float* x, const Tensor& weight, float* y, int64_t n,
                               int64_t in, int64_t out) {
-  const auto timing = timer(Op::kLinear);
+  const auto timing = timer(Op::kLinear, linear_flops(n, in, out));
   inner_.linear(kernel, x, weight, y, n, in, out);
 }
 
 void ProfilingBackend::linear_residual(LinearKernel kernel, const float* x, const Tensor& weight,
                                        const float* residual, float* y, int64_t n, int64_t in, int64_t out) {
-  const auto timing = timer(Op::kLinearResidual);
+  const auto timing = timer(Op::kLinearResidual, linear_flops(n, in, out));
   inner_.linear_residual(kernel, x, weight, residual, y, n, in, out);
 }
 
 void ProfilingBackend::linear_backward(const float* x, const float* weight, const float* dy, float* dx,
                                        float* dweight, int64_t n, int64_t in, int64_t out, bool accumulate_dx) {
-  const auto timing = timer(Op::kLinearBackward);
+  const int products = (dx != nullptr) + (dweight != nullptr);  // ops/gemm.cpp skips a null output
+  const auto timing = timer(Op::kLinearBackward, products * linear_flops(n, in, out));
   inner_.linear_backward(x, weight, dy, dx, dweight, n, in, out, accumulate_dx);
 }
 
@@ -74,14 +89,14 @@ void ProfilingBackend::rope(const ops::RopeTable<float>& table, float* x, int64_
 
 void ProfilingBackend::attention(const ops::AttentionShape& shape, const float* q, const float* k, const float* v,
                                  float* out, float* lse) {
-  const auto timing = timer(Op::kAttention);
+  const auto timing = timer(Op::kAttention, attention_flops(shape));
   inner_.attention(shape, q, k, v, out, lse);
 }
 
 void ProfilingBackend::attention_backward(const ops::AttentionShape& shape, const float* q, const float* k,
                                           const float* v, const float* out, const float* lse, const float* dout,
                                           float* dq, float* dk, float* dv) {
-  const auto timing = timer(Op::kAttentionBackward);
+  const auto timing = timer(Op::kAttentionBackward, 2.0 * attention_flops(shape));
   inner_.attention_backward(shape, q, k, v, out, lse, dout, dq, dk, dv);
 }
 

@@ -3,10 +3,18 @@
 // call to that op's tally. bench/train_step_bench --profile runs the real training step through it,
 // so the profile measures the code path that trains, not a hand-copied replay of it.
 //
-// Cost per op: one steady_clock read pair and two additions to a fixed array slot (no lookup, no
-// allocation). Times are wall seconds on the calling thread, which for the CPU backend includes
-// the op's OpenMP team; an asynchronous backend (a GPU stream) would be timed at its launches
-// unless its ops synchronise. Like the backends it wraps, it expects one calling thread.
+// The matrix ops also tally their model FLOPs, computed from the call's arguments, so a profile can
+// state a rate: linear and linear_residual 2 n in out (the residual add is not counted),
+// linear_backward 2 n in out for each of dx and dW it computes, attention 4 head_dim per visible
+// (query, key) pair and head -- QK^T and PV over the causal part only -- and attention_backward
+// twice that (its recomputation of the scores is work the kernel chooses to do, not model FLOPs).
+// Every other op tallies 0 FLOPs.
+//
+// Cost per op: one steady_clock read pair and three additions to a fixed array slot (no lookup, no
+// allocation), plus a few multiplications, outside the timed interval, for the FLOP count of the
+// matrix ops. Times are wall seconds on the calling thread, which for the CPU backend includes the
+// op's OpenMP team; an asynchronous backend (a GPU stream) would be timed at its launches unless its
+// ops synchronise. Like the backends it wraps, it expects one calling thread.
 #pragma once
 
 #include <array>
@@ -25,6 +33,7 @@ class ProfilingBackend final : public Backend {
     std::string op;  // the Backend method's name: "linear", "attention_backward", ...
     int64_t calls;
     double seconds;  // wall time summed over the calls
+    double flops;    // model FLOPs summed over the calls (see above); 0 for ops that count none
   };
 
   explicit ProfilingBackend(Backend& inner) : inner_(inner) {}
@@ -105,26 +114,29 @@ class ProfilingBackend final : public Backend {
   struct Tally {
     int64_t calls = 0;
     Clock::duration elapsed{};
+    double flops = 0;
   };
 
   // Times one forwarded call: reads the clock when made and again when destroyed, which is after the
   // forwarded call has returned (and its result, if any, has been computed).
   class ScopedTimer {
    public:
-    explicit ScopedTimer(Tally& tally) : tally_(tally), start_(Clock::now()) {}
+    ScopedTimer(Tally& tally, double flops) : tally_(tally), flops_(flops), start_(Clock::now()) {}
     ~ScopedTimer() {
       tally_.elapsed += Clock::now() - start_;
       ++tally_.calls;
+      tally_.flops += flops_;
     }
     ScopedTimer(const ScopedTimer&) = delete;
     ScopedTimer& operator=(const ScopedTimer&) = delete;
 
    private:
     Tally& tally_;
+    double flops_;
     Clock::time_point start_;
   };
 
-  ScopedTimer timer(Op op) { return ScopedTimer(tallies_[static_cast<size_t>(op)]); }
+  ScopedTimer timer(Op op, double flops = 0) { return ScopedTimer(tallies_[static_cast<size_t>(op)], flops); }
 
   Backend& inner_;
   std::array<Tally, kOps> tallies_{};

@@ -1,5 +1,6 @@
 // ProfilingBackend (backend/profiling_backend.h) over each backend of the build: the bits of the
-// wrapped backend, one call counted per forwarded call, listed slowest first, cleared by reset().
+// wrapped backend, one call counted per forwarded call, model FLOPs tallied for the matrix ops,
+// listed slowest first, cleared by reset().
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,13 +38,17 @@ TEST(BackendOps, ProfilingBackendForwardsAndCounts) {
 
     const std::vector<ProfilingBackend::OpTime> times = profiling.times();
     ASSERT_EQ(times.size(), 3u);
-    auto calls_of = [&](const std::string& op) {
+    auto find = [&](const std::string& op) {
       const auto it = std::find_if(times.begin(), times.end(), [&](const auto& t) { return t.op == op; });
-      return it == times.end() ? int64_t{-1} : it->calls;
+      return it == times.end() ? ProfilingBackend::OpTime{op, -1, 0, -1} : *it;
     };
-    EXPECT_EQ(calls_of("linear"), 3);
-    EXPECT_EQ(calls_of("rmsnorm"), 1);
-    EXPECT_EQ(calls_of("cross_entropy"), 1);
+    EXPECT_EQ(find("linear").calls, 3);
+    EXPECT_EQ(find("rmsnorm").calls, 1);
+    EXPECT_EQ(find("cross_entropy").calls, 1);
+    // Model FLOPs: 2 n in out per linear (n = 5, in = 33, out = 19), none for the other ops.
+    EXPECT_EQ(find("linear").flops, 3 * 2.0 * 5 * 33 * 19);
+    EXPECT_EQ(find("rmsnorm").flops, 0.0);
+    EXPECT_EQ(find("cross_entropy").flops, 0.0);
     double total = 0;
     for (size_t i = 0; i < times.size(); ++i) {
       total += times[i].seconds;
@@ -57,6 +62,32 @@ TEST(BackendOps, ProfilingBackendForwardsAndCounts) {
     EXPECT_TRUE(profiling.times().empty());
     run_some_ops(profiling, 1);
     EXPECT_EQ(profiling.times().size(), 3u);
+  });
+}
+
+// The FLOPs of linear_backward (dx and dW: two products) and of causal attention with keys before
+// the queries (q_offset 2, as a context-parallel rank or a decode step calls it).
+TEST(BackendOps, ProfilingBackendCountsMatrixFlops) {
+  for_each_backend([](Backend& be) {
+    ProfilingBackend profiling(be);
+    const int64_t n = 4, in = 6, out = 3;
+    const Floats x = random_floats(n * in, 1), w = random_floats(out * in, 2), dy = random_floats(n * out, 3);
+    Floats dx = garbage(n * in), dw(static_cast<size_t>(out * in), 0.0f);
+    profiling.linear_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), n, in, out, false);
+
+    const ops::AttentionShape shape{2, 3, 2, 1, 4, 5, 2};  // batch, seq, heads, kv heads, head_dim, seq_k, q_offset
+    const int64_t q_size = 2 * 3 * 2 * 4, kv_size = 2 * 5 * 1 * 4;
+    const Floats q = random_floats(q_size, 4), k = random_floats(kv_size, 5), v = random_floats(kv_size, 6);
+    Floats o = garbage(q_size), lse = garbage(2 * 2 * 3);
+    profiling.attention(shape, q.data(), k.data(), v.data(), o.data(), lse.data());
+
+    // Queries at positions 2, 3, 4 see 3 + 4 + 5 = 12 keys; 4 FLOPs per head_dim element of a pair.
+    const double attention = 4.0 * 2 * 2 * 4 * 12;
+    const std::vector<ProfilingBackend::OpTime> times = profiling.times();
+    ASSERT_EQ(times.size(), 2u);
+    for (const ProfilingBackend::OpTime& t : times) {
+      EXPECT_EQ(t.flops, t.op == "attention" ? attention : 2 * 2.0 * n * in * out) << t.op;
+    }
   });
 }
 
