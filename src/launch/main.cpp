@@ -3,6 +3,7 @@
 //   flywheel train --shape FILE [--section.key=value ...]     SFT
 //   flywheel run --shape FILE [--section.key=value ...]       trainers + serving replicas (GRPO)
 //   flywheel plan --shape FILE [--ranks N]
+//   flywheel eval --run DIR [--task NAME] [--data FILE]
 //
 // Errors anywhere below are flywheel::Error exceptions; this is the one place that turns them into
 // a message and an exit code: 1, a usage error included (launch/command_line.h; its message points
@@ -21,6 +22,7 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "launch/command_line.h"
+#include "launch/eval_command.h"
 #include "launch/plan_command.h"
 #include "launch/runtime.h"
 #include "launch/shape.h"
@@ -41,6 +43,7 @@ constexpr const char* kUsage =
     "  train --shape FILE [--section.key=value ...]   train a model from a training shape (SFT)\n"
     "  run --shape FILE [--section.key=value ...]     trainers + serving replicas: SFT warm-up, then GRPO\n"
     "  plan --shape FILE [--ranks N] [--device-mem GiB]   memory, communication and step-time plan\n"
+    "  eval --run DIR [--task NAME] [--data FILE]     accuracy and held-out loss of a run's checkpoints\n"
     "\n"
     "Run `flywheel <command> --help` for the command's options. Launch under MPI with\n"
     "`mpirun -n N flywheel ...` or `srun --mpi=pmix flywheel ...`.\n";
@@ -132,7 +135,8 @@ int dispatch(const Runtime& rt, int argc, char** argv) {
   if (command == "train") return train_command(rt, argc, argv);
   if (command == "run") return run_command(rt, argc, argv);
   if (command == "plan") return plan_command(rt, argc, argv);
-  FW_THROW("unknown command '", command, "'; commands: train, run, plan (see flywheel --help)");
+  if (command == "eval") return eval_command(rt, argc, argv);
+  FW_THROW("unknown command '", command, "'; commands: train, run, plan, eval (see flywheel --help)");
 }
 
 }  // namespace
