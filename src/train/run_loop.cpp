@@ -94,7 +94,13 @@ int train_steps(Trainer& trainer, RunSteps& steps, const std::filesystem::path& 
 
 int run_loop(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
   Comm& comm = trainer.mesh().trainers();
-  const std::optional<int64_t> resumed = resume_or_start(trainer, steps, dir);
+  std::optional<int64_t> resumed;
+  try {
+    resumed = resume_or_start(trainer, steps, dir);
+  } catch (...) {
+    if (comm.rank() == 0) abandon_unused_run_dir();  // e.g. a bad train.init_from: leave nothing behind
+    throw;
+  }
   std::unique_ptr<MetricsLog> metrics;
   if (comm.rank() == 0) {
     prepare_run_dir(trainer.spec(), dir, resumed);
