@@ -1,6 +1,8 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 
@@ -107,6 +109,17 @@ std::string format_bytes(uint64_t bytes) {
     std::snprintf(text, sizeof(text), "%.1f KiB", b / 1024);
   else
     std::snprintf(text, sizeof(text), "%llu B", static_cast<unsigned long long>(bytes));
+  return text;
+}
+
+std::string utc_stamp_ms() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  std::tm utc{};
+  gmtime_r(&now.tv_sec, &utc);
+  char date[32], text[48];
+  std::strftime(date, sizeof(date), "%Y%m%d-%H%M%S", &utc);
+  std::snprintf(text, sizeof(text), "%s.%03ld", date, now.tv_nsec / 1000000);
   return text;
 }
 
