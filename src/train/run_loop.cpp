@@ -10,6 +10,7 @@
 #include "core/threads.h"
 #include "train/checkpointing.h"
 #include "train/metrics_log.h"
+#include "train/resume_guard.h"
 #include "train/run_support.h"
 
 namespace flywheel {
@@ -19,11 +20,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Resumes the run, or starts it fresh; returns the steps the run already holds.
+// Resumes the run, or starts it fresh; returns the steps the run already holds. A resume is
+// checked before anything is read or written (train/resume_guard.h).
 std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
   const TrainConfig& train = trainer.spec().train;
   std::optional<int64_t> resumed;
   if (train.resume == "auto") {
+    check_before_resume(trainer.spec(), dir, trainer.mesh().trainers());
     steps.restore_state(dir);
     resumed = resume_training(trainer, dir.string());
   }
