@@ -1,11 +1,15 @@
 #include "train/resume_guard.h"
 
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "ckpt/checkpoint.h"
 #include "ckpt/checkpoint_dir.h"
 #include "ckpt/collective.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "train/shape_change.h"
 
 namespace flywheel {
 namespace fs = std::filesystem;
@@ -42,6 +46,37 @@ void check_latest_is_newest(const fs::path& dir, const std::vector<int64_t>& ste
            "/rolled-back-<time>/; nothing is deleted)");
 }
 
+// Throws listing the changes a resume may not make, if any.
+void refuse_identity_changes(const std::vector<ShapeChange>& changes, const std::string& origin, const fs::path& dir) {
+  std::string refused;
+  for (const ShapeChange& c : changes)
+    if (!resumable_key(c.key)) refused += "\n  " + change_text(c);
+  if (refused.empty()) return;
+  FW_THROW("cannot resume run directory ", dir.string(), ": the shape differs from the one the run was trained with (",
+           origin, ") in keys a resume must keep:", refused, "\nA resume may change only: ", resumable_keys_text(),
+           ". To continue this run, resubmit it with its recorded shape (", (dir / "shape.ini").string(),
+           "); to train this shape, start a new run (another train.run_name; train.init_from=", dir.string(),
+           " starts it from this run's weights).");
+}
+
+void check_shape_file(const TrainSpec& spec, const fs::path& dir) {
+  const fs::path file = dir / "shape.ini";
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return;  // a run directory from before shape.ini: the checkpoint's shape text still decides
+  std::ostringstream text;
+  text << in.rdbuf();
+  refuse_identity_changes(shape_changes(text.str(), spec.text, file.string()), file.string(), dir);
+}
+
+int64_t recorded_steps(const ShapeChange& change) {
+  if (!change.before) return TrainConfig{}.steps;  // not set: the default applied
+  try {
+    return std::stoll(*change.before);
+  } catch (const std::exception&) {
+    FW_THROW("the recorded train.steps = '", *change.before, "' is not an integer");
+  }
+}
+
 }  // namespace
 
 void check_before_resume(const TrainSpec& spec, const fs::path& dir, Comm& comm) {
@@ -49,8 +84,22 @@ void check_before_resume(const TrainSpec& spec, const fs::path& dir, Comm& comm)
     const std::vector<int64_t> steps = committed_steps(dir.string());
     if (steps.empty()) return std::string();
     check_latest_is_newest(dir, steps);
+    check_shape_file(spec, dir);
     return std::string();
   });
+}
+
+void check_resumed_shape(const TrainSpec& spec, const fs::path& dir, const ResumedCheckpoint& resumed, Comm& comm) {
+  const std::string origin = resumed.step_dir + "/state.h5";
+  const std::vector<ShapeChange> changes = shape_changes(resumed.shape_text, spec.text, origin);
+  refuse_identity_changes(changes, origin, dir);  // the same verdict on every rank: same inputs
+  if (comm.rank() != 0) return;
+  for (const ShapeChange& c : changes) {
+    if (c.key == "train.steps")
+      log_warn("resuming with ", schedule_change_text(spec.train, recorded_steps(c), resumed.step));
+    else
+      log_warn("resuming with ", change_text(c), " (a resume may change it; shape.ini records the new shape)");
+  }
 }
 
 }  // namespace flywheel

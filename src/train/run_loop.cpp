@@ -21,14 +21,20 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Resumes the run, or starts it fresh; returns the steps the run already holds. A resume is
-// checked before anything is read or written (train/resume_guard.h).
+// checked before anything is read (`latest`, shape.ini) and again once the checkpoint is loaded
+// (its shape text), and refused before anything is written (train/resume_guard.h).
 std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
-  const TrainConfig& train = trainer.spec().train;
+  const TrainSpec& spec = trainer.spec();
+  const TrainConfig& train = spec.train;
+  Comm& comm = trainer.mesh().trainers();
   std::optional<int64_t> resumed;
   if (train.resume == "auto") {
-    check_before_resume(trainer.spec(), dir, trainer.mesh().trainers());
+    check_before_resume(spec, dir, comm);
     steps.restore_state(dir);
-    resumed = resume_training(trainer, dir.string());
+    if (const std::optional<ResumedCheckpoint> loaded = resume_checkpoint(trainer, dir.string())) {
+      check_resumed_shape(spec, dir, *loaded, comm);
+      resumed = loaded->step;
+    }
   }
   if (!resumed) {
     if (!train.init_from.empty()) initialize_from(trainer, train.init_from);
@@ -104,6 +110,9 @@ int run_loop(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir
     if (comm.rank() == 0) abandon_unused_run_dir();  // e.g. a bad train.init_from: leave nothing behind
     throw;
   }
+  if (comm.rank() == 0 && resumed == trainer.spec().train.steps)
+    log_warn("run ", dir.string(), " already holds all train.steps = ", *resumed,
+             " steps: nothing to train (raise train.steps to extend it)");
   std::unique_ptr<MetricsLog> metrics;
   if (comm.rank() == 0) {
     prepare_run_dir(trainer.spec(), dir, resumed);

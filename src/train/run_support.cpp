@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckpt/collective.h"
+#include "ckpt/durable_fs.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -85,6 +86,16 @@ void truncate_metrics(const std::filesystem::path& path, int64_t steps_done) {
   std::filesystem::rename(tmp, path);
 }
 
+// shape.ini holds the shape the run trains with now: rewritten (atomically) only when it differs,
+// which on a resume means a change train/resume_guard.h allowed and logged.
+void record_shape(const std::filesystem::path& file, const std::string& text) {
+  std::ifstream in(file, std::ios::binary);
+  const bool exists = static_cast<bool>(in);
+  std::ostringstream recorded;
+  if (exists) recorded << in.rdbuf();
+  if (!exists || recorded.str() != text) replace_file_atomically(file.string(), text);
+}
+
 }  // namespace
 
 std::string agree_on_run_name(const TrainSpec& spec, Comm& comm) {
@@ -98,6 +109,7 @@ void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, st
   const std::filesystem::path metrics = dir / "metrics.jsonl";
   if (resumed) {
     truncate_metrics(metrics, *resumed);
+    record_shape(dir / "shape.ini", spec.text);
     return;
   }
   FW_CHECK(!std::filesystem::exists(metrics) || spec.train.resume == "auto", "run directory '", dir.string(),
@@ -109,7 +121,7 @@ void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, st
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   FW_CHECK(!ec, "cannot create run directory '", dir.string(), "': ", ec.message());
-  std::ofstream(dir / "shape.ini", std::ios::binary) << spec.text;
+  record_shape(dir / "shape.ini", spec.text);
 }
 
 std::string format_rate(double per_second) {

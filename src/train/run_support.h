@@ -26,7 +26,8 @@ std::string agree_on_run_name(const TrainSpec& spec, Comm& comm);
 // nothing behind.
 void abandon_unused_run_dir();
 
-// Prepares the run directory on one rank: new, or resumed (metrics.jsonl cut back to the checkpoint).
+// Prepares the run directory on one rank: new, or resumed (metrics.jsonl cut back to the checkpoint,
+// shape.ini rewritten when the resume changed the shape in keys a resume may change).
 void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, std::optional<int64_t> resumed);
 
 // "12.3k"-style rate for progress lines.
