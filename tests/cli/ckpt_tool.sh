@@ -1,7 +1,8 @@
 #!/bin/bash
 # flywheel-ckpt end to end on checkpoints of tiny models written by save_checkpoint:
 # inspect, verify (good and corrupt shards), diff, reshard (+ verify + diff against the source),
-# impossible meshes, safetensors export checked by an independent reader, the ledger, usage errors.
+# impossible meshes, safetensors export checked by an independent
+# reader, failed and interrupted exports leaving nothing behind, the ledger, usage errors.
 #   ckpt_tool.sh FLYWHEEL_CKPT_BINARY MAKE_TEST_CHECKPOINT_BINARY PYTHON
 # PYTHON needs numpy and h5py (Debian's /usr/bin/python3).
 set -u
@@ -257,6 +258,37 @@ run "export of an unknown format" 2 "$ckpt" export "$dense" --format gguf --out 
   err_has "--format gguf is not supported \(allowed: safetensors\)"
 run "export without --out" 2 "$ckpt" export "$dense" --format safetensors && err_has "missing --out"
 
+# A failed or interrupted export leaves neither FILE nor FILE.tmp.
+mkdir "$work/outdir"
+run "export to a directory" 1 "$ckpt" export "$dense" --format safetensors --out "$work/outdir" --no-progress &&
+  err_has "--out .*outdir is a directory; give the file to write, e.g. --out .*outdir/model.safetensors"
+run "export into a missing directory" 1 "$ckpt" export "$dense" --format safetensors --out "$work/nowhere/m.safetensors" &&
+  err_has "directory .*nowhere does not exist"
+# A write that fails halfway: a 100 KiB file size limit (SIGXFSZ ignored, so write(2) fails with EFBIG).
+run "export that fails mid-write" 1 bash -c "trap '' XFSZ; ulimit -f 100; exec '$ckpt' export '$dense' \
+  --format safetensors --out '$work/big.safetensors' --no-progress" && err_has "writing .*big.safetensors.tmp failed"
+# Interrupted: a FIFO in place of FILE.tmp holds the export in open(2) until the signal arrives.
+for signal in TERM INT HUP; do
+  cases=$((cases + 1)) name="export interrupted by SIG$signal"
+  mkfifo "$work/fifo.safetensors.tmp"
+  set -m  # job control: a background job keeps SIGINT
+  "$ckpt" export "$dense" --format safetensors --out "$work/fifo.safetensors" --no-progress 2>"$work/stderr" &
+  pid=$!
+  set +m
+  sleep 0.5
+  kill -$signal "$pid"
+  timeout 10 tail --pid="$pid" -f /dev/null
+  kill -9 "$pid" 2>/dev/null  # still running 10 s after the signal: a failure, not a hang
+  wait "$pid" 2>/dev/null
+  code=$?
+  if [ "$code" -ne $((128 + $(kill -l "$signal"))) ]; then fail "exit code $code, expected death by SIG$signal"
+  elif [ -e "$work/fifo.safetensors.tmp" ] || [ -e "$work/fifo.safetensors" ]; then fail "left $(ls "$work"/fifo*)"
+  else echo "ok   $name"; fi
+  rm -f "$work/fifo.safetensors.tmp"
+done 2>/dev/null  # bash's job-control notice of the signalled job
+leftovers=$(ls -d "$work"/*.tmp "$work"/outdir?* "$work/big.safetensors" 2>/dev/null)
+[ -z "$leftovers" ] || { name="failed exports"; fail "left $leftovers behind"; }
+
 # ---- ledger --------------------------------------------------------------------------------------
 run "ledger before any event" 0 "$ckpt" ledger "$dense" && out_has "no hot-load events recorded yet"
 cat >"$dense/ledger.jsonl" <<'EOF'
@@ -282,7 +314,7 @@ run "ledger line that is not an object" 1 "$ckpt" ledger "$dense" && err_has "li
 rm "$dense/ledger.jsonl"
 
 # ---- command line ----------------------------------------------------------------------------------
-for command in inspect verify diff reshard export ledger; do
+for command in inspect verify diff reshard export ledger rollback; do
   run "$command --help" 0 "$ckpt" "$command" --help && out_has "flywheel-ckpt $command "
 done
 run "--help" 0 "$ckpt" --help && out_has "commands:"
