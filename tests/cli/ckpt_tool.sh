@@ -1,7 +1,7 @@
 #!/bin/bash
 # flywheel-ckpt end to end on checkpoints of tiny models written by save_checkpoint:
 # inspect, verify (good and corrupt shards), diff, reshard (+ verify + diff against the source),
-# impossible meshes, safetensors export checked by an independent
+# impossible meshes (the checks of `flywheel train`), safetensors export checked by an independent
 # reader, failed and interrupted exports leaving nothing behind, the ledger, usage errors.
 #   ckpt_tool.sh FLYWHEEL_CKPT_BINARY MAKE_TEST_CHECKPOINT_BINARY PYTHON
 # PYTHON needs numpy and h5py (Debian's /usr/bin/python3).
@@ -204,6 +204,15 @@ run "mesh: ep does not divide fsdp x cp" 1 "$ckpt" reshard "$moe" --out "$work/x
 run "mesh: tied embeddings across stages" 1 "$ckpt" reshard "$moe" --out "$work/x" --mesh pp=2 &&
   err_has "ties its embeddings.*use pp=1"
 run "mesh: ep on a dense model" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=2,ep=2 && err_has "model is dense"
+# The checks of `flywheel train` on the recorded batch (micro_batch 32, seq_len 24), and what they miss.
+run "mesh: rows do not split over fsdp" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=3 &&
+  err_has "fsdp=3 .*: train.micro_batch = 32 is not divisible by mesh.fsdp = 3: .*what .flywheel train. requires"
+run "mesh: fsdp=100000 on a small model" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=100000 &&
+  err_has "train.micro_batch = 32 is not divisible by mesh.fsdp = 100000"
+run "mesh: sequence does not split over cp" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh cp=5 &&
+  err_has "train.seq_len = 24 is not divisible by 2 x mesh.cp = 10"
+run "mesh: more ranks than rows" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=100000 \
+  --set train.micro_batch=100000 && err_has "99358 of its 100000 shards would hold no tensor rows at all"
 run "mesh: zero" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh pp=0 && err_has "mesh.pp = 0: must be a positive integer"
 run "mesh: not a number" 2 "$ckpt" reshard "$dense" --out "$work/x" --mesh pp=two && err_has "pp=two is not a non-negative integer"
 run "mesh: unknown key" 2 "$ckpt" reshard "$dense" --out "$work/x" --mesh tp=2 && err_has "unknown key 'tp' \(allowed: pp, fsdp, cp, ep, serve\)"

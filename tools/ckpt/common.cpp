@@ -12,6 +12,13 @@
 namespace flywheel::ckpt_tool {
 namespace fs = std::filesystem;
 
+std::string without_source_location(const std::string& message) {
+  const size_t at = message.find(".cpp:");
+  if (message.rfind("src/", 0) != 0 || at == std::string::npos) return message;
+  const size_t colon = message.find(": ", at);
+  return colon == std::string::npos ? message : message.substr(colon + 2);
+}
+
 CommandLine subcommand(const std::string& name, const std::string& summary) {
   return CommandLine("flywheel-ckpt " + name, summary);
 }

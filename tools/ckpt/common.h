@@ -27,6 +27,9 @@ template <typename... Args>
   throw Error(detail::concat(args...));
 }
 
+// A library error's message without its "src/file.cpp:123: " prefix (meaningless to a tool user).
+std::string without_source_location(const std::string& message);
+
 // Every subcommand: (args after the command name). Returns the exit code.
 int inspect_command(int argc, char** argv);
 int verify_command(int argc, char** argv);
