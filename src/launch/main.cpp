@@ -132,7 +132,19 @@ int dispatch(const Runtime& rt, int argc, char** argv) {
   if (command == "train") return train_command(rt, argc, argv);
   if (command == "run") return run_command(rt, argc, argv);
   if (command == "plan") return plan_command(rt, argc, argv);
-  FW_THROW("unknown command '", command, "'; commands: train, run, plan (see flywheel --help)");
+  FW_INPUT_THROW("unknown command '", command, "'; commands: train, run, plan (see flywheel --help)");
+}
+
+// The error line of a failed command: an input error as it is (FLYWHEEL_LOG=debug adds where the
+// check is), a usage error with a pointer to --help.
+void print_failure(const Runtime& rt, const std::exception& e, char** argv) {
+  std::string message = e.what();
+  if (dynamic_cast<const UsageError*>(&e)) message += " (see `flywheel " + std::string(argv[1]) + " --help`)";
+  std::fprintf(stderr, "flywheel: error%s: %s\n",
+               rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "", message.c_str());
+  if (const auto* input = dynamic_cast<const InputError*>(&e); input && !input->origin().empty())
+    log_debug("the check that refused the input: ", input->origin());
+  std::fflush(stderr);
 }
 
 }  // namespace
@@ -148,16 +160,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "flywheel: error: %s\n", e.what());
     return 1;
   }
-  configure_logging(rt.world_size > 1 ? rt.rank : -1, LogLevel::kInfo);
+  configure_logging(rt.world_size > 1 ? rt.rank : -1, log_level_from_environment());
   int code = 0;
   try {
     code = dispatch(rt, argc, argv);
   } catch (const std::exception& e) {
-    std::string message = e.what();
-    if (dynamic_cast<const UsageError*>(&e)) message += " (see `flywheel " + std::string(argv[1]) + " --help`)";
-    std::fprintf(stderr, "flywheel: error%s: %s\n",
-                 rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "", message.c_str());
-    std::fflush(stderr);
+    print_failure(rt, e, argv);
     if (rt.world_size > 1) abort_job(1);
     code = 1;
   }
