@@ -42,7 +42,7 @@ struct ModelConfig {
   bool invariant_forward() const { return forward_kernels == "invariant"; }
   LinearKernel forward_kernel() const { return invariant_forward() ? LinearKernel::kInvariant : LinearKernel::kBlas; }
 
-  // Throws flywheel::Error naming the offending key (as written in a shape file: "model.n_heads"),
+  // Throws flywheel::InputError naming the offending key (as written in a shape file: "model.n_heads"),
   // its value, and what is allowed.
   void validate() const;
 

@@ -148,7 +148,7 @@ TEST(Task, FactoryRejectsUnknownNamesAndBadDigits) {
   EXPECT_NE(unknown.find("addition, reverse"), std::string::npos) << unknown;
   for (int digits : {0, kMaxTaskDigits + 1}) {
     const std::string bad = error_message([&] { make_task("addition", digits); });
-    EXPECT_NE(bad.find("max_digits=" + std::to_string(digits)), std::string::npos) << bad;
+    EXPECT_NE(bad.find("data.task_max_digits = " + std::to_string(digits)), std::string::npos) << bad;
   }
   EXPECT_NO_THROW(make_task("addition", kMaxTaskDigits)->generate(1, 0));
 }
@@ -198,6 +198,17 @@ TEST(Data, JsonlErrorsNameTheFileAndLine) {
     EXPECT_NE(message.find("line 3:"), std::string::npos) << message;
     EXPECT_NE(message.find(c.expected), std::string::npos) << message;
   }
+}
+
+TEST(Data, TaskPromptsNeverExceedTheirBound) {
+  for (const std::string& name : task_names())
+    for (int digits : {1, 3, kMaxTaskDigits}) {
+      const auto task = make_task(name, digits);
+      size_t longest = 0;
+      for (int64_t i = 0; i < 20000; ++i) longest = std::max(longest, task->generate(7, i).prompt.size());
+      EXPECT_LE(static_cast<int64_t>(longest), task->max_prompt_bytes()) << name << " " << digits;
+      EXPECT_EQ(static_cast<int64_t>(longest), task->max_prompt_bytes()) << name << " " << digits << ": not attained";
+    }
 }
 
 TEST(Data, JsonlMissingAndEmptyFiles) {
