@@ -53,24 +53,33 @@ void ModelConfig::validate() const {
 namespace {
 // Matrix parameters of one layer when `experts_run` SwiGLU experts of width moe_d_ff run per token
 // (MoE), or the dense SwiGLU: q, o [H hd, d]; k, v [Hkv hd, d]; 3 SwiGLU matrices; the router [E, d].
-int64_t layer_matrix_params(const ModelConfig& c, int64_t experts_run) {
-  const int64_t attention = c.d_model * c.resolved_head_dim() * (2 * c.n_heads + 2 * c.n_kv_heads);
-  if (!c.is_moe()) return attention + 3 * c.d_model * c.d_ff;
-  return attention + experts_run * 3 * c.d_model * c.resolved_moe_d_ff() + c.moe_experts * c.d_model;
+// T = double counts sizes whose int64 products would overflow.
+template <typename T>
+T layer_matrix_params(const ModelConfig& c, int64_t experts_run) {
+  const auto n = [](int64_t v) { return static_cast<T>(v); };
+  const T attention = n(c.d_model) * n(c.resolved_head_dim()) * (2 * n(c.n_heads) + 2 * n(c.n_kv_heads));
+  if (!c.is_moe()) return attention + 3 * n(c.d_model) * n(c.d_ff);
+  return attention + n(experts_run) * 3 * n(c.d_model) * n(c.resolved_moe_d_ff()) + n(c.moe_experts) * n(c.d_model);
 }
 int64_t shared_experts(const ModelConfig& c) { return c.moe_shared_expert ? 1 : 0; }
+
+template <typename T>
+T count_total_params(const ModelConfig& c) {
+  const auto n = [](int64_t v) { return static_cast<T>(v); };
+  const T per_layer = layer_matrix_params<T>(c, c.moe_experts + shared_experts(c));
+  const T norms = n(c.n_layers) * 2 * n(c.d_model) + n(c.d_model);
+  const T embeddings = n(c.vocab_size) * n(c.d_model) * (c.tie_embeddings ? 1 : 2);
+  return n(c.n_layers) * per_layer + norms + embeddings;
+}
 }  // namespace
 
 int64_t ModelConfig::active_matmul_params() const {
-  const int64_t per_layer = layer_matrix_params(*this, moe_top_k + shared_experts(*this));
+  const int64_t per_layer = layer_matrix_params<int64_t>(*this, moe_top_k + shared_experts(*this));
   return n_layers * per_layer + vocab_size * d_model;  // + LM head
 }
 
-int64_t ModelConfig::total_params() const {
-  const int64_t per_layer = layer_matrix_params(*this, moe_experts + shared_experts(*this));
-  const int64_t norms = n_layers * 2 * d_model + d_model;
-  const int64_t embeddings = vocab_size * d_model * (tie_embeddings ? 1 : 2);
-  return n_layers * per_layer + norms + embeddings;
-}
+int64_t ModelConfig::total_params() const { return count_total_params<int64_t>(*this); }
+
+double ModelConfig::approx_total_params() const { return count_total_params<double>(*this); }
 
 }  // namespace flywheel
