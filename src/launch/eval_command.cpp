@@ -113,7 +113,7 @@ int eval_command(const Runtime& rt, int argc, char** argv) {
   std::ofstream file;
   if (args.has("json")) {
     file.open(args.get<std::string>("json"));
-    FW_CHECK(file, "cannot write --json ", args.get<std::string>("json"));
+    FW_INPUT_CHECK(file, "cannot write --json ", args.get<std::string>("json"));
   }
   std::ostream& out = args.has("json") ? static_cast<std::ostream&>(file) : std::cout;
   for (const StepEvaluation& e : results) {

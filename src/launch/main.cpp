@@ -20,6 +20,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory_budget.h"
 #include "core/threads.h"
 #include "launch/command_line.h"
 #include "launch/eval_command.h"
@@ -28,6 +29,7 @@
 #include "launch/shape.h"
 #include "core/signals.h"
 #include "parallel/mesh.h"
+#include "rl/flywheel_memory.h"
 #include "rl/run_flywheel.h"
 #include "train/run_preference.h"
 #include "train/run_training.h"
@@ -91,6 +93,14 @@ std::optional<Shape> command_shape(const Runtime& rt, const CommandLine& command
   return load_shape(args.get<std::string>("shape"), args.overrides());
 }
 
+// Refuses a run whose rank would not fit in this machine's memory, before anything large is
+// allocated or anything is written (docs/operations.md, "Memory").
+void check_rank_memory(const Runtime& rt, const MemoryNeed& need) {
+  check_memory_fits(need, machine_memory(), rt.local_size,
+                    "shrink the model or the batch, or spread it over more ranks (mesh.fsdp, mesh.pp; "
+                    "`flywheel plan --shape FILE --ranks N` proposes meshes)");
+}
+
 // Threads, the world communicator, the mesh and the preemption handlers, then `run(mesh)`.
 template <typename Run>
 int on_mesh(const Runtime& rt, const Shape& shape, Run run) {
@@ -105,6 +115,7 @@ int train_command(const Runtime& rt, int argc, char** argv) {
   const std::optional<Shape> shape = command_shape(rt, train_command_line(), argc, argv);
   if (!shape) return 0;
   shape->validate(rt.world_size);
+  check_rank_memory(rt, trainer_memory_need(shape->train_spec(), rt.rank));
   return on_mesh(rt, *shape, [&](Mesh& mesh) {
     if (shape->train.objective == "dpo")
       return run_preference_training(shape->train_spec(), shape->data.source.substr(std::string("jsonl:").size()),
@@ -119,6 +130,7 @@ int run_command(const Runtime& rt, int argc, char** argv) {
   if (!shape) return 0;
   const FlywheelSpec spec = shape->flywheel_spec();
   spec.validate(rt.world_size);
+  check_rank_memory(rt, flywheel_memory_need(spec, rt.rank));
   return on_mesh(rt, *shape, [&](Mesh& mesh) { return run_flywheel(spec, mesh); });
 }
 
@@ -136,7 +148,23 @@ int dispatch(const Runtime& rt, int argc, char** argv) {
   if (command == "run") return run_command(rt, argc, argv);
   if (command == "plan") return plan_command(rt, argc, argv);
   if (command == "eval") return eval_command(rt, argc, argv);
-  FW_THROW("unknown command '", command, "'; commands: train, run, plan, eval (see flywheel --help)");
+  FW_INPUT_THROW("unknown command '", command, "'; commands: train, run, plan, eval (see flywheel --help)");
+}
+
+// The error line of a failed command: an input error as it is (FLYWHEEL_LOG=debug adds where the
+// check is), a usage error with a pointer to --help, an allocation failure with what the memory
+// check had planned (std::bad_alloc alone says nothing of what was too large).
+void print_failure(const Runtime& rt, const std::exception& e, char** argv) {
+  std::string message = e.what();
+  if (dynamic_cast<const UsageError*>(&e)) message += " (see `flywheel " + std::string(argv[1]) + " --help`)";
+  if (dynamic_cast<const std::bad_alloc*>(&e))
+    message = "out of memory in `flywheel " + std::string(argv[1]) + "`: an allocation failed (std::bad_alloc); " +
+              out_of_memory_note() + ". Shrink the model or the batch, or spread it over more ranks";
+  std::fprintf(stderr, "flywheel: error%s: %s\n",
+               rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "", message.c_str());
+  if (const auto* input = dynamic_cast<const InputError*>(&e); input && !input->origin().empty())
+    log_debug("the check that refused the input: ", input->origin());
+  std::fflush(stderr);
 }
 
 }  // namespace
@@ -152,16 +180,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "flywheel: error: %s\n", e.what());
     return 1;
   }
-  configure_logging(rt.world_size > 1 ? rt.rank : -1, LogLevel::kInfo);
+  configure_logging(rt.world_size > 1 ? rt.rank : -1, log_level_from_environment());
   int code = 0;
   try {
     code = dispatch(rt, argc, argv);
   } catch (const std::exception& e) {
-    std::string message = e.what();
-    if (dynamic_cast<const UsageError*>(&e)) message += " (see `flywheel " + std::string(argv[1]) + " --help`)";
-    std::fprintf(stderr, "flywheel: error%s: %s\n",
-                 rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "", message.c_str());
-    std::fflush(stderr);
+    print_failure(rt, e, argv);
     if (rt.world_size > 1) abort_job(1);
     code = 1;
   }

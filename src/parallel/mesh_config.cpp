@@ -6,15 +6,15 @@ namespace flywheel {
 
 void MeshConfig::validate() const {
   auto positive = [](const char* key, int64_t value) {
-    FW_CHECK(value > 0, "mesh.", key, " = ", value, ": must be a positive integer");
+    FW_INPUT_CHECK(value > 0, "mesh.", key, " = ", value, ": must be a positive integer");
   };
   positive("pp", pp);
   positive("fsdp", fsdp);
   positive("cp", cp);
   positive("ep", ep);
-  FW_CHECK(serve >= 0, "mesh.serve = ", serve, ": must be >= 0");
-  FW_CHECK((fsdp * cp) % ep == 0, "mesh.ep = ", ep, " does not divide mesh.fsdp x mesh.cp = ", fsdp * cp,
-           ": expert parallelism folds over the fsdp x cp ranks");
+  FW_INPUT_CHECK(serve >= 0, "mesh.serve = ", serve, ": must be >= 0");
+  FW_INPUT_CHECK((fsdp * cp) % ep == 0, "mesh.ep = ", ep, " does not divide mesh.fsdp x mesh.cp = ", fsdp * cp,
+                 ": expert parallelism folds over the fsdp x cp ranks");
 }
 
 void MeshConfig::check_world(int64_t world) const {
