@@ -4,8 +4,8 @@ namespace flywheel::hf {
 namespace {
 
 // The ids of one entry of a template's "special_tokens" map.
-std::vector<int32_t> special_ids(const JsonCursor& special_tokens, const std::string& name,
-                                 const JsonCursor& reference, const std::function<bool(int64_t)>& known_id) {
+std::vector<int32_t> special_ids(const JsonCursor& special_tokens, const std::string& name, const JsonCursor& reference,
+                                 const std::function<bool(int64_t)>& known_id) {
   const auto entry = special_tokens.find(name);
   if (!entry) reference.fail("special token \"" + name + "\" is not in " + special_tokens.path());
   const JsonCursor ids = entry->at("ids");
@@ -38,7 +38,8 @@ void PostProcessor::append_template(const JsonCursor& spec, const std::function<
       side.insert(side.end(), ids.begin(), ids.end());
     } else if (const auto sequence = item.find("Sequence")) {
       const std::string which = sequence->at("id").string();
-      if (which != "A") sequence->at("id").fail("the single template can only hold sequence A, found \"" + which + "\"");
+      if (which != "A")
+        sequence->at("id").fail("the single template can only hold sequence A, found \"" + which + "\"");
       if (seen_sequence) item.fail("sequence A appears twice in the single template");
       seen_sequence = true;
     } else {

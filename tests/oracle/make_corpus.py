@@ -235,7 +235,7 @@ def edge_cases():
              "a\x00b", "\x7f", "\x1b[31mred\x1b[0m", "<|im_start|>", "<|eot_id|>", "<|begin_of_text|>",
              "<|im_start|><|im_end|>", "   <|endoftext|>   ", "\ufffd", "\U0010fffd", "\uffff", "\ufffe",
              "a" * 5000, "ab" * 3000, " " * 20000, "\n" * 5000, "7" * 20000, "é" * 3000, "😀" * 2000,
-             "Ġ", "Ċ", "ĠĠĠ", "<0x0A>", "\\p{L}", "(?i:'s)"]
+             "Ġ", "Ċ", "ĠĠĠ", "<0x0A>", "\\p{L}", "(?i:'s)", "a \u0085b"]
     cases += [chr(c) for c in range(0, 128)]
     cases += ["".join(chr(c) for c in range(32, 127))]
     big = "\n".join([prose(), python_code(), cjk(), emoji(), digits(), whitespace()] * 40)
