@@ -34,6 +34,23 @@ std::vector<int32_t> ByteTokenizer::encode_sft(std::string_view prompt, std::str
   return ids;
 }
 
+std::optional<int32_t> ByteTokenizerAdapter::token_id(std::string_view content) const {
+  if (content.size() != 1) return std::nullopt;
+  return static_cast<int32_t>(static_cast<unsigned char>(content[0]));
+}
+
+std::vector<int32_t> ByteTokenizerAdapter::do_encode(std::string_view text, const EncodeOptions& options) const {
+  std::vector<int32_t> ids;
+  if (options.add_special_tokens) ids.push_back(ByteTokenizer::kBos);
+  const std::vector<int32_t> bytes = ByteTokenizer::encode(text);
+  ids.insert(ids.end(), bytes.begin(), bytes.end());
+  return ids;
+}
+
+std::string ByteTokenizerAdapter::do_decode(std::span<const int32_t> ids, const DecodeOptions&) const {
+  return ByteTokenizer::decode(std::vector<int32_t>(ids.begin(), ids.end()));
+}
+
 void check_byte_vocabulary(int64_t vocab_size) {
   FW_INPUT_CHECK(vocab_size >= ByteTokenizer::kVocabSize, "model.vocab_size = ", vocab_size,
                  " is smaller than the byte tokenizer's ", ByteTokenizer::kVocabSize, " ids");
