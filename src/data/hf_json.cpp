@@ -8,7 +8,7 @@ JsonCursor::JsonCursor(const nlohmann::json& root, std::string file)
     : value_(&root), file_(std::make_shared<const std::string>(std::move(file))), path_("$") {}
 
 void JsonCursor::fail(const std::string& message) const {
-  FW_THROW(*file_, ": at ", path_, ": ", message);
+  FW_INPUT_THROW(*file_, ": at ", path_, ": ", message);
 }
 
 const char* JsonCursor::type_name() const { return value_->type_name(); }
@@ -78,7 +78,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& file) {
   try {
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
-    FW_THROW(file, ": not valid JSON (", e.what(), ")");
+    FW_INPUT_THROW(file, ": not valid JSON (", e.what(), ")");
   }
 }
 

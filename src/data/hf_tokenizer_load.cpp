@@ -12,7 +12,7 @@ constexpr int64_t kMaxAddedId = (int64_t{1} << 24) - 1;
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  FW_CHECK(in.good(), path.string(), ": cannot open the file");
+  FW_INPUT_CHECK(in.good(), path.string(), ": cannot open the file");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 

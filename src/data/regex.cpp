@@ -50,8 +50,8 @@ Regex::Regex(std::string_view pattern, bool literal, const std::string& where)
   const uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options,
                               &error, &offset, nullptr);
-  FW_CHECK(impl_->code != nullptr, where, ": the pattern does not compile (PCRE2 with UTF and Unicode ",
-           "properties): ", pcre2_message(error), " at offset ", offset);
+  FW_INPUT_CHECK(impl_->code != nullptr, where, ": the pattern does not compile (PCRE2 with UTF and Unicode ",
+                 "properties): ", pcre2_message(error), " at offset ", offset);
   impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
 }
 

@@ -25,7 +25,7 @@ void load_step(DecodeEngine& engine, const std::string& run_dir, int64_t step) {
   std::vector<TensorSlice> slices = whole_tensor_slices(engine.model().params(), nullptr, nullptr);
   const LoadResult loaded = load_checkpoint(*comm, run_dir, step, slices);
   FW_INPUT_CHECK(loaded.step == step, "step ", step, " of ", run_dir, " is not loadable (it fell back to step ",
-           loaded.step, "): run flywheel-ckpt verify ", run_dir, " --step ", step);
+                 loaded.step, "): run flywheel-ckpt verify ", run_dir, " --step ", step);
   engine.set_snapshot_step(step);
 }
 
@@ -37,7 +37,8 @@ GenerationRequest greedy_request(const TaskExample& example, int64_t id, int64_t
   for (int32_t t : ByteTokenizer::encode(example.prompt)) r.prompt.push_back(t);
   r.sampling.top_k = 1;  // greedy: the argmax, lowest id on ties
   r.sampling.max_new_tokens = std::min<int64_t>(max_new_tokens, max_seq_len - static_cast<int64_t>(r.prompt.size()));
-  FW_INPUT_CHECK(r.sampling.max_new_tokens >= 1, "eval: the prompt '", example.prompt, "' leaves no room in model.max_seq_len");
+  FW_INPUT_CHECK(r.sampling.max_new_tokens >= 1, "eval: the prompt '", example.prompt,
+                 "' leaves no room in model.max_seq_len");
   r.sampling.stop_tokens = {ByteTokenizer::kEos};
   return r;
 }
@@ -73,12 +74,13 @@ void data_loss(Transformer& model, const Sampler& sampler, int64_t size, const E
 
 std::vector<int64_t> steps_to_evaluate(const EvalOptions& o) {
   const std::vector<int64_t> committed = committed_steps(o.run_dir);
-  FW_INPUT_CHECK(!committed.empty(), "eval: ", o.run_dir, " holds no committed checkpoint (expected step-N/ directories)");
+  FW_INPUT_CHECK(!committed.empty(), "eval: ", o.run_dir,
+                 " holds no committed checkpoint (expected step-N/ directories)");
   if (o.steps.empty()) return committed;
   for (int64_t s : o.steps)
     FW_INPUT_CHECK(std::find(committed.begin(), committed.end(), s) != committed.end(), "eval: step ", s,
-             " is not a committed checkpoint of ", o.run_dir, " (committed: ", committed.front(), " .. ",
-             committed.back(), "; flywheel-ckpt inspect ", o.run_dir, " lists them)");
+                   " is not a committed checkpoint of ", o.run_dir, " (committed: ", committed.front(), " .. ",
+                   committed.back(), "; flywheel-ckpt inspect ", o.run_dir, " lists them)");
   return o.steps;
 }
 
@@ -87,7 +89,7 @@ std::vector<int64_t> steps_to_evaluate(const EvalOptions& o) {
 std::vector<StepEvaluation> evaluate_run(const ModelConfig& model, const EvalOptions& o) {
   FW_INPUT_CHECK(!o.task.empty() || !o.data_path.empty(), "eval: nothing to evaluate: give a task or a JSONL file");
   FW_INPUT_CHECK(o.examples >= 1 && o.batch >= 1 && o.max_new_tokens >= 1, "eval: examples, batch and max_new_tokens ",
-           "must be >= 1 (got ", o.examples, ", ", o.batch, ", ", o.max_new_tokens, ")");
+                 "must be >= 1 (got ", o.examples, ", ", o.batch, ", ", o.max_new_tokens, ")");
   const std::vector<int64_t> steps = steps_to_evaluate(o);
   std::unique_ptr<Task> task = o.task.empty() ? nullptr : make_task(o.task, o.task_max_digits);
   std::unique_ptr<DataSource> data;

@@ -1,7 +1,6 @@
 // HfTokenizer on small hand-written tokenizer.json files: each pipeline stage on its own, with
-// expectations that follow from the HF library's rules (stated at each test). The real files are
-// tested in test_hf_tokenizer_models.cpp and, string by string, against transformers.js in
-// test_tokenizer_oracle.cpp.
+// expectations that follow from the HF library's rules (stated at each test). The real Qwen3 and
+// Llama-3.2 files are tested string by string against transformers.js in test_tokenizer_oracle.cpp.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
