@@ -157,6 +157,14 @@ CommandLine& CommandLine::repeatable(const std::string& name, const std::string&
 }
 
 CommandLine& CommandLine::positional(const std::string& name, const std::string& help) {
+  FW_CHECK(required_positionals_ == positionals_.size(), program_, ": required positional ", name,
+           " declared after an optional one");
+  positionals_.emplace_back(name, help);
+  ++required_positionals_;
+  return *this;
+}
+
+CommandLine& CommandLine::optional_positional(const std::string& name, const std::string& help) {
   positionals_.emplace_back(name, help);
   return *this;
 }
@@ -215,7 +223,8 @@ void CommandLine::check(const ParsedArgs& args) const {
   for (const Option& o : options_)
     if (o.kind == Kind::kValue && args.values_.at(o.name).given) o.check(o.name, *args.values_.at(o.name).text);
   const size_t given = args.positionals_.size(), expected = positionals_.size();
-  if (given < expected) usage_error("missing ", joined(positionals_));
+  if (given < required_positionals_)
+    usage_error("missing ", joined(Rows(positionals_.begin(), positionals_.begin() + required_positionals_)));
   if (given > expected)
     usage_error("unexpected argument", given - expected > 1 ? "s " : " ", quoted_list(args.positionals_, expected),
                 expected == 0 ? " (" + program_ + " takes no positional arguments)"
@@ -229,7 +238,8 @@ void CommandLine::check(const ParsedArgs& args) const {
 
 std::string CommandLine::synopsis() const {
   std::vector<std::string> tokens;
-  for (const auto& [name, help] : positionals_) tokens.push_back(name);
+  for (size_t i = 0; i < positionals_.size(); ++i)
+    tokens.push_back(i < required_positionals_ ? positionals_[i].first : "[" + positionals_[i].first + "]");
   for (const Option& o : options_)
     if (o.required) tokens.push_back(option_text(o));
   for (const Option& o : options_)

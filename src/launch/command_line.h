@@ -70,8 +70,11 @@ class CommandLine {
   CommandLine& flag(const std::string& name, const std::string& help);  // --name, no value
   // --name VALUE any number of times; each value is kept whole, commas included.
   CommandLine& repeatable(const std::string& name, const std::string& value_name, const std::string& help);
-  // The next positional argument; every declared one is required, no others are accepted.
+  // The next positional argument, required; no undeclared ones are accepted.
   CommandLine& positional(const std::string& name, const std::string& help);
+  // A positional argument that may be left out; it follows every required one (ParsedArgs::positionals
+  // is then shorter: the caller supplies the default).
+  CommandLine& optional_positional(const std::string& name, const std::string& help);
   // Accept --section.key=value shape overrides (`help` describes them in --help).
   CommandLine& shape_overrides(const std::string& help = "set a key of the shape; the command line wins over the file");
   // Paragraphs printed after the options by --help.
@@ -99,6 +102,7 @@ class CommandLine {
   std::string program_, summary_, notes_, overrides_help_;
   std::vector<Option> options_;
   std::vector<std::pair<std::string, std::string>> positionals_;  // name, help
+  size_t required_positionals_ = 0;                                // the first ones of positionals_
   bool overrides_ = false;
 };
 

@@ -25,11 +25,16 @@ constexpr const char* kLockFile = ".lock";
 
 enum class LockOutcome { kTaken, kHeld, kUnsupported };
 
-// flock(LOCK_EX | LOCK_NB): never waits, a second job is refused at once.
+// flock(LOCK_EX | LOCK_NB): a second job is refused at once, but not by a probe: run_dir_lock_held
+// holds a shared lock for microseconds, so a held lock is tried again for ~50 ms before it counts.
 LockOutcome lock_now(int fd, const fs::path& file) {
-  for (;;) {
+  for (int attempt = 0;; ++attempt) {
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return LockOutcome::kTaken;
     if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK && attempt < 5) {
+      ::usleep(10'000);
+      continue;
+    }
     if (errno == EWOULDBLOCK) return LockOutcome::kHeld;
     if (errno == ENOLCK || errno == EOPNOTSUPP || errno == ENOSYS) return LockOutcome::kUnsupported;
     FW_THROW("cannot lock ", file.string(), ": ", std::strerror(errno));
@@ -117,9 +122,9 @@ std::optional<RunDirLock> RunDirLock::try_take(const fs::path& run_dir, bool cre
 RunDirLock RunDirLock::take(const fs::path& run_dir, bool created) {
   std::string holder;
   std::optional<RunDirLock> lock = try_take(run_dir, created, &holder);
-  FW_CHECK(lock, "run directory ", run_dir.string(), " is in use by another job: ", holder,
-           ". Two jobs on one run directory would delete each other's checkpoints; wait for it to end (or stop ",
-           "it), or give this job another train.run_name");
+  FW_INPUT_CHECK(lock, "run directory ", run_dir.string(), " is in use by another job: ", holder,
+                 ". Two jobs on one run directory would delete each other's checkpoints; wait for it to end (or ",
+                 "stop it), or give this job another train.run_name");
   return std::move(*lock);
 }
 
@@ -131,6 +136,18 @@ void RunDirLock::release_and_remove_if_unused() {
     if (entry.path().filename() != kLockFile) return;
   fs::remove(dir_ / kLockFile, ec);
   fs::remove(dir_, ec);
+}
+
+bool run_dir_lock_held(const fs::path& run_dir) {
+  const fs::path file = run_dir / kLockFile;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);  // never creates: reading leaves the run as it is
+  if (fd < 0) return false;
+  int rc;
+  do rc = ::flock(fd, LOCK_SH | LOCK_NB);
+  while (rc != 0 && errno == EINTR);
+  const bool held = rc != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases the shared lock, if taken
+  return held;
 }
 
 std::string describe_lock_holder(const fs::path& run_dir) {

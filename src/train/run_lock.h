@@ -48,6 +48,10 @@ class RunDirLock {
   bool created_ = false;
 };
 
+// True when a process holds the lock of run_dir (a running job): a non-blocking shared flock, released
+// at once, on the existing lock file (none: false; a filesystem without locks: false).
+bool run_dir_lock_held(const std::filesystem::path& run_dir);
+
 // "pid 4242 on host node07 (Slurm job 1234), holding it since 2025-01-01T12:00:00Z", from the lock
 // file of run_dir; says so when the holder has not written its details (yet).
 std::string describe_lock_holder(const std::filesystem::path& run_dir);

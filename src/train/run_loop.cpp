@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "ckpt/checkpoint_dir.h"
 #include "core/fault_point.h"
 #include "core/log.h"
 #include "core/signals.h"
@@ -11,6 +12,7 @@
 #include "train/checkpointing.h"
 #include "train/metrics_log.h"
 #include "train/resume_guard.h"
+#include "train/run_status.h"
 #include "train/run_support.h"
 
 namespace flywheel {
@@ -99,6 +101,18 @@ int train_steps(Trainer& trainer, RunSteps& steps, const std::filesystem::path& 
   return kExitOk;
 }
 
+// status.json at the end of the loop: the state its exit code means, at the last committed step.
+void record_end(const std::filesystem::path& dir, int64_t target, int code, const std::string& error) {
+  RunStatus status;
+  status.state = error.empty() ? run_state_of_exit(code) : "failed";
+  status.train_steps = target;
+  status.step = read_latest_step(dir.string()).value_or(0);
+  if (error.empty()) status.exit_code = code;
+  if (code == kExitPreempted) status.signal = preemption_signal_name();
+  status.detail = error;
+  write_run_status(dir, status);
+}
+
 }  // namespace
 
 int run_loop(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
@@ -118,12 +132,27 @@ int run_loop(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir
     prepare_run_dir(trainer.spec(), dir, resumed);
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
+  const int64_t target = trainer.spec().train.steps;
+  if (comm.rank() == 0) {
+    RunStatus running;
+    running.state = "running";
+    running.step = resumed.value_or(0);
+    running.train_steps = target;
+    write_run_status(dir, running);
+  }
   comm.control().barrier();
   steps.run_dir_ready(dir, resumed);
   log_start(trainer, steps, dir);
   // An exception passes by finish(): main() ends the whole job, and a drain could wait on a rank
-  // that is gone.
-  const int code = train_steps(trainer, steps, dir, resumed, metrics.get());
+  // that is gone. Rank 0 records it first (status.json), as it records every other end.
+  int code = kExitError;
+  try {
+    code = train_steps(trainer, steps, dir, resumed, metrics.get());
+  } catch (const std::exception& e) {
+    if (comm.rank() == 0) record_end(dir, target, code, e.what());
+    throw;
+  }
+  if (comm.rank() == 0) record_end(dir, target, code, "");
   steps.finish();
   return code;
 }

@@ -16,7 +16,7 @@ namespace {
 const std::string kFffd = "\xEF\xBF\xBD";
 
 TEST(Utf8, ValidTextIsLeftAlone) {
-  for (const std::string text : {"", "plain ascii", "caf\xC3\xA9", "\xF0\x9F\x98\x80", "\xE4\xB8\xAD\xE6\x96\x87",
+  for (const std::string& text : std::vector<std::string>{"", "plain ascii", "caf\xC3\xA9", "\xF0\x9F\x98\x80", "\xE4\xB8\xAD\xE6\x96\x87",
                                  std::string("a\0b", 3), "\xF4\x8F\xBF\xBF", "\xEF\xBF\xBE"}) {
     EXPECT_TRUE(utf8::is_valid(text)) << text;
     EXPECT_EQ(utf8::repair(text), text);

@@ -31,6 +31,7 @@ template <typename... Args>
 std::string without_source_location(const std::string& message);
 
 // Every subcommand: (args after the command name). Returns the exit code.
+int list_command(int argc, char** argv);
 int inspect_command(int argc, char** argv);
 int verify_command(int argc, char** argv);
 int diff_command(int argc, char** argv);

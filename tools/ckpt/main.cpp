@@ -1,5 +1,6 @@
 // flywheel-ckpt: offline tool for Flywheel checkpoints (format: docs/checkpoint-format.md).
 //
+//   flywheel-ckpt list    [DIR] [--json]
 //   flywheel-ckpt inspect RUN_DIR [--step N] [--json]
 //   flywheel-ckpt verify  RUN_DIR [--step N | --all]
 //   flywheel-ckpt diff    RUN_A[:STEP] RUN_B[:STEP] [--moments] [--fail-above X]
@@ -28,6 +29,7 @@ constexpr const char* kUsage =
     "Offline tool for Flywheel checkpoint run directories (docs/checkpoint-format.md).\n"
     "\n"
     "commands:\n"
+    "  list    [DIR] [--json]                         the runs under DIR (default checkpoints/): state, steps, size\n"
     "  inspect RUN_DIR [--step N] [--json]            steps, mesh, shape and tensors of a checkpoint\n"
     "  verify  RUN_DIR [--step N | --all]             check every shard's size and XXH3-64 checksum\n"
     "  diff    RUN_A[:STEP] RUN_B[:STEP]              per-tensor max abs / rel difference\n"
@@ -43,10 +45,10 @@ struct Command {
   const char* name;
   int (*run)(int, char**);
 };
-constexpr Command kCommands[] = {{"inspect", inspect_command}, {"verify", verify_command},
-                                 {"diff", diff_command},       {"reshard", reshard_command},
-                                 {"export", export_command},   {"ledger", ledger_command},
-                                 {"rollback", rollback_command}};
+constexpr Command kCommands[] = {{"list", list_command},       {"inspect", inspect_command},
+                                 {"verify", verify_command},   {"diff", diff_command},
+                                 {"reshard", reshard_command}, {"export", export_command},
+                                 {"ledger", ledger_command},   {"rollback", rollback_command}};
 
 int dispatch(int argc, char** argv, std::string& command) {
   if (argc < 2) {
@@ -61,7 +63,8 @@ int dispatch(int argc, char** argv, std::string& command) {
   for (const Command& c : kCommands)
     if (command == c.name) return c.run(argc - 1, argv + 1);  // argv[0] becomes the command name
   command.clear();
-  usage_error("unknown command '", argv[1], "'; commands: inspect, verify, diff, reshard, export, ledger, rollback");
+  usage_error("unknown command '", argv[1],
+              "'; commands: list, inspect, verify, diff, reshard, export, ledger, rollback");
 }
 
 }  // namespace
