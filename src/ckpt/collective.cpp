@@ -22,7 +22,7 @@ std::vector<std::string> gather_strings(Comm& comm, const std::string& local) {
   return all;
 }
 
-void throw_if_any_rank_failed(Comm& comm, const std::string& local_error, const std::string& what) {
+void throw_if_any_rank_failed(Comm& comm, const std::string& local_error, const std::string& what, bool input) {
   double failures = local_error.empty() ? 0.0 : 1.0;
   comm.control().all_reduce_sum(&failures, 1);
   if (failures == 0) return;
@@ -31,6 +31,7 @@ void throw_if_any_rank_failed(Comm& comm, const std::string& local_error, const 
                         std::to_string(comm.size()) + " rank(s):";
   for (int r = 0; r < comm.size(); ++r)
     if (!errors[r].empty()) message += "\n  rank " + std::to_string(r) + ": " + errors[r];
+  if (input) FW_INPUT_THROW(message);
   FW_THROW(message);
 }
 

@@ -20,7 +20,9 @@ std::vector<std::string> gather_strings(Comm& comm, const std::string& local);
 
 // Collective: returns when `local_error` is empty on every rank; otherwise throws on every rank a
 // message starting with `what` and listing each failing rank's error.
-void throw_if_any_rank_failed(Comm& comm, const std::string& local_error, const std::string& what);
+// `input`: the failures are about the user's checkpoint (a tensor it lacks), so an InputError.
+void throw_if_any_rank_failed(Comm& comm, const std::string& local_error, const std::string& what,
+                              bool input = false);
 
 // Runs `work` on rank 0 only and broadcasts its result string; if it threw, every rank throws the
 // root's message (prefixed with `what`). The broadcast also orders the ranks: none returns before

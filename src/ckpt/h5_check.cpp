@@ -36,5 +36,15 @@ std::string h5_error_stack_message() {
   return lines.front() + " (cause: " + lines.back() + ")";
 }
 
+std::string h5_error_cause() {
+  std::vector<std::string> lines;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_entry, &lines);
+  H5Eclear2(H5E_DEFAULT);
+  if (lines.empty()) return "no HDF5 error message";
+  const std::string& deepest = lines.back();
+  const size_t call = deepest.find("(): ");
+  return call == std::string::npos ? deepest : deepest.substr(call + 4);
+}
+
 }  // namespace detail
 }  // namespace flywheel

@@ -18,6 +18,8 @@ namespace detail {
 // The current HDF5 error stack as one line: the top (API) message, and the innermost cause when it
 // differs (that is where "errno = 2, No such file or directory" lives). Clears the stack.
 std::string h5_error_stack_message();
+// Only the deepest cause's description ("truncated file: eof = 1000, ..."), for a user's message.
+std::string h5_error_cause();
 
 template <typename T>
 T h5_check(T rc, const char* call, const char* file, int line) {

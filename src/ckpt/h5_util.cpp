@@ -48,7 +48,8 @@ H5Handle h5_open_file_readonly(const std::string& path) {
   h5_silence_error_printing();
   H5Handle fapl = file_access_plist();
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
-  if (id < 0) FW_THROW("cannot open HDF5 file ", path, ": ", detail::h5_error_stack_message());
+  if (id < 0)
+    FW_INPUT_THROW("cannot open ", path, ": not a readable HDF5 file (", detail::h5_error_cause(), ")");
   return H5Handle::file(id);
 }
 

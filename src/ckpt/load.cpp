@@ -105,7 +105,8 @@ std::string run_copies(const std::string& dir, const std::vector<RowCopy>& copie
 void fill_slices(Comm& comm, const VerifiedStep& step, const std::vector<TensorSlice>& slices) {
   std::vector<RowCopy> copies;
   throw_if_any_rank_failed(comm, plan_copies(step, slices, copies),
-                           "matching the requested tensors to checkpoint step " + std::to_string(step.step));
+                           "matching the requested tensors to checkpoint step " + std::to_string(step.step),
+                           /*input=*/true);
   throw_if_any_rank_failed(comm, run_copies(step.dir, copies),
                            "reading checkpoint step " + std::to_string(step.step));
 }
@@ -138,7 +139,7 @@ LoadResult load_checkpoint(Comm& comm, const std::string& run_dir, std::optional
   }
   std::string message = "no loadable checkpoint in " + run_dir + "; every committed step failed verification:";
   for (const std::string& r : rejected) message += "\n  " + r;
-  FW_THROW(message);
+  FW_INPUT_THROW(message);
 }
 
 }  // namespace flywheel

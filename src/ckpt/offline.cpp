@@ -119,7 +119,7 @@ StepReader::StepReader(StepCheck checked) : check_(std::move(checked)) {
   if (check_.ok()) return;
   std::string message = detail::concat("checkpoint step ", check_.step, " (", check_.dir, ") fails verification:");
   for (const std::string& p : check_.all_problems()) message += "\n  " + p;
-  FW_THROW(message);
+  FW_INPUT_THROW(message);
 }
 
 std::vector<std::string> StepReader::names(const std::string& group) const {

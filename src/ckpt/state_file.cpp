@@ -51,6 +51,8 @@ StateRecord read_state_file(const std::string& path) {
     for (size_t r = 0; r < hashes.size(); ++r) record.shards.push_back({hashes[r], sizes[r]});
   } catch (const nlohmann::json::exception& e) {
     FW_THROW("reading checkpoint state ", path, ": mesh/extra attribute is not valid JSON: ", e.what());
+  } catch (const InputError& e) {
+    FW_INPUT_THROW("reading checkpoint state ", path, ": ", e.what());
   } catch (const Error& e) {
     FW_THROW("reading checkpoint state ", path, ": ", e.what());
   }

@@ -7,6 +7,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "core/utf8.h"
+
 namespace flywheel {
 namespace {
 int g_rank = -1;
@@ -49,11 +51,12 @@ void print_line(LogLevel level, const std::string& message) {
   gmtime_r(&now, &tm_utc);
   char stamp[32];
   std::strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm_utc);
+  const std::string text = utf8::printable(message);  // a quoted file's bytes must not reach the terminal raw
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_rank >= 0)
-    std::fprintf(stderr, "[%s r%d %s] %s\n", stamp, g_rank, level_tag(level), message.c_str());
+    std::fprintf(stderr, "[%s r%d %s] %s\n", stamp, g_rank, level_tag(level), text.c_str());
   else
-    std::fprintf(stderr, "[%s %s] %s\n", stamp, level_tag(level), message.c_str());
+    std::fprintf(stderr, "[%s %s] %s\n", stamp, level_tag(level), text.c_str());
   std::fflush(stderr);
 }
 }  // namespace

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "data/regex.h"
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace flywheel::hf {
 namespace {

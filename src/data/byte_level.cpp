@@ -1,6 +1,6 @@
 #include "data/byte_level.h"
 
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace flywheel {
 namespace {

@@ -1,7 +1,7 @@
 #include "data/hf_decoder.h"
 
 #include "data/byte_level.h"
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace flywheel::hf {
 namespace {

@@ -1,7 +1,7 @@
 // HfTokenizer: encoding and decoding (loading is in hf_tokenizer_load.cpp).
 #include "data/hf_tokenizer.h"
 
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace flywheel {
 

@@ -4,7 +4,7 @@
 #include <pcre2.h>
 
 #include "core/error.h"
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace flywheel {
 namespace {
@@ -47,7 +47,9 @@ Regex::Regex(std::string_view pattern, bool literal, const std::string& where)
     : impl_(std::make_unique<Impl>()), where_(where) {
   int error = 0;
   PCRE2_SIZE offset = 0;
-  const uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+  // PCRE2_LITERAL admits only a few other options, not PCRE2_UCP (pcre2_compile(3)); a literal has no
+  // character classes for UCP to widen anyway.
+  const uint32_t options = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options,
                               &error, &offset, nullptr);
   FW_INPUT_CHECK(impl_->code != nullptr, where, ": the pattern does not compile (PCRE2 with UTF and Unicode ",

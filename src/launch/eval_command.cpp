@@ -92,11 +92,9 @@ int eval_command(const Runtime& rt, int argc, char** argv) {
   const Shape shape = load_shape(o.run_dir + "/shape.ini", {});
   shape.model.validate();
   for (const std::string& step : args.list("step")) {
-    try {
-      o.steps.push_back(std::stoll(step));
-    } catch (const std::exception&) {
-      usage_error("--step ", step, ": needs a step number");
-    }
+    if (step.empty() || step.size() > 18 || step.find_first_not_of("0123456789") != std::string::npos)
+      usage_error("--step '", step, "' is not a step number (an integer >= 0)");
+    o.steps.push_back(std::stoll(step));
   }
   o.task = args.find<std::string>("task").value_or(run_task(shape));
   o.data_path = args.find<std::string>("data").value_or("");

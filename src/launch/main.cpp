@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/memory_budget.h"
 #include "core/threads.h"
+#include "core/utf8.h"
 #include "launch/command_line.h"
 #include "launch/eval_command.h"
 #include "launch/plan_command.h"
@@ -161,7 +162,8 @@ void print_failure(const Runtime& rt, const std::exception& e, char** argv) {
     message = "out of memory in `flywheel " + std::string(argv[1]) + "`: an allocation failed (std::bad_alloc); " +
               out_of_memory_note() + ". Shrink the model or the batch, or spread it over more ranks";
   std::fprintf(stderr, "flywheel: error%s: %s\n",
-               rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "", message.c_str());
+               rt.world_size > 1 ? (" on rank " + std::to_string(rt.rank)).c_str() : "",
+               utf8::printable(message).c_str());
   if (const auto* input = dynamic_cast<const InputError*>(&e); input && !input->origin().empty())
     log_debug("the check that refused the input: ", input->origin());
   std::fflush(stderr);

@@ -108,6 +108,20 @@ std::map<std::string, std::string> check_overrides(const po::options_description
   return by_key;
 }
 
+// Boost reads "-1" into an unsigned key as 2^64 - 1 (lexical_cast wraps, as strtoull does): refuse a
+// minus sign on every key bound to an unsigned integer (train.seed) as a bad value.
+void refuse_negative_unsigned(const po::parsed_options& parsed, const po::options_description& schema) {
+  for (const po::option& o : parsed.options) {
+    const po::option_description* key = schema.find_nothrow(o.string_key, /*approx=*/false);
+    if (key == nullptr || o.value.empty()) continue;
+    const auto* semantic = key->semantic().get();
+    const bool is_unsigned = dynamic_cast<const po::typed_value<uint64_t>*>(semantic) != nullptr ||
+                             dynamic_cast<const po::typed_value<uint32_t>*>(semantic) != nullptr;
+    if (is_unsigned && o.value.front().find('-') != std::string::npos)
+      throw po::validation_error(po::validation_error::invalid_option_value, o.string_key, o.value.front());
+  }
+}
+
 // Reads the resolved text into the fields `schema` is bound to. A bad value names where it came from:
 // the override that wrote it, else the file and its line (found in the file's own text: overrides
 // add lines to the resolved one).
@@ -116,7 +130,9 @@ void parse_shape_text(const std::string& text, const po::options_description& sc
   try {
     std::istringstream in(text);
     po::variables_map values;
-    po::store(po::parse_config_file(in, schema, /*allow_unregistered=*/false), values);
+    const po::parsed_options parsed = po::parse_config_file(in, schema, /*allow_unregistered=*/false);
+    refuse_negative_unsigned(parsed, schema);
+    po::store(parsed, values);
     po::notify(values);
   } catch (const po::validation_error& e) {
     if (const auto o = overrides.find(e.get_option_name()); o != overrides.end())

@@ -125,11 +125,12 @@ class DpoSteps final : public RunSteps {
 
 void check_preference_spec(const TrainSpec& spec, const DpoConfig& dpo) {
   const MeshConfig& mesh = spec.mesh;
-  FW_CHECK(mesh.cp == 1, "train.objective = dpo with mesh.cp = ", mesh.cp,
-           ": DPO sums each row's logprobs on one rank; use mesh.cp = 1");
-  FW_CHECK((spec.train.micro_batch / mesh.fsdp) % 2 == 0, "train.objective = dpo: train.micro_batch / mesh.fsdp = ",
-           spec.train.micro_batch / mesh.fsdp, " rows per rank must be even (a pair's chosen and rejected rows stay together)");
-  FW_CHECK(dpo.beta > 0, "rl.dpo_beta = ", dpo.beta, ": must be > 0");
+  FW_INPUT_CHECK(mesh.cp == 1, "train.objective = dpo with mesh.cp = ", mesh.cp,
+                 ": DPO sums each row's logprobs on one rank; use mesh.cp = 1");
+  FW_INPUT_CHECK((spec.train.micro_batch / mesh.fsdp) % 2 == 0,
+                 "train.objective = dpo: train.micro_batch / mesh.fsdp = ", spec.train.micro_batch / mesh.fsdp,
+                 " rows per rank must be even (a pair's chosen and rejected rows stay together)");
+  FW_INPUT_CHECK(dpo.beta > 0, "rl.dpo_beta = ", dpo.beta, ": must be > 0");
 }
 
 int run_preference_training(const TrainSpec& spec, const std::string& data_path, const DpoConfig& dpo_config,

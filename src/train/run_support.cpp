@@ -112,8 +112,9 @@ void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, st
     record_shape(dir / "shape.ini", spec.text);
     return;
   }
-  FW_CHECK(!std::filesystem::exists(metrics) || spec.train.resume == "auto", "run directory '", dir.string(),
-           "' already holds a run (metrics.jsonl) and train.resume = never: choose another train.run_name");
+  FW_INPUT_CHECK(!std::filesystem::exists(metrics) || spec.train.resume == "auto", "run directory '",
+                 dir.string(),
+                 "' already holds a run (metrics.jsonl) and train.resume = never: choose another train.run_name");
   if (std::filesystem::exists(metrics)) {
     log_warn("run directory ", dir.string(), " has metrics but no checkpoint: starting the run over");
     std::filesystem::remove(metrics);
@@ -176,8 +177,8 @@ std::map<std::string, double> head_values_to_rank0(Trainer& trainer, const std::
 
 void initialize_from(Trainer& trainer, const std::string& run_dir) {
   const std::optional<int64_t> step = resume_training(trainer, run_dir);
-  FW_CHECK(step.has_value(), "train.init_from = '", run_dir, "' holds no committed checkpoint (expected a run ",
-           "directory with step-N/ and latest)");
+  FW_INPUT_CHECK(step.has_value(), "train.init_from = '", run_dir, "' holds no committed checkpoint (expected a run ",
+                 "directory with step-N/ and latest)");
   std::fill(trainer.shards().adam_m().begin(), trainer.shards().adam_m().end(), 0.0f);
   std::fill(trainer.shards().adam_v().begin(), trainer.shards().adam_v().end(), 0.0f);
   log_info("starting from the weights of ", run_dir, " step ", *step, " (AdamW moments reset)");

@@ -18,6 +18,15 @@ using Ids = std::vector<int32_t>;
 
 // A BPE model over `tokens` (id = position) with `merges`, and nothing else: no normalizer, no
 // pre-tokenizer (the whole text is one pre-token), no decoder.
+// Merges in the ["a", "b"] form. (A braced list of string pairs would become a JSON object in
+// nlohmann's initializer-list rules, losing order and repeated first elements.)
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+Json pair_merges(const Pairs& merges) {
+  Json array = Json::array();
+  for (const auto& [left, right] : merges) array.push_back(Json::array({left, right}));
+  return array;
+}
+
 Json tiny(const std::vector<std::string>& tokens, const Json& merges) {
   Json vocab = Json::object();
   for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = i;
@@ -36,15 +45,15 @@ Json added(int id, const std::string& content, Json flags = Json::object()) {
 
 TEST(HfBpe, MergesLowestRankFirst) {
   // (b,c) ranks before (a,b): "abc" -> a|bc, then (a,bc) gives abc.
-  const auto t = load(tiny({"a", "b", "c", "ab", "bc", "abc"}, {{"b", "c"}, {"a", "b"}, {"a", "bc"}}));
+  const auto t = load(tiny({"a", "b", "c", "ab", "bc", "abc"}, pair_merges(Pairs{{"b", "c"}, {"a", "b"}, {"a", "bc"}})));
   EXPECT_EQ(t->encode("abc"), (Ids{5}));
   // With (a,b) first and no (ab,c) merge, "abc" stops at ab|c.
-  const auto u = load(tiny({"a", "b", "c", "ab", "bc", "abc"}, {{"a", "b"}, {"b", "c"}, {"a", "bc"}}));
+  const auto u = load(tiny({"a", "b", "c", "ab", "bc", "abc"}, pair_merges(Pairs{{"a", "b"}, {"b", "c"}, {"a", "bc"}})));
   EXPECT_EQ(u->encode("abc"), (Ids{3, 2}));
 }
 
 TEST(HfBpe, EqualRanksMergeLeftmostFirst) {
-  const auto t = load(tiny({"a", "aa"}, {{"a", "a"}}));
+  const auto t = load(tiny({"a", "aa"}, pair_merges(Pairs{{"a", "a"}})));
   EXPECT_EQ(t->encode("aaa"), (Ids{1, 0}));
   EXPECT_EQ(t->encode("aaaa"), (Ids{1, 1}));
   EXPECT_EQ(t->encode("aaaaa"), (Ids{1, 1, 0}));
@@ -52,18 +61,18 @@ TEST(HfBpe, EqualRanksMergeLeftmostFirst) {
 
 TEST(HfBpe, StringAndPairMergesAreTheSameMerges) {
   const std::vector<std::string> vocab = {"h", "e", "l", "o", "he", "ll", "llo", "hello"};
-  const auto pairs = load(tiny(vocab, {{"h", "e"}, {"l", "l"}, {"ll", "o"}, {"he", "llo"}}));
+  const auto pairs = load(tiny(vocab, pair_merges(Pairs{{"h", "e"}, {"l", "l"}, {"ll", "o"}, {"he", "llo"}})));
   const auto strings = load(tiny(vocab, {"h e", "l l", "ll o", "he llo"}));
   EXPECT_EQ(pairs->encode("hello"), (Ids{7}));
   EXPECT_EQ(strings->encode("hello"), (Ids{7}));
   EXPECT_EQ(strings->encode("hellohe"), (Ids{7, 4}));
   // Only the pair form can hold a token with a space.
-  const auto spaced = load(tiny({"a", " ", "a "}, {{"a", " "}}));
+  const auto spaced = load(tiny({"a", " ", "a "}, pair_merges(Pairs{{"a", " "}})));
   EXPECT_EQ(spaced->encode("a a "), (Ids{2, 2}));
 }
 
 TEST(HfBpe, IgnoreMergesTakesAWholePreTokenFromTheVocabulary) {
-  Json json = tiny({"a", "b", "c", "bc", "abc"}, {{"b", "c"}});
+  Json json = tiny({"a", "b", "c", "bc", "abc"}, pair_merges(Pairs{{"b", "c"}}));
   EXPECT_EQ(load(json)->encode("abc"), (Ids{0, 3}));  // merges alone cannot reach "abc"
   json["model"]["ignore_merges"] = true;
   EXPECT_EQ(load(json)->encode("abc"), (Ids{4}));
@@ -139,7 +148,7 @@ std::vector<std::string> pieces(const Json& spec, const std::string& text) {
 // The examples of the HF library's SplitDelimiterBehavior documentation.
 TEST(HfPreTokenizer, SplitBehaviors) {
   const auto split = [](const std::string& behavior) {
-    return pieces({{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", false}},
+    return pieces({{"type", "Split"}, {"pattern", Json::object({{"String", "-"}})}, {"behavior", behavior}, {"invert", false}},
                   "the-final--countdown");
   };
   using V = std::vector<std::string>;

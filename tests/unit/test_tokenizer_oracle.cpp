@@ -25,7 +25,7 @@
 
 #include "data/byte_level.h"
 #include "data/hf_tokenizer.h"
-#include "data/utf8.h"
+#include "core/utf8.h"
 #include "test_util.h"
 
 namespace flywheel {

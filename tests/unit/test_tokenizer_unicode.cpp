@@ -8,7 +8,7 @@
 #include "data/byte_level.h"
 #include "data/hf_normalizer.h"
 #include "data/regex.h"
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace flywheel {
 namespace {

@@ -160,6 +160,7 @@ int ledger_command(int argc, char** argv) {
     std::cout << "no hot-load events recorded yet (" << path << " does not exist)\n";
     return kExitOk;
   }
+  if (!std::filesystem::is_regular_file(path, ec)) fail(path, " is not a file (the ledger is a JSONL file)");
   const std::vector<LedgerEvent> events = read_ledger(path);
   if (events.empty()) {
     std::cout << "no hot-load events recorded yet (" << path << " is empty)\n";

@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "core/log.h"
+#include "core/utf8.h"
 
 namespace flywheel::ckpt_tool {
 namespace {
@@ -80,10 +81,11 @@ int main(int argc, char** argv) {
   } catch (const UsageError& e) {
     const std::string help = command.empty() ? "flywheel-ckpt --help" : "flywheel-ckpt " + command + " --help";
     std::fprintf(stderr, "flywheel-ckpt%s%s: usage error: %s (see `%s`)\n", command.empty() ? "" : " ",
-                 command.c_str(), e.what(), help.c_str());
+                 command.c_str(), utf8::printable(e.what()).c_str(), help.c_str());
     return kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "flywheel-ckpt%s%s: error: %s\n", command.empty() ? "" : " ", command.c_str(), e.what());
+    std::fprintf(stderr, "flywheel-ckpt%s%s: error: %s\n", command.empty() ? "" : " ", command.c_str(),
+                 utf8::printable(e.what()).c_str());
     return kExitFailed;
   }
 }

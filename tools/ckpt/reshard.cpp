@@ -129,7 +129,16 @@ void print_plan(const std::vector<RankPlan>& plans) {
 // The source's shape text with the --set corrections written in.
 std::string corrected_shape_text(const std::string& state_path, const ParsedArgs& args) {
   std::vector<std::string> corrections;
-  for (const std::string& item : args.list("set")) corrections.push_back("--" + item);
+  Shape scratch;
+  const boost::program_options::options_description schema = shape_options(scratch);
+  for (const std::string& item : args.list("set")) {
+    const size_t equals = item.find('=');
+    if (equals == std::string::npos || equals == 0) usage_error("--set ", item, ": expected section.key=value");
+    const std::string key = item.substr(0, equals);
+    if (schema.find_nothrow(key, false) == nullptr)
+      usage_error("--set ", item, ": '", key, "' is not a shape key (`flywheel train --help` lists them)");
+    corrections.push_back("--" + item);
+  }
   const std::string text = read_state_file(state_path).state.shape_text;
   try {
     return apply_overrides(text, corrections);

@@ -1,12 +1,16 @@
 // flywheel-ckpt verify: the checks load_checkpoint makes before it trusts a step (state.h5
 // readable, every shard present with the recorded size and XXH3-64, tensors covered exactly once),
 // plus each shard's header, reported per shard instead of stopping at the first problem.
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "ckpt/checkpoint.h"
+#include "ckpt/checkpoint_dir.h"
 #include "ckpt/offline.h"
 #include "common.h"
+#include "core/utf8.h"
 
 namespace flywheel::ckpt_tool {
 namespace {
@@ -36,6 +40,23 @@ bool report_step(const StepCheck& check) {
               << " shard(s) failed" << (check.problems.empty() && view_ok ? "" : ", plus step-level problems")
               << ")\n";
   return ok;
+}
+
+// What is wrong with RUN_DIR/latest, or "" when it is absent or names a committed step. A `latest`
+// that names no committed step makes a resume start elsewhere than the operator expects.
+std::string latest_problem(const std::string& run_dir, const std::vector<int64_t>& committed) {
+  std::ifstream in(std::filesystem::path(run_dir) / "latest");
+  if (!in) return "";
+  std::string text;
+  std::getline(in, text);
+  const std::optional<int64_t> step = parse_step_dir_name(text);
+  const std::string next = detail::concat("; a resume starts from step ", committed.back(),
+                                          " (the newest); flywheel-ckpt rollback ", run_dir, " --step N sets it");
+  if (!step) return detail::concat("latest holds '", utf8::printable(text), "', not a step directory name", next);
+  if (!std::binary_search(committed.begin(), committed.end(), *step))
+    return detail::concat("latest names step ", *step, ", which is not committed (committed: ", steps_list(committed),
+                          ")", next);
+  return "";
 }
 
 }  // namespace
@@ -79,7 +100,9 @@ int verify_command(int argc, char** argv) {
     passed += report_step(checks[i]);
   }
   if (steps.size() > 1) std::cout << "\n" << passed << " of " << steps.size() << " steps ok\n";
-  return passed == static_cast<int>(steps.size()) ? kExitOk : kExitFailed;
+  const std::string latest = latest_problem(run_dir, committed_steps(run_dir));
+  if (!latest.empty()) std::cout << "FAILED: " << latest << "\n";
+  return passed == static_cast<int>(steps.size()) && latest.empty() ? kExitOk : kExitFailed;
 }
 
 }  // namespace flywheel::ckpt_tool

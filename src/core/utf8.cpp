@@ -1,4 +1,4 @@
-#include "data/utf8.h"
+#include "core/utf8.h"
 
 namespace flywheel::utf8 {
 namespace {
@@ -39,6 +39,38 @@ size_t well_formed_length(std::string_view text, size_t at, size_t* bad) {
 }
 
 }  // namespace
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  auto escape = [&out](unsigned char byte) {
+    char hex[5];
+    std::snprintf(hex, sizeof(hex), "\\x%02X", byte);
+    out += hex;
+  };
+  size_t at = 0;
+  while (at < text.size()) {
+    const auto byte = static_cast<unsigned char>(text[at]);
+    if (byte < 0x80) {
+      if ((byte < 0x20 && byte != '\n' && byte != '\t') || byte == 0x7F)
+        escape(byte);
+      else
+        out += static_cast<char>(byte);
+      ++at;
+      continue;
+    }
+    size_t bad = 0;
+    const size_t length = well_formed_length(text, at, &bad);
+    if (length > 0) {
+      out.append(text.substr(at, length));
+      at += length;
+    } else {
+      for (size_t k = 0; k < bad; ++k) escape(static_cast<unsigned char>(text[at + k]));
+      at += bad;
+    }
+  }
+  return out;
+}
 
 bool is_valid(std::string_view text) {
   size_t at = 0;

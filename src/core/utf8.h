@@ -1,4 +1,5 @@
-// UTF-8 for the tokenizers: validation, repair of ill-formed input, and code point iteration.
+// UTF-8: validation, repair of ill-formed input and code point iteration (the tokenizers), and text
+// safe to print (messages that quote a user's bytes).
 //
 // The Hugging Face tokenizers take Rust strings, which are valid UTF-8 by construction; our encode
 // takes bytes. Ill-formed input is repaired first, the way every mainstream decoder does it
@@ -33,6 +34,11 @@ char32_t decode_at(std::string_view text, size_t at, size_t* length = nullptr);
 
 // The code point that ends at text[end) of valid UTF-8 (end > 0); *length receives its byte count.
 char32_t decode_before(std::string_view text, size_t end, size_t* length = nullptr);
+
+// `text` safe for a terminal or a log: well-formed UTF-8 and \n, \t as they are; every other control
+// character (C0, DEL) and every byte of an ill-formed sequence as \xHH, so a message that quotes a
+// binary file or an escape sequence neither garbles the terminal nor breaks a UTF-8 log reader.
+std::string printable(std::string_view text);
 
 // Appends the UTF-8 form of a Unicode scalar value.
 void append(std::string& out, char32_t code_point);
