@@ -21,7 +21,7 @@
 #include "ckpt/offline.h"
 #include "common.h"
 #include "shape_text.h"
-#include "temp_output.h"
+#include "ckpt/temp_output.h"
 
 namespace flywheel::ckpt_tool {
 namespace {
