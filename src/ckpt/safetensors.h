@@ -74,6 +74,9 @@ class File {
   // dtype is an InputError naming it.
   Tensor read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const;
   Tensor read_f32(const std::string& name) const;
+  // The same into caller memory of (row_end - row_begin) * row elements floats: an import fills its
+  // parameter buffer directly, without a fresh allocation (and its first-touch page faults) per tensor.
+  void read_rows_into(const std::string& name, int64_t row_begin, int64_t row_end, float* dst) const;
   // The raw bytes of the tensor's rows, for callers that keep the file's dtype.
   std::vector<unsigned char> read_rows_raw(const std::string& name, int64_t row_begin, int64_t row_end) const;
   // Bytes pread from the buffer so far (the header not counted).

@@ -110,19 +110,26 @@ std::vector<unsigned char> File::read_rows_raw(const std::string& name, int64_t 
 
 Tensor File::read_rows_f32(const std::string& name, int64_t row_begin, int64_t row_end) const {
   const TensorInfo& t = tensor(name);
-  FW_INPUT_CHECK(t.dtype == "F32" || t.dtype == "BF16" || t.dtype == "F16", path_, ": tensor '", name, "' has dtype ",
-                 t.dtype, ", which does not convert to fp32 (F32, F16 or BF16 only)");
   FW_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= t.rows(), "rows [", row_begin, ", ", row_end,
            ") of tensor '", name, "' with ", t.rows(), " rows");
   std::vector<int64_t> shape = t.shape;
   if (!shape.empty()) shape[0] = row_end - row_begin;
   Tensor out = Tensor::empty(DType::kF32, shape);
+  read_rows_into(name, row_begin, row_end, out.data<float>());
+  return out;
+}
+
+void File::read_rows_into(const std::string& name, int64_t row_begin, int64_t row_end, float* dst) const {
+  const TensorInfo& t = tensor(name);
+  FW_INPUT_CHECK(t.dtype == "F32" || t.dtype == "BF16" || t.dtype == "F16", path_, ": tensor '", name, "' has dtype ",
+                 t.dtype, ", which does not convert to fp32 (F32, F16 or BF16 only)");
+  FW_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= t.rows(), "rows [", row_begin, ", ", row_end,
+           ") of tensor '", name, "' with ", t.rows(), " rows");
   const uint64_t start = 8 + header_bytes_ + t.begin + uint64_t(row_begin) * t.row_bytes();
-  const uint64_t count = static_cast<uint64_t>(out.numel());
-  float* dst = out.data<float>();
+  const uint64_t count = uint64_t(row_end - row_begin) * t.row_bytes() / t.element_bytes;
   if (t.dtype == "F32") {
     pread_exact(dst, count * 4, start);
-    return out;
+    return;
   }
   std::vector<uint16_t> staging(std::min(count, kStagingElements));
   const bool bf16 = t.dtype == "BF16";
@@ -135,7 +142,6 @@ Tensor File::read_rows_f32(const std::string& name, int64_t row_begin, int64_t r
       for (uint64_t i = 0; i < n; ++i) dst[done + i] = fp32_from_f16_bits(staging[i]);
     done += n;
   }
-  return out;
 }
 
 Tensor File::read_f32(const std::string& name) const { return read_rows_f32(name, 0, tensor(name).rows()); }

@@ -193,17 +193,19 @@ TEST(Safetensors, ShardedModelWithIndex) {
 
 std::string tensor_header(const std::string& name, const std::string& dtype, const std::string& shape,
                           uint64_t begin, uint64_t end) {
-  return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
-         std::to_string(begin) + "," + std::to_string(end) + "]}";
+  std::string out = "\"";  // appends, not "literal" + string: GCC 12 warns falsely on that (-Wrestrict)
+  out += name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[";
+  return out + std::to_string(begin) + "," + std::to_string(end) + "]}";
 }
 
 TEST(Safetensors, BadIndexesAreErrorsNamingThem) {
   TempDir dir("st");
   const std::string d = dir.str();
-  put(d + "/a.safetensors", raw_file("{" + tensor_header("x", "F32", "[2]", 0, 8) + "}", std::string(8, '\0')));
-  put(d + "/b.safetensors", raw_file("{" + tensor_header("y", "F32", "[1]", 0, 4) + "," +
-                                         tensor_header("x", "F32", "[1]", 4, 8) + "}",
-                                     std::string(8, '\0')));
+  std::string a = "{", b = "{";
+  a += tensor_header("x", "F32", "[2]", 0, 8) + "}";
+  b += tensor_header("y", "F32", "[1]", 0, 4) + "," + tensor_header("x", "F32", "[1]", 4, 8) + "}";
+  put(d + "/a.safetensors", raw_file(a, std::string(8, '\0')));
+  put(d + "/b.safetensors", raw_file(b, std::string(8, '\0')));
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"weight_map":{"x":"missing.safetensors"}})", "tensor 'x' is in missing.safetensors, which does not exist"},
       {R"({"weight_map":{"x":"a.safetensors","z":"a.safetensors"}})", "puts tensor 'z' in .*a.safetensors, which has"},
