@@ -129,7 +129,11 @@ ModelWrite write_model(const std::string& dir, const std::vector<Source>& tensor
                        uint64_t max_shard_bytes) {
   // The shards, in write order: greedy, a new shard when the next tensor would overflow this one.
   std::vector<const Source*> order;
-  for (const Source& s : tensors) order.push_back(&s);
+  std::set<std::string> names;
+  for (const Source& s : tensors) {
+    FW_CHECK(names.insert(s.name).second, "safetensors: tensor '", s.name, "' given twice");  // across shards too
+    order.push_back(&s);
+  }
   if (options.sort_by_name)
     std::sort(order.begin(), order.end(), [](const Source* a, const Source* b) { return a->name < b->name; });
   std::vector<std::vector<Source>> shards(1);
