@@ -46,6 +46,23 @@ inline float fp32_from_bf16_bits(uint16_t bits) { return fp32_from_bits(static_c
 // The fp32 value a bf16 replica computes with: round_to_bf16(x) == fp32_from_bf16_bits(bf16(x)).
 inline float round_to_bf16(float value) { return fp32_from_bf16_bits(bf16_bits_from_fp32(value)); }
 
+// IEEE binary16 bit pattern -> fp32, exactly (every half value is an fp32 value): subnormal halves
+// become normal fp32s, +-Inf stay +-Inf, NaN stays NaN with its payload in the top mantissa bits.
+inline float fp32_from_f16_bits(uint16_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+  const uint32_t exponent = (bits >> 10) & 0x1fu;
+  uint32_t mantissa = bits & 0x3ffu;
+  if (exponent == 0x1f) return fp32_from_bits(sign | 0x7f800000u | (mantissa << 13));
+  if (exponent != 0) return fp32_from_bits(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  if (mantissa == 0) return fp32_from_bits(sign);
+  int shift = 0;  // subnormal: m * 2^-24; normalise the mantissa so its leading 1 is implicit
+  while ((mantissa & 0x400u) == 0) {
+    mantissa <<= 1;
+    ++shift;
+  }
+  return fp32_from_bits(sign | (static_cast<uint32_t>(113 - shift) << 23) | ((mantissa & 0x3ffu) << 13));
+}
+
 inline float to_fp32(BFloat16 value) { return fp32_from_bf16_bits(value.bits); }
 inline BFloat16 to_bf16(float value) { return {bf16_bits_from_fp32(value)}; }
 

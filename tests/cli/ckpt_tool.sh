@@ -263,6 +263,28 @@ for file, step_dir, tied in (("dense.safetensors", "dense/step-00000020", "false
     assert ("lm_head.weight" in tensors) == (tied == "false"), file
     assert "model.layers.1.self_attn.q_proj.weight" in tensors
 EOF
+# --dtype bf16: BF16 tensors equal to torch's own fp32 -> bf16 rounding (nearest even) of model.h5.
+run "export --dtype bf16" 0 "$ckpt" export "$dense" --dtype bf16 --format safetensors --out "$work/bf16.safetensors" \
+  --no-progress && out_has "safetensors BF16"
+py "bf16 export matches torch's rounding" "$work" <<'EOF'
+import json, os, struct, sys, h5py, numpy as np, torch
+w = sys.argv[1]
+raw = open(os.path.join(w, "bf16.safetensors"), "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+header = json.loads(raw[8:8 + n].decode("utf-8"))
+assert n % 8 == 0 and header.pop("__metadata__")["format"] == "pt"
+data = raw[8 + n:]
+with h5py.File(os.path.join(w, "dense/step-00000020/model.h5"), "r") as f:
+    assert sorted(header) == sorted(f["weight"])
+    for name, t in header.items():
+        b, e = t["data_offsets"]
+        assert t["dtype"] == "BF16" and e - b == 2 * int(np.prod(t["shape"])), (name, t)
+        got = np.frombuffer(data[b:e], dtype="<u2").reshape(t["shape"])
+        want = torch.from_numpy(f["weight"][name][...]).to(torch.bfloat16).view(torch.int16).numpy().view("<u2")
+        assert np.array_equal(got, want), name
+EOF
+run "export --dtype fp16" 2 "$ckpt" export "$dense" --dtype fp16 --format safetensors --out "$work/x.safetensors" &&
+  err_has "--dtype fp16 is not supported \(allowed: fp32, bf16\)"
 run "export of an unknown format" 2 "$ckpt" export "$dense" --format gguf --out "$work/x.gguf" &&
   err_has "--format gguf is not supported \(allowed: safetensors\)"
 run "export without --out" 2 "$ckpt" export "$dense" --format safetensors && err_has "missing --out"

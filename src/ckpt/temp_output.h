@@ -1,5 +1,6 @@
 // A command's output file, written under a temporary name and renamed into place once complete
-// (flywheel-ckpt export), so an interrupted command never leaves a file that looks whole. The
+// (the safetensors writer, ckpt/safetensors.h, for flywheel-ckpt export), so an interrupted command never
+// leaves a file that looks whole. The
 // temporary file never outlives the command either: it is removed when the command fails (the
 // destructor, as the error unwinds to main) and when SIGINT, SIGTERM or SIGHUP ends the tool (a
 // handler removes it, then the signal's default action ends the process, so the exit status still
@@ -10,7 +11,7 @@
 
 #include <string>
 
-namespace flywheel::ckpt_tool {
+namespace flywheel {
 
 class TemporaryOutput {
  public:
@@ -29,4 +30,4 @@ class TemporaryOutput {
   struct sigaction previous_[3] = {};
 };
 
-}  // namespace flywheel::ckpt_tool
+}  // namespace flywheel

@@ -1,4 +1,4 @@
-#include "temp_output.h"
+#include "ckpt/temp_output.h"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 #include "ckpt/durable_fs.h"
 #include "core/error.h"
 
-namespace flywheel::ckpt_tool {
+namespace flywheel {
 namespace {
 
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
@@ -51,4 +51,4 @@ void TemporaryOutput::commit() {
   g_armed = 0;
 }
 
-}  // namespace flywheel::ckpt_tool
+}  // namespace flywheel
