@@ -72,6 +72,10 @@ class Backend {
   virtual void add_in_place(float* x, const float* y, int64_t n) = 0;         // x += y
   virtual void scale_in_place(float* x, int64_t n, float factor) = 0;         // x *= factor
   virtual void fill(float* x, int64_t n, float value) = 0;                    // x = value
+  // y[r, :] += bias[:] for r < rows (bias f32 or bf16, d elements): a linear layer's bias.
+  virtual void add_bias(float* y, const Tensor& bias, int64_t rows, int64_t d) = 0;
+  // dbias[:] += sum_r dy[r, :], each column summed in row order (thread-count independent).
+  virtual void bias_backward(const float* dy, float* dbias, int64_t rows, int64_t d) = 0;
 
   // ---- embedding and the LM head's loss ----------------------------------------------------------
   // out[n, d] = table[tokens[i], :] for a table of `vocab` rows (f32 or bf16).

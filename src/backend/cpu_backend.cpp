@@ -117,6 +117,20 @@ void CpuBackend::add_in_place(float* x, const float* y, int64_t n) { ops::add_in
 void CpuBackend::scale_in_place(float* x, int64_t n, float factor) { ops::scale_in_place(x, n, factor); }
 void CpuBackend::fill(float* x, int64_t n, float value) { ops::fill(x, n, value); }
 
+void CpuBackend::add_bias(float* y, const Tensor& bias, int64_t rows, int64_t d) {
+  check_weight(bias, d, "add_bias");
+  if (bias.dtype() == DType::kF32) {
+    ops::add_row_bias<float>(y, bias.data<float>(), rows, d);
+  } else {
+    const std::vector<float> b = widened(bias);
+    ops::add_row_bias<float>(y, b.data(), rows, d);
+  }
+}
+
+void CpuBackend::bias_backward(const float* dy, float* dbias, int64_t rows, int64_t d) {
+  ops::row_bias_backward<float>(dy, dbias, rows, d);
+}
+
 void CpuBackend::embedding(const Tensor& table, const int32_t* tokens, float* out, int64_t n, int64_t d,
                            int64_t vocab) {
   check_weight(table, vocab * d, "embedding");

@@ -38,6 +38,8 @@ class CpuBackend final : public Backend {
   void add_in_place(float* x, const float* y, int64_t n) override;
   void scale_in_place(float* x, int64_t n, float factor) override;
   void fill(float* x, int64_t n, float value) override;
+  void add_bias(float* y, const Tensor& bias, int64_t rows, int64_t d) override;
+  void bias_backward(const float* dy, float* dbias, int64_t rows, int64_t d) override;
 
   void embedding(const Tensor& table, const int32_t* tokens, float* out, int64_t n, int64_t d,
                  int64_t vocab) override;

@@ -10,7 +10,7 @@ namespace {
 constexpr const char* kOpNames[] = {
     "linear", "linear_residual", "linear_backward",
     "rmsnorm", "rmsnorm_backward", "rope", "attention", "attention_backward",
-    "swiglu", "swiglu_backward", "add", "add_in_place", "scale_in_place", "fill",
+    "swiglu", "swiglu_backward", "add", "add_in_place", "scale_in_place", "fill", "add_bias", "bias_backward",
     "embedding", "embedding_backward", "cross_entropy",
     "router", "router_backward", "gather_rows", "scatter_rows", "combine_slots", "combine_slots_backward",
     "routing_statistics", "broadcast_row",
@@ -129,6 +129,16 @@ void ProfilingBackend::scale_in_place(float* x, int64_t n, float factor) {
 void ProfilingBackend::fill(float* x, int64_t n, float value) {
   const auto timing = timer(Op::kFill);
   inner_.fill(x, n, value);
+}
+
+void ProfilingBackend::add_bias(float* y, const Tensor& bias, int64_t rows, int64_t d) {
+  const auto timing = timer(Op::kAddBias);
+  inner_.add_bias(y, bias, rows, d);
+}
+
+void ProfilingBackend::bias_backward(const float* dy, float* dbias, int64_t rows, int64_t d) {
+  const auto timing = timer(Op::kBiasBackward);
+  inner_.bias_backward(dy, dbias, rows, d);
 }
 
 void ProfilingBackend::embedding(const Tensor& table, const int32_t* tokens, float* out, int64_t n, int64_t d,

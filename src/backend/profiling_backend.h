@@ -71,6 +71,8 @@ class ProfilingBackend final : public Backend {
   void add_in_place(float* x, const float* y, int64_t n) override;
   void scale_in_place(float* x, int64_t n, float factor) override;
   void fill(float* x, int64_t n, float value) override;
+  void add_bias(float* y, const Tensor& bias, int64_t rows, int64_t d) override;
+  void bias_backward(const float* dy, float* dbias, int64_t rows, int64_t d) override;
 
   void embedding(const Tensor& table, const int32_t* tokens, float* out, int64_t n, int64_t d,
                  int64_t vocab) override;
@@ -102,7 +104,7 @@ class ProfilingBackend final : public Backend {
   enum class Op : size_t {
     kLinear, kLinearResidual, kLinearBackward,
     kRmsnorm, kRmsnormBackward, kRope, kAttention, kAttentionBackward,
-    kSwiglu, kSwigluBackward, kAdd, kAddInPlace, kScaleInPlace, kFill,
+    kSwiglu, kSwigluBackward, kAdd, kAddInPlace, kScaleInPlace, kFill, kAddBias, kBiasBackward,
     kEmbedding, kEmbeddingBackward, kCrossEntropy,
     kRouter, kRouterBackward, kGatherRows, kScatterRows, kCombineSlots, kCombineSlotsBackward,
     kRoutingStatistics, kBroadcastRow,

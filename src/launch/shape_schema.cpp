@@ -3,7 +3,9 @@
 #include <boost/lexical_cast.hpp>
 #include <boost/program_options.hpp>
 #include <charconv>
+#include <sstream>
 #include <string>
+#include <vector>
 #include <type_traits>
 
 #include "launch/shape.h"
@@ -30,6 +32,28 @@ std::string default_text(const T& value) {
 template <typename T>
 po::typed_value<T>* with_default(T* field) {
   return po::value(field)->default_value(*field, default_text(*field));
+}
+
+// model.moe_mlp_only_layers: "" or layer indices separated by commas ("0, 3"), into `layers`.
+po::typed_value<std::string>* layer_list(std::vector<int64_t>* layers) {
+  std::string text;
+  for (int64_t layer : *layers) text += (text.empty() ? "" : ",") + std::to_string(layer);
+  return po::value<std::string>()->default_value(text, text.empty() ? "\"\"" : text)->notifier(
+      [layers](const std::string& value) {
+        const po::validation_error bad(po::validation_error::invalid_option_value, "model.moe_mlp_only_layers", value);
+        layers->clear();
+        std::string item;
+        std::istringstream in(value);
+        while (std::getline(in, item, ',')) {
+          const size_t first = item.find_first_not_of(" \t"), last = item.find_last_not_of(" \t");
+          if (first == std::string::npos) throw bad;
+          const std::string digits = item.substr(first, last - first + 1);
+          int64_t layer = 0;
+          const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), layer);
+          if (error != std::errc() || end != digits.data() + digits.size()) throw bad;
+          layers->push_back(layer);
+        }
+      });
 }
 
 po::options_description rl_options(RlConfig& r) {
@@ -80,6 +104,21 @@ po::options_description shape_options(Shape& s) {
       ("model.d_ff", with_default(&m.d_ff), "dense SwiGLU hidden width")
       ("model.max_seq_len", with_default(&m.max_seq_len), "longest sequence (RoPE table)")
       ("model.rope_theta", with_default(&m.rope_theta), "RoPE base")
+      ("model.rope_scaling", with_default(&m.rope_scaling),
+       "RoPE frequency scaling: none | llama3 (HF rope_type llama3: rope_factor, rope_*_freq_factor, "
+       "rope_original_max_positions)")
+      ("model.rope_factor", with_default(&m.rope_factor),
+       "llama3: long wavelengths (> original / low_freq_factor tokens) turn factor times slower; >= 1")
+      ("model.rope_low_freq_factor", with_default(&m.rope_low_freq_factor),
+       "llama3: wavelengths above original / low_freq_factor are fully scaled")
+      ("model.rope_high_freq_factor", with_default(&m.rope_high_freq_factor),
+       "llama3: wavelengths below original / high_freq_factor stay; between: interpolated (> low)")
+      ("model.rope_original_max_positions", with_default(&m.rope_original_max_positions),
+       "llama3: context length of pre-training in tokens (HF original_max_position_embeddings)")
+      ("model.qk_norm", with_default(&m.qk_norm),
+       "Qwen3 q_norm/k_norm: RMSNorm over head_dim of each head's q and k before RoPE (one [head_dim] gain each)")
+      ("model.attention_bias", with_default(&m.attention_bias),
+       "biases on the q, k, v and o projections (HF Llama/Qwen3 attention_bias)")
       ("model.norm_eps", with_default(&m.norm_eps), "RMSNorm epsilon")
       ("model.tie_embeddings", with_default(&m.tie_embeddings), "LM head shares the embedding")
       ("model.init_std", with_default(&m.init_std), "weight init standard deviation")
@@ -89,6 +128,10 @@ po::options_description shape_options(Shape& s) {
       ("model.moe_shared_expert", with_default(&m.moe_shared_expert), "add an always-on shared expert")
       ("model.moe_normalize_topk", with_default(&m.moe_normalize_topk), "renormalise the top-k router weights")
       ("model.moe_aux_loss_coef", with_default(&m.moe_aux_loss_coef), "load-balancing loss coefficient")
+      ("model.moe_decoder_sparse_step", with_default(&m.moe_decoder_sparse_step),
+       "layer i is MoE when (i + 1) % step == 0 (HF decoder_sparse_step); others dense with d_ff")
+      ("model.moe_mlp_only_layers", layer_list(&m.moe_mlp_only_layers),
+       "comma-separated layer indices that stay dense (HF mlp_only_layers)")
       ("model.forward_kernels", with_default(&m.forward_kernels),
        "forward matmuls: blas (OpenBLAS) | invariant (batch-invariant: serving reproduces training bits)");
 

@@ -1,6 +1,7 @@
 // The attention half of a decoder layer:
-//   h = RMSNorm(x);  q, k, v = h Wq^T, h Wk^T, h Wv^T;  RoPE(q, k);  a = attention(q, k, v);
-//   x_out = x + a Wo^T
+//   h = RMSNorm(x);  q, k, v = h Wq^T + bq, h Wk^T + bk, h Wv^T + bv   (biases: attention_bias)
+//   q, k = RMSNorm_hd(q), RMSNorm_hd(k) per head                        (qk_norm: Qwen3 q_norm / k_norm)
+//   RoPE(q, k);  a = attention(q, k, v);  x_out = x + a Wo^T + bo
 // The AttentionContext (attention_context.h) says where each row sits and runs attention itself:
 // over the rows' own sequences, a context-parallel split, or a KV cache.
 #pragma once
@@ -15,11 +16,17 @@
 
 namespace flywheel {
 
+// q_norm / k_norm are defined with cfg.qk_norm, the four biases with cfg.attention_bias.
 struct AttentionWeights {
   Tensor norm, q, k, v, o;
+  Tensor q_norm, k_norm;
+  Tensor q_bias, k_bias, v_bias, o_bias;
 };
+// Null where the weight does not exist.
 struct AttentionGrads {
   float *norm, *q, *k, *v, *o;
+  float *q_norm = nullptr, *k_norm = nullptr;
+  float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
 };
 
 struct AttentionActivations {
@@ -28,6 +35,9 @@ struct AttentionActivations {
   Buffer<float> q, k, v;     // after RoPE: [n, n_heads * hd], [n, n_kv * hd] x2
   Buffer<float> attn;        // [n, n_heads * hd]
   Buffer<float> lse;         // [batch * n_heads * seq], laid out as the context writes it
+  // qk_norm: the projections before the head norm, and its 1 / rms per (row, head).
+  Buffer<float> q_raw, k_raw;    // [n, n_heads * hd], [n, n_kv * hd]
+  Buffer<float> q_rstd, k_rstd;  // [n * n_heads], [n * n_kv]
 };
 
 AttentionHeads attention_heads(const ModelConfig& cfg);

@@ -93,8 +93,8 @@ void ParameterSet::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f);
 
 void initialize_elements(const ParamInfo& p, uint64_t seed, double init_std, int64_t n_layers,
                          int64_t first_element, int64_t count, float* dst) {
-  if (p.init == ParamInit::kOnes) {
-    std::fill(dst, dst + count, 1.0f);
+  if (p.init == ParamInit::kOnes || p.init == ParamInit::kZeros) {
+    std::fill(dst, dst + count, p.init == ParamInit::kOnes ? 1.0f : 0.0f);
     return;
   }
   const double std_dev =

@@ -21,6 +21,7 @@ enum class ParamInit {
   kNormal,        // N(0, init_std)
   kNormalScaled,  // N(0, init_std / sqrt(2 n_layers)): projections that write into the residual stream
   kOnes,          // norm gains
+  kZeros,         // biases (as Hugging Face initialises nn.Linear biases for these models)
 };
 
 struct ParamInfo {

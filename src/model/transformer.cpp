@@ -15,7 +15,9 @@ int64_t head_chunk_rows(int64_t n, int64_t vocab) { return std::clamp<int64_t>(k
 }  // namespace
 
 Transformer::Transformer(const ModelConfig& config, bool allocate_full, StageRange stage)
-    : config_(config), stage_(stage), rope_(config.resolved_head_dim(), config.max_seq_len, config.rope_theta) {
+    : config_(config),
+      stage_(stage),
+      rope_(config.resolved_head_dim(), config.max_seq_len, config.rope_theta, config.rope_scaling_params()) {
   config_.validate();
   if (stage_.end_layer < 0) stage_.end_layer = static_cast<int>(config_.n_layers);
   FW_CHECK(0 <= stage_.first_layer && stage_.first_layer < stage_.end_layer && stage_.end_layer <= config_.n_layers,
@@ -32,7 +34,7 @@ Transformer::Transformer(const ModelConfig& config, WeightsOnly weights) : Trans
 
 void Transformer::register_parameters() {
   const ModelConfig& c = config_;
-  const int64_t d = c.d_model, hd = c.resolved_head_dim();
+  const int64_t d = c.d_model;
   embed_unit_ = params_.begin_unit("embed", -1, false);
   embed_id_ = params_.add("model.embed_tokens.weight", {c.vocab_size, d}, ParamInit::kNormal);
   auto add_swiglu = [&](const std::string& prefix, int64_t hidden, int& gate, int& up, int& down, int expert = -1) {
@@ -45,12 +47,9 @@ void Transformer::register_parameters() {
     LayerIds ids{};
     ids.unit = params_.begin_unit("layers." + std::to_string(l), l, false);
     ids.input_norm = params_.add(p + "input_layernorm.weight", {d}, ParamInit::kOnes);
-    ids.q = params_.add(p + "self_attn.q_proj.weight", {c.n_heads * hd, d}, ParamInit::kNormal);
-    ids.k = params_.add(p + "self_attn.k_proj.weight", {c.n_kv_heads * hd, d}, ParamInit::kNormal);
-    ids.v = params_.add(p + "self_attn.v_proj.weight", {c.n_kv_heads * hd, d}, ParamInit::kNormal);
-    ids.o = params_.add(p + "self_attn.o_proj.weight", {d, c.n_heads * hd}, ParamInit::kNormalScaled);
+    register_attention(p + "self_attn.", ids);
     ids.post_norm = params_.add(p + "post_attention_layernorm.weight", {d}, ParamInit::kOnes);
-    if (!c.is_moe()) {
+    if (!c.is_moe_layer(l)) {
       add_swiglu(p + "mlp.", c.d_ff, ids.gate, ids.up, ids.down);
     } else {
       ids.router = params_.add(p + "mlp.gate.weight", {c.moe_experts, d}, ParamInit::kNormal);
@@ -72,6 +71,24 @@ void Transformer::register_parameters() {
   if (!c.tie_embeddings) lm_head_id_ = params_.add("lm_head.weight", {c.vocab_size, d}, ParamInit::kNormal);
 }
 
+// Hugging Face names: self_attn.{q,k,v,o}_proj.{weight,bias}, self_attn.{q,k}_norm.weight (Qwen3).
+void Transformer::register_attention(const std::string& p, LayerIds& ids) {
+  const ModelConfig& c = config_;
+  const int64_t d = c.d_model, hd = c.resolved_head_dim(), q_width = c.n_heads * hd, kv_width = c.n_kv_heads * hd;
+  ids.q = params_.add(p + "q_proj.weight", {q_width, d}, ParamInit::kNormal);
+  if (c.attention_bias) ids.q_bias = params_.add(p + "q_proj.bias", {q_width}, ParamInit::kZeros);
+  ids.k = params_.add(p + "k_proj.weight", {kv_width, d}, ParamInit::kNormal);
+  if (c.attention_bias) ids.k_bias = params_.add(p + "k_proj.bias", {kv_width}, ParamInit::kZeros);
+  ids.v = params_.add(p + "v_proj.weight", {kv_width, d}, ParamInit::kNormal);
+  if (c.attention_bias) ids.v_bias = params_.add(p + "v_proj.bias", {kv_width}, ParamInit::kZeros);
+  ids.o = params_.add(p + "o_proj.weight", {d, q_width}, ParamInit::kNormalScaled);
+  if (c.attention_bias) ids.o_bias = params_.add(p + "o_proj.bias", {d}, ParamInit::kZeros);
+  if (c.qk_norm) {
+    ids.q_norm = params_.add(p + "q_norm.weight", {hd}, ParamInit::kOnes);
+    ids.k_norm = params_.add(p + "k_norm.weight", {hd}, ParamInit::kOnes);
+  }
+}
+
 std::vector<int> Transformer::stage_units() const {
   std::vector<int> units;
   if (stage_.has_embedding()) units.push_back(embed_unit_);
@@ -90,11 +107,18 @@ Tensor Transformer::weight(int id) const { return params_.tensor(id); }
 
 AttentionWeights Transformer::attention_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
-  return {weight(i.input_norm), weight(i.q), weight(i.k), weight(i.v), weight(i.o)};
+  return {weight(i.input_norm),      weight(i.q),
+          weight(i.k),               weight(i.v),
+          weight(i.o),               optional_weight(i.q_norm),
+          optional_weight(i.k_norm), optional_weight(i.q_bias),
+          optional_weight(i.k_bias), optional_weight(i.v_bias),
+          optional_weight(i.o_bias)};
 }
 AttentionGrads Transformer::attention_grads(int l) {
   const LayerIds& i = layer_ids_[l];
-  return {params_.grad(i.input_norm), params_.grad(i.q), params_.grad(i.k), params_.grad(i.v), params_.grad(i.o)};
+  return {params_.grad(i.input_norm), params_.grad(i.q),       params_.grad(i.k),      params_.grad(i.v),
+          params_.grad(i.o),          optional_grad(i.q_norm), optional_grad(i.k_norm), optional_grad(i.q_bias),
+          optional_grad(i.k_bias),    optional_grad(i.v_bias), optional_grad(i.o_bias)};
 }
 SwiGluWeights Transformer::swiglu_weights(int gate, int up, int down) const {
   return {weight(gate), weight(up), weight(down)};
@@ -144,7 +168,7 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
   a.ffn_rstd.resize(n);
   be.rmsnorm(a.x_mid.data(), weight(ids.post_norm), a.ffn_normed.data(), a.ffn_rstd.data(), n, d, config_.norm_eps);
   Buffer<float> y(n * d);
-  if (config_.is_moe()) {
+  if (config_.is_moe_layer(l)) {
     hooks_->before_use(ids.expert_unit, false);
     moe_block_forward(be, config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe, experts_);
     hooks_->after_forward(ids.expert_unit);
@@ -163,7 +187,7 @@ void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* 
   Backend& be = *backend_;
   hooks_->before_use(ids.unit, true);
   Buffer<float> dnormed(n * d), dmid(n * d);
-  if (config_.is_moe()) {
+  if (config_.is_moe_layer(l)) {
     hooks_->before_use(ids.expert_unit, true);
     moe_block_backward(be, config_, moe_weights(l), moe_grads(l), a.ffn_normed.data(), dx_out, dnormed.data(), n,
                        aux_weight, a.moe);
@@ -270,12 +294,14 @@ MicroBatchResult Transformer::stage_backward(ActivationStash& stash, const int32
     result.ce_loss = head_backward(stash, targets, ce_weight, dx.data(), token_logprob);
   else
     std::copy(dstage_out, dstage_out + n * d, dx.data());
-  const double aux_weight = aux_scale / static_cast<double>(config_.n_layers);
+  // The aux loss is the mean over the MoE layers (all layers unless a layer pattern makes some dense).
+  const double moe_layers = static_cast<double>(std::max<int64_t>(config_.moe_layer_count(), 1));
+  const double aux_weight = aux_scale / moe_layers;
   for (int l = stage_.end_layer - 1; l >= stage_.first_layer; --l) {
     ActivationStash::Layer& a = stash.layers[l - stage_.first_layer];
     layer_backward(l, a, dx.data(), dprev.data(), stash.rows, stash.seq, aux_weight);
     std::swap(dx, dprev);
-    if (config_.is_moe()) result.aux_loss += a.moe.aux / static_cast<double>(config_.n_layers);
+    if (config_.is_moe_layer(l)) result.aux_loss += a.moe.aux / moe_layers;
   }
   if (stage_.has_embedding()) {
     hooks_->before_use(embed_unit_, true);

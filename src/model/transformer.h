@@ -150,6 +150,8 @@ class Transformer {
   struct LayerIds {
     int unit, expert_unit = -1;
     int input_norm, q, k, v, o, post_norm;
+    int q_norm = -1, k_norm = -1;                              // qk_norm
+    int q_bias = -1, k_bias = -1, v_bias = -1, o_bias = -1;    // attention_bias
     int gate, up, down;  // dense
     int router;
     std::vector<int> expert_gate, expert_up, expert_down;
@@ -157,6 +159,10 @@ class Transformer {
   };
 
   void register_parameters();
+  void register_attention(const std::string& prefix, LayerIds& ids);
+  // The weight's view, or an undefined Tensor for an absent one (id -1); the gradient, or null.
+  Tensor optional_weight(int id) const { return id >= 0 ? weight(id) : Tensor(); }
+  float* optional_grad(int id) { return id >= 0 ? params_.grad(id) : nullptr; }
   // Views of the bound weights (valid while their unit is bound; always, for single-rank storage).
   Tensor weight(int id) const;
   AttentionWeights attention_weights(int layer) const;

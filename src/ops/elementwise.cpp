@@ -41,6 +41,28 @@ void gather_rows(const T* src, const int64_t* index, T* dst, int64_t rows, int64
 }
 
 template <typename T>
+void add_row_bias(T* y, const T* bias, int64_t rows, int64_t d) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < d; ++j) y[r * d + j] += bias[j];
+}
+
+template <typename T>
+void row_bias_backward(const T* dy, T* dbias, int64_t rows, int64_t d) {
+  // Blocks of 64 columns: each thread walks the rows once per block (contiguous reads), and every
+  // column's sum still runs over rows 0, 1, ... in order.
+  constexpr int64_t kBlock = 64;
+#pragma omp parallel for schedule(static)
+  for (int64_t j0 = 0; j0 < d; j0 += kBlock) {
+    const int64_t j1 = j0 + kBlock < d ? j0 + kBlock : d;
+    T sum[kBlock] = {};
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = j0; j < j1; ++j) sum[j - j0] += dy[r * d + j];
+    for (int64_t j = j0; j < j1; ++j) dbias[j] += sum[j - j0];
+  }
+}
+
+template <typename T>
 void scatter_rows(const T* src, const int64_t* index, T* dst, int64_t rows, int64_t d) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < rows; ++i) std::memcpy(dst + index[i] * d, src + i * d, sizeof(T) * d);
@@ -52,6 +74,8 @@ void scatter_rows(const T* src, const int64_t* index, T* dst, int64_t rows, int6
   template void scale_in_place<T>(T*, int64_t, T);                                \
   template void fill<T>(T*, int64_t, T);                                          \
   template void broadcast_row<T>(const T*, T*, int64_t, int64_t);                 \
+  template void add_row_bias<T>(T*, const T*, int64_t, int64_t);                  \
+  template void row_bias_backward<T>(const T*, T*, int64_t, int64_t);             \
   template void gather_rows<T>(const T*, const int64_t*, T*, int64_t, int64_t);   \
   template void scatter_rows<T>(const T*, const int64_t*, T*, int64_t, int64_t);
 FLYWHEEL_ELEMENTWISE(float)

@@ -1,23 +1,47 @@
 #include "ops/rope.h"
 
 #include <cmath>
+#include <numbers>
 #include <vector>
 
 #include "core/error.h"
 
 namespace flywheel::ops {
 
-template <typename T>
-RopeTable<T>::RopeTable(int64_t head_dim_, int64_t max_positions_, double theta)
-    : head_dim(head_dim_), max_positions(max_positions_) {
+namespace {
+// The Llama-3 rule of rope.h for one frequency.
+double llama3_scaled(double inv_freq, const RopeScaling& s) {
+  const double wavelen = 2.0 * std::numbers::pi / inv_freq;
+  const double low_freq_wavelen = s.original_max_positions / s.low_freq_factor;
+  const double high_freq_wavelen = s.original_max_positions / s.high_freq_factor;
+  if (wavelen > low_freq_wavelen) return inv_freq / s.factor;
+  if (wavelen < high_freq_wavelen) return inv_freq;
+  const double smooth =
+      (s.original_max_positions / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  return (1.0 - smooth) * inv_freq / s.factor + smooth * inv_freq;
+}
+}  // namespace
+
+std::vector<double> rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling) {
   FW_CHECK(head_dim % 2 == 0, "RoPE needs an even head_dim, got ", head_dim);
+  std::vector<double> inv_freq(static_cast<size_t>(head_dim / 2));
+  for (int64_t j = 0; j < head_dim / 2; ++j) {
+    inv_freq[j] = std::pow(theta, -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
+    if (scaling.type == RopeScaling::Type::kLlama3) inv_freq[j] = llama3_scaled(inv_freq[j], scaling);
+  }
+  return inv_freq;
+}
+
+template <typename T>
+RopeTable<T>::RopeTable(int64_t head_dim_, int64_t max_positions_, double theta, const RopeScaling& scaling)
+    : head_dim(head_dim_), max_positions(max_positions_) {
+  const std::vector<double> inv_freq = rope_inv_freq(head_dim, theta, scaling);
   const int64_t half = head_dim / 2;
   cos.resize(static_cast<size_t>(max_positions * half));
   sin.resize(cos.size());
   for (int64_t p = 0; p < max_positions; ++p)
     for (int64_t j = 0; j < half; ++j) {
-      const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
-      const double angle = static_cast<double>(p) * inv_freq;
+      const double angle = static_cast<double>(p) * inv_freq[j];
       cos[p * half + j] = static_cast<T>(std::cos(angle));
       sin[p * half + j] = static_cast<T>(std::sin(angle));
     }

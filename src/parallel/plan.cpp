@@ -134,12 +134,13 @@ LocalTokens local_tokens(const BatchShape& batch, const MeshConfig& mesh) {
 int64_t grouped_rows(const ModelConfig& m, int64_t n) { return n * m.moe_top_k; }
 
 // Bytes of one ActivationStash::Layer after forward (model/{transformer,attention_block,ffn_block,moe_block}.h).
-int64_t layer_activation_bytes(const ModelConfig& m, int64_t n, int64_t ep) {
+int64_t layer_activation_bytes(const ModelConfig& m, int64_t n, int64_t ep, bool moe_layer) {
   const int64_t d = m.d_model, hd = m.resolved_head_dim(), qw = m.n_heads * hd, kvw = m.n_kv_heads * hd;
   int64_t floats = 3 * n * d + n;                               // x_in, x_mid, ffn_normed; ffn_rstd
   floats += n * d + n + 2 * n * qw + 2 * n * kvw + n * m.n_heads;  // normed, rstd, q, attn, k, v, lse
+  if (m.qk_norm) floats += n * (qw + kvw + m.n_heads + m.n_kv_heads);  // q_raw, k_raw, q_rstd, k_rstd
   int64_t bytes = 0;
-  if (!m.is_moe()) {
+  if (!moe_layer) {
     floats += 3 * n * m.d_ff;  // gate, up, act
   } else {
     const int64_t E = m.moe_experts, k = m.moe_top_k, hidden = m.resolved_moe_d_ff(), g = grouped_rows(m, n);
@@ -154,7 +155,8 @@ int64_t layer_activation_bytes(const ModelConfig& m, int64_t n, int64_t ep) {
 }
 
 int64_t stash_bytes(const ModelConfig& m, const StageRange& st, int64_t n, int64_t ep) {
-  int64_t bytes = (st.end_layer - st.first_layer) * layer_activation_bytes(m, n, ep);
+  int64_t bytes = 0;
+  for (int l = st.first_layer; l < st.end_layer; ++l) bytes += layer_activation_bytes(m, n, ep, m.is_moe_layer(l));
   bytes += n * m.d_model * kF;                                          // stage_out
   if (st.has_head(m.n_layers)) bytes += (n * m.d_model + n) * kF;      // final_normed, final_rstd
   if (st.has_embedding()) bytes += n * static_cast<int64_t>(sizeof(int32_t));  // tokens
@@ -171,9 +173,10 @@ int64_t workspace_bytes(const ModelConfig& m, const StageRange& st, int64_t n) {
     const int64_t chunk_rows = std::clamp<int64_t>((int64_t{1} << 24) / m.vocab_size, 1, n);
     largest = std::max(largest, n * d + chunk_rows * m.vocab_size);
   }
-  if (!m.is_moe()) {
-    largest = std::max(largest, 2 * n * d + n * m.d_ff);  // dact
-  } else {
+  bool any_moe = false, any_dense = false;
+  for (int l = st.first_layer; l < st.end_layer; ++l) (m.is_moe_layer(l) ? any_moe : any_dense) = true;
+  if (any_dense) largest = std::max(largest, 2 * n * d + n * m.d_ff);  // dact
+  if (any_moe) {
     const int64_t k = m.moe_top_k, g = grouped_rows(m, n);
     // dslot_out, dslot_in, dgrouped_out/in, dispatch send + receive copies, router dprobs/dlogits.
     largest = std::max(largest, 2 * n * d + 2 * n * k * d + 2 * g * d + 2 * n * k * d + 2 * n * m.moe_experts + n * k);
@@ -216,17 +219,19 @@ void add_other_comm(const ModelConfig& m, const BatchShape& batch, const MeshCon
     r.comm.add(MeshGroup::kCp, CommOp::kAllGather, M * layers * 4 * block);
     r.comm.add(MeshGroup::kCp, CommOp::kReduceScatter, M * layers * 2 * block);
   }
-  if (m.is_moe()) {
+  int64_t moe_layers = 0;
+  for (int l = r.stage.first_layer; l < r.stage.end_layer; ++l) moe_layers += m.is_moe_layer(l) ? 1 : 0;
+  if (moe_layers > 0) {
     const int64_t E = m.moe_experts, EP = mesh.ep;
     // moe_block.cpp load_balance_stats: 2E+1 doubles over dp per layer per micro-batch (forward only).
-    r.comm.add(MeshGroup::kDp, CommOp::kAllReduce, M * layers * ring_all_reduce((2 * E + 1) * sizeof(double), D));
+    r.comm.add(MeshGroup::kDp, CommOp::kAllReduce, M * moe_layers * ring_all_reduce((2 * E + 1) * sizeof(double), D));
     if (EP > 1) {
       // expert_dispatch.cpp: the counts (E floats, E/ep per rank: the off-rank ones count), then
       // rows of d floats: dispatch + combine in forward and again in backward. A slot's expert is
       // off-rank with probability (ep-1)/ep under uniform routing.
       const uint64_t counts = (E - E / EP) * kF;
       const uint64_t rows = 4 * static_cast<uint64_t>(t.n * m.moe_top_k * (EP - 1) / EP) * d * kF;
-      r.comm.add(MeshGroup::kEp, CommOp::kAllToAll, M * layers * (counts + rows));
+      r.comm.add(MeshGroup::kEp, CommOp::kAllToAll, M * moe_layers * (counts + rows));
       r.comm.all_to_all_estimated = true;
     }
   }

@@ -24,15 +24,18 @@ int64_t sum_numel(const Transformer& model) {
 // The flash backward's recomputation of scores is not counted (the MFU convention).
 double stage_flops_per_token(const ModelConfig& m, const StageRange& st, int64_t seq_len) {
   const int64_t d = m.d_model, hd = m.resolved_head_dim(), qw = m.n_heads * hd;
-  double layer = static_cast<double>(d * hd * (2 * m.n_heads + 2 * m.n_kv_heads));
-  if (m.is_moe()) {
-    const int64_t experts_used = m.moe_top_k + (m.moe_shared_expert ? 1 : 0);
-    layer += static_cast<double>(experts_used * 3 * d * m.resolved_moe_d_ff() + m.moe_experts * d);
-  } else {
-    layer += static_cast<double>(3 * d * m.d_ff);
-  }
-  const double layers = st.end_layer - st.first_layer;
-  double flops = layers * (6 * layer + 6.0 * static_cast<double>(seq_len * qw));
+  const double attention = static_cast<double>(d * hd * (2 * m.n_heads + 2 * m.n_kv_heads));
+  const int64_t experts_used = m.moe_top_k + (m.moe_shared_expert ? 1 : 0);
+  const double moe_layer =
+      attention + static_cast<double>(experts_used * 3 * d * m.resolved_moe_d_ff() + m.moe_experts * d);
+  const double dense_layer = attention + static_cast<double>(3 * d * m.d_ff);
+  double moe_layers = 0;
+  for (int l = st.first_layer; l < st.end_layer; ++l) moe_layers += m.is_moe_layer(l) ? 1 : 0;
+  const double layers = st.end_layer - st.first_layer, dense_layers = layers - moe_layers;
+  const double attention_scores = 6.0 * static_cast<double>(seq_len * qw);
+  double flops = 0;
+  if (moe_layers > 0) flops += moe_layers * (6 * moe_layer + attention_scores);
+  if (dense_layers > 0) flops += dense_layers * (6 * dense_layer + attention_scores);
   if (st.has_head(m.n_layers)) flops += 6.0 * static_cast<double>(m.vocab_size * d);  // LM head
   return flops;
 }
@@ -83,7 +86,7 @@ std::string format_bytes(double bytes) {
 namespace {
 // Expert parameters a token does not use: (E - k) experts of 3 d hidden per layer.
 int64_t unused_expert_params(const ModelConfig& m) {
-  return m.is_moe() ? m.n_layers * (m.moe_experts - m.moe_top_k) * 3 * m.d_model * m.resolved_moe_d_ff() : 0;
+  return m.is_moe() ? m.moe_layer_count() * (m.moe_experts - m.moe_top_k) * 3 * m.d_model * m.resolved_moe_d_ff() : 0;
 }
 }  // namespace
 

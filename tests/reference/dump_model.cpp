@@ -42,6 +42,16 @@ class DumpWriter {
   std::vector<char> blob_;
 };
 
+// HF's rope_scaling dict, or null.
+nlohmann::json rope_scaling_json(const ModelConfig& m) {
+  if (!m.llama3_rope()) return nullptr;
+  return {{"rope_type", "llama3"},
+          {"factor", m.rope_factor},
+          {"low_freq_factor", m.rope_low_freq_factor},
+          {"high_freq_factor", m.rope_high_freq_factor},
+          {"original_max_position_embeddings", m.rope_original_max_positions}};
+}
+
 nlohmann::json config_json(const ModelConfig& m) {
   return {{"vocab_size", m.vocab_size},       {"d_model", m.d_model},
           {"n_layers", m.n_layers},           {"n_heads", m.n_heads},
@@ -50,7 +60,25 @@ nlohmann::json config_json(const ModelConfig& m) {
           {"norm_eps", m.norm_eps},           {"tie_embeddings", m.tie_embeddings},
           {"moe_experts", m.moe_experts},     {"moe_top_k", m.moe_top_k},
           {"moe_d_ff", m.resolved_moe_d_ff()}, {"moe_shared_expert", m.moe_shared_expert},
-          {"moe_normalize_topk", m.moe_normalize_topk}, {"moe_aux_loss_coef", m.moe_aux_loss_coef}};
+          {"moe_normalize_topk", m.moe_normalize_topk}, {"moe_aux_loss_coef", m.moe_aux_loss_coef},
+          {"qk_norm", m.qk_norm},             {"attention_bias", m.attention_bias},
+          {"rope_scaling", rope_scaling_json(m)},
+          {"moe_decoder_sparse_step", m.moe_decoder_sparse_step}, {"moe_mlp_only_layers", m.moe_mlp_only_layers}};
+}
+
+// Biases start at 0 and q/k norm gains at 1, where a forward that ignored them would still match:
+// give them random values (bias N(0, 0.1^2), gain 1 + N(0, 0.2^2)) so their use shows.
+void perturb_zero_and_unit_vectors(ParameterSet& params, uint64_t seed) {
+  for (size_t id = 0; id < params.list().size(); ++id) {
+    const ParamInfo& p = params.info(static_cast<int>(id));
+    const bool bias = p.name.ends_with(".bias");
+    const bool head_norm = p.name.ends_with("self_attn.q_norm.weight") || p.name.ends_with("self_attn.k_norm.weight");
+    if (!bias && !head_norm) continue;
+    const double mean = bias ? 0.0 : 1.0, std_dev = bias ? 0.1 : 0.2;
+    CounterRng rng(RngKey{seed, RngPurpose::kDataShuffle, 7 + id, 0});
+    float* v = params.value(static_cast<int>(id));
+    for (int64_t i = 0; i < p.numel; ++i) v[i] = static_cast<float>(mean + std_dev * rng.normal());
+  }
 }
 
 CommandLine command_line() {
@@ -84,6 +112,7 @@ int main(int argc, char** argv) {
     const Shape shape = load_shape(args.get<std::string>("shape"), args.overrides());
     Transformer model(shape.model);
     model.initialize(shape.train.seed);
+    perturb_zero_and_unit_vectors(model.params(), shape.train.seed);
     const int64_t n = rows * seq, vocab = shape.model.vocab_size;
 
     // A random batch with about a quarter of the positions masked out of the loss.

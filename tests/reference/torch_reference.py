@@ -34,6 +34,22 @@ class DumpError(Exception):
 
 
 # ----------------------------------------------------------------------------- model
+# Architecture switches a dump may omit (older dumps, make_selftest_dump.py), with HF's defaults.
+OPTIONAL_KEYS = {"qk_norm": False, "attention_bias": False, "rope_scaling": None,
+                 "moe_decoder_sparse_step": 1, "moe_mlp_only_layers": []}
+
+
+def opt(cfg, key):
+    return cfg.get(key, OPTIONAL_KEYS[key])
+
+
+def is_moe_layer(cfg, i):
+    """HF Qwen3MoeDecoderLayer: sparse iff not in mlp_only_layers, experts exist and
+    (layer_idx + 1) % decoder_sparse_step == 0."""
+    return (i not in opt(cfg, "moe_mlp_only_layers") and cfg["moe_experts"] > 0
+            and (i + 1) % opt(cfg, "moe_decoder_sparse_step") == 0)
+
+
 def param_shapes(cfg):
     """Expected parameter names -> shapes, in a stable order."""
     V, d, L = cfg["vocab_size"], cfg["d_model"], cfg["n_layers"]
@@ -53,9 +69,17 @@ def param_shapes(cfg):
         shapes[P + "self_attn.k_proj.weight"] = [kv_dim, d]
         shapes[P + "self_attn.v_proj.weight"] = [kv_dim, d]
         shapes[P + "self_attn.o_proj.weight"] = [d, q_dim]
+        if opt(cfg, "attention_bias"):  # HF Llama/Qwen3: nn.Linear(..., bias=attention_bias) on all four
+            shapes[P + "self_attn.q_proj.bias"] = [q_dim]
+            shapes[P + "self_attn.k_proj.bias"] = [kv_dim]
+            shapes[P + "self_attn.v_proj.bias"] = [kv_dim]
+            shapes[P + "self_attn.o_proj.bias"] = [d]
+        if opt(cfg, "qk_norm"):  # HF Qwen3Attention: Qwen3RMSNorm(head_dim)
+            shapes[P + "self_attn.q_norm.weight"] = [cfg["head_dim"]]
+            shapes[P + "self_attn.k_norm.weight"] = [cfg["head_dim"]]
         shapes[P + "post_attention_layernorm.weight"] = [d]
         E = cfg["moe_experts"]
-        if E == 0:
+        if not is_moe_layer(cfg, i):
             swiglu(P + "mlp.", cfg["d_ff"])
         else:
             shapes[P + "mlp.gate.weight"] = [E, d]
@@ -73,13 +97,30 @@ def rms_norm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(x, theta):
+def llama3_inv_freq(inv_freq, rs):
+    """HF rope_type "llama3" (modeling_rope_utils._compute_llama3_parameters), vectorised:
+    long wavelengths divided by factor, short ones kept, a linear blend in between."""
+    factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old_ctx = rs["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > old_ctx / lo, inv_freq / factor, inv_freq)
+    smooth = (old_ctx / wavelen - lo) / (hi - lo)
+    blended = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= old_ctx / hi) & (wavelen <= old_ctx / lo)
+    return torch.where(medium, blended, scaled)
+
+
+def rope(x, theta, rope_scaling=None):
     """HF rotate_half RoPE on x [B, T, H, D], positions 0..T-1 per sequence."""
     T, D = x.shape[1], x.shape[3]
     half = D // 2
     # Angles in float64 regardless of x's dtype, so the fp32 self-test differs
     # from the oracle only by arithmetic rounding, not by table precision.
-    inv_freq = theta ** (-2.0 * torch.arange(half, dtype=torch.float64) / D)
+    inv_freq = 1.0 / theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D)
+    if rope_scaling is not None:
+        if rope_scaling.get("rope_type") != "llama3":
+            raise DumpError(f"config: unsupported rope_scaling {rope_scaling!r}")
+        inv_freq = llama3_inv_freq(inv_freq, rope_scaling)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]
     cos = ang.cos().to(x.dtype)[None, :, None, :]
     sin = ang.sin().to(x.dtype)[None, :, None, :]
@@ -90,10 +131,20 @@ def rope(x, theta):
 def attention(h, p, P, cfg):
     B, T, _ = h.shape
     H, Hkv, D = cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
-    q = (h @ p[P + "self_attn.q_proj.weight"].T).view(B, T, H, D)
-    k = (h @ p[P + "self_attn.k_proj.weight"].T).view(B, T, Hkv, D)
-    v = (h @ p[P + "self_attn.v_proj.weight"].T).view(B, T, Hkv, D)
-    q, k = rope(q, cfg["rope_theta"]), rope(k, cfg["rope_theta"])
+    A = P + "self_attn."
+
+    def proj(name, x):
+        y = x @ p[A + name + ".weight"].T
+        return y + p[A + name + ".bias"] if opt(cfg, "attention_bias") else y
+
+    q = proj("q_proj", h).view(B, T, H, D)
+    k = proj("k_proj", h).view(B, T, Hkv, D)
+    v = proj("v_proj", h).view(B, T, Hkv, D)
+    if opt(cfg, "qk_norm"):  # Qwen3: per head over head_dim, before RoPE
+        q = rms_norm(q, p[A + "q_norm.weight"], cfg["norm_eps"])
+        k = rms_norm(k, p[A + "k_norm.weight"], cfg["norm_eps"])
+    rs = opt(cfg, "rope_scaling")
+    q, k = rope(q, cfg["rope_theta"], rs), rope(k, cfg["rope_theta"], rs)
     # [B, heads, T, D]; repeat_interleave maps query head hq -> kv head hq // group.
     group = H // Hkv
     q = q.transpose(1, 2)
@@ -103,7 +154,7 @@ def attention(h, p, P, cfg):
     causal = torch.ones(T, T, dtype=torch.bool).triu(1)
     s = s.masked_fill(causal, float("-inf"))
     o = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, H * D)
-    return o @ p[P + "self_attn.o_proj.weight"].T
+    return proj("o_proj", o)
 
 
 def swiglu(h, p, prefix):
@@ -151,7 +202,7 @@ def forward(p, tokens, targets, loss_mask, cfg):
         P = f"model.layers.{i}."
         x = x + attention(rms_norm(x, p[P + "input_layernorm.weight"], eps), p, P, cfg)
         h = rms_norm(x, p[P + "post_attention_layernorm.weight"], eps)
-        if cfg["moe_experts"] == 0:
+        if not is_moe_layer(cfg, i):
             x = x + swiglu(h, p, P + "mlp.")
         else:
             y, aux = moe(h, p, P, cfg)

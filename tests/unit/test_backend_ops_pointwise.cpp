@@ -110,6 +110,38 @@ TEST(BackendOps, Elementwise) {
   });
 }
 
+// add_bias is one IEEE add per element: bit for bit the float sum (also from a bf16 bias, widened
+// exactly). bias_backward sums `rows` floats per column: within rows * u of the sum of magnitudes.
+TEST(BackendOps, Bias) {
+  struct Case {
+    int64_t rows, d;
+  };
+  for_each_backend([](Backend& be) {
+    for (const Case s : {Case{1, 1}, Case{7, 65}, Case{130, 16}}) {
+      SCOPED_TRACE("rows " + std::to_string(s.rows) + ", d " + std::to_string(s.d));
+      const Floats y0 = random_floats(s.rows * s.d, s.rows + 11), bias = random_floats(s.d, s.rows + 12);
+      const Floats biased = run_twice("add_bias", [&] {
+        Floats y = y0;
+        be.add_bias(y.data(), Tensor::view(bias.data(), {s.d}), s.rows, s.d);
+        return y;
+      });
+      Floats expected = y0;
+      for (int64_t i = 0; i < s.rows * s.d; ++i) expected[i] += bias[i % s.d];
+      EXPECT_TRUE(same_bits(biased, expected)) << "add_bias";
+
+      const Floats dy = random_floats(s.rows * s.d, s.rows + 13);
+      const Floats dbias = run_twice("bias_backward", [&] {
+        Floats db(static_cast<size_t>(s.d), 0.25f);
+        be.bias_backward(dy.data(), db.data(), s.rows, s.d);
+        return db;
+      });
+      Doubles ref(static_cast<size_t>(s.d), 0.25), scale(static_cast<size_t>(s.d), 0.25);
+      for (int64_t i = 0; i < s.rows * s.d; ++i) ref[i % s.d] += dy[i], scale[i % s.d] += std::fabs(dy[i]);
+      expect_near("bias_backward", dbias, ref, scale, (s.rows + 1) * kUnit);
+    }
+  });
+}
+
 // broadcast_row, gather_rows and scatter_rows copy rows: compared bit for bit.
 TEST(BackendOps, RowMoves) {
   struct Case {
