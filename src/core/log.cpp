@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 
@@ -27,6 +29,17 @@ void configure_logging(int rank, LogLevel level, bool all_ranks) {
   g_rank = rank;
   g_level = level;
   g_all_ranks = all_ranks;
+}
+
+LogLevel log_level_from_environment() {
+  const char* text = std::getenv("FLYWHEEL_LOG");
+  if (text == nullptr || *text == '\0') return LogLevel::kInfo;
+  for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError})
+    if (std::strcmp(text, level_tag(level)) == 0) return level;
+  std::fprintf(stderr,
+               "flywheel: FLYWHEEL_LOG = '%s' is not a log level (allowed: debug, info, warn, error); using info\n",
+               text);
+  return LogLevel::kInfo;
 }
 
 namespace {

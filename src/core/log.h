@@ -12,6 +12,9 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 // Set once at start-up (rank < 0: not under MPI). Only rank 0 prints info lines unless
 // all_ranks is set; warnings and errors print on every rank.
 void configure_logging(int rank, LogLevel level, bool all_ranks = false);
+// The level FLYWHEEL_LOG asks for: debug | info | warn | error; unset or empty: info. Another value
+// is reported on stderr and read as info (a typo in a variable must not stop a job).
+LogLevel log_level_from_environment();
 void log_line(LogLevel level, const std::string& message);
 // An info line from this rank whatever its number: a rank's own state (a serving replica coming up).
 void log_rank_line(const std::string& message);

@@ -53,10 +53,15 @@ int64_t Sampler::dataset_index(int64_t global_index) const {
 
 namespace {
 
-// Writes one sample into row `row` of a batch already filled with PAD / PAD / 0.
-void fill_row(Batch& batch, int64_t row, const TokenizedSample& sample) {
+// Writes one sample into row `row` of a batch already filled with PAD / PAD / 0. A row without a
+// loss token would make a step that trains on nothing: every data source drops or refuses such
+// samples up front (make_data_source), so one here is a source's bug.
+void fill_row(Batch& batch, int64_t row, const TokenizedSample& sample, const DataSource& source, int64_t index) {
   const auto n = static_cast<int64_t>(sample.tokens.size());
   const int64_t predictions = std::min(n - 1, batch.seq);  // cut at the end if too long
+  FW_CHECK(predictions >= sample.loss_start, "sample ", index, " of ", source.describe(),
+           " keeps no loss token in a row of ", batch.seq, " tokens (", n, " tokens, the loss starts at token ",
+           sample.loss_start, ")");
   const int64_t offset = row * batch.seq;
   for (int64_t t = 0; t < predictions; ++t) {
     batch.tokens[offset + t] = sample.tokens[t];
@@ -77,7 +82,8 @@ Batch Sampler::make_batch(int64_t first_global_index, int64_t rows) const {
   batch.targets.assign(cells, ByteTokenizer::kPad);
   batch.loss_mask.assign(cells, 0.0f);
   for (int64_t row = 0; row < rows; ++row) {
-    fill_row(batch, row, source_.sample(dataset_index(first_global_index + row)));
+    const int64_t index = dataset_index(first_global_index + row);
+    fill_row(batch, row, source_.sample(index), source_, index);
   }
   return batch;
 }

@@ -36,7 +36,8 @@ class Sampler {
 
   // Rows are global sample indices first, first+1, ..., first+rows-1. A sample x[0..n) with
   // loss_start s fills inputs x[0..n-2], targets x[1..n-1], and loss_mask[t] = 1 iff t+1 >= s;
-  // positions past the sample are PAD input, PAD target, mask 0.
+  // positions past the sample are PAD input, PAD target, mask 0. Every row holds a loss token: a
+  // sample without one throws (the sources of make_data_source never yield one).
   Batch make_batch(int64_t first_global_index, int64_t rows) const;
 
  private:

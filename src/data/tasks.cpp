@@ -32,6 +32,7 @@ class AdditionTask final : public Task {
  public:
   explicit AdditionTask(int max_digits) : max_digits_(max_digits) {}
   std::string name() const override { return "addition"; }
+  int64_t max_prompt_bytes() const override { return 2 * max_digits_ + 2; }  // "<a>+<b>="
 
   TaskExample generate(uint64_t seed, int64_t index) const override {
     CounterRng rng = example_rng(seed, index);
@@ -57,6 +58,7 @@ class ReverseTask final : public Task {
  public:
   explicit ReverseTask(int max_digits) : max_length_(2 * max_digits) {}
   std::string name() const override { return "reverse"; }
+  int64_t max_prompt_bytes() const override { return max_length_ + 5; }  // "rev:<s>="
 
   TaskExample generate(uint64_t seed, int64_t index) const override {
     CounterRng rng = example_rng(seed, index);
@@ -87,10 +89,10 @@ std::unique_ptr<Task> make_task(const std::string& name, int max_digits) {
   } else if (name == "reverse") {
     task = std::make_unique<ReverseTask>(max_digits);
   } else {
-    FW_THROW("unknown task '", name, "'; allowed tasks: ", joined_task_names());
+    FW_INPUT_THROW("unknown task '", name, "'; allowed tasks: ", joined_task_names());
   }
-  FW_CHECK(max_digits >= 1 && max_digits <= kMaxTaskDigits, "task '", name, "': max_digits=", max_digits,
-           " is out of range; allowed: 1..", kMaxTaskDigits);
+  FW_INPUT_CHECK(max_digits >= 1 && max_digits <= kMaxTaskDigits, "data.task_max_digits = ", max_digits,
+                 " is out of range for task '", name, "'; allowed: 1..", kMaxTaskDigits);
   return task;
 }
 

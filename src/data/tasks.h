@@ -6,10 +6,11 @@
 // Adding a task:
 //   1. Subclass Task in tasks.cpp: name() returns the name used in "task:<name>", generate()
 //      draws everything from a CounterRng keyed by (seed, RngPurpose::kTaskGenerate, index)
-//      so an example is a pure function of (seed, index), and reward() scores a completion.
+//      so an example is a pure function of (seed, index), max_prompt_bytes() bounds its prompts,
+//      and reward() scores a completion.
 //   2. Register it in make_task() and add its name to task_names(), so the unknown-name error
 //      lists it.
-//   3. Cover determinism and reward correctness in tests/unit/test_data.cpp.
+//   3. Cover determinism, the prompt bound and reward correctness in tests/unit/test_data.cpp.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,9 @@ class Task {
   virtual std::string name() const = 0;
   // Example `index` of the stream for `seed`; the same (seed, index) always gives the same example.
   virtual TaskExample generate(uint64_t seed, int64_t index) const = 0;
+  // The longest prompt generate() can return, in bytes (= tokens): what start-up checks size
+  // train.seq_len and rl.max_new_tokens against.
+  virtual int64_t max_prompt_bytes() const = 0;
   // 1.0 when generated_completion is exactly the correct answer, else 0.0. Pass the decoded
   // completion text only (ByteTokenizer::decode already stops at EOS); nothing is trimmed, so
   // trailing spaces or newlines make an answer wrong.

@@ -35,8 +35,8 @@ std::vector<int32_t> ByteTokenizer::encode_sft(std::string_view prompt, std::str
 }
 
 void check_byte_vocabulary(int64_t vocab_size) {
-  FW_CHECK(vocab_size >= ByteTokenizer::kVocabSize, "model.vocab_size = ", vocab_size,
-           " is smaller than the byte tokenizer's ", ByteTokenizer::kVocabSize, " ids");
+  FW_INPUT_CHECK(vocab_size >= ByteTokenizer::kVocabSize, "model.vocab_size = ", vocab_size,
+                 " is smaller than the byte tokenizer's ", ByteTokenizer::kVocabSize, " ids");
 }
 
 }  // namespace flywheel

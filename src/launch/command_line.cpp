@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cxxopts.hpp>
 
 #include "launch/ini_text.h"
@@ -129,6 +130,8 @@ double parse_number(const std::string& name, const std::string& text) {
   const char* end = text.data() + text.size();
   const auto [stop, ec] = std::from_chars(text.data(), end, v);
   if (ec != std::errc() || stop != end) usage_error("--", name, " '", text, "' is not a number");
+  // from_chars reads "inf" and "nan": no option of any command means either.
+  if (!std::isfinite(v)) usage_error("--", name, " '", text, "' is not a finite number");
   return v;
 }
 

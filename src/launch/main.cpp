@@ -3,6 +3,7 @@
 //   flywheel train --shape FILE [--section.key=value ...]     SFT
 //   flywheel run --shape FILE [--section.key=value ...]       trainers + serving replicas (GRPO)
 //   flywheel plan --shape FILE [--ranks N]
+//   flywheel eval --run DIR [--task NAME] [--data FILE]
 //
 // Errors anywhere below are flywheel::Error exceptions; this is the one place that turns them into
 // a message and an exit code: 1, a usage error included (launch/command_line.h; its message points
@@ -12,9 +13,11 @@
 // every rank exits 1 on its own. An error after that, with the mesh in place, may be one rank's alone
 // while the others wait in a collective: with more than one rank it ends the job with MPI_Abort.
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -22,14 +25,17 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory_budget.h"
 #include "core/signals.h"
 #include "core/threads.h"
 #include "data/data_source.h"
 #include "launch/command_line.h"
+#include "launch/eval_command.h"
 #include "launch/plan_command.h"
 #include "launch/runtime.h"
 #include "launch/shape.h"
 #include "parallel/mesh.h"
+#include "rl/flywheel_memory.h"
 #include "rl/run_flywheel.h"
 #include "train/run_preference.h"
 #include "train/run_training.h"
@@ -45,6 +51,7 @@ constexpr const char* kUsage =
     "  train --shape FILE [--section.key=value ...]   train a model from a training shape (SFT)\n"
     "  run --shape FILE [--section.key=value ...]     trainers + serving replicas: SFT warm-up, then GRPO\n"
     "  plan --shape FILE [--ranks N] [--device-mem GiB]   memory, communication and step-time plan\n"
+    "  eval --run DIR [--task NAME] [--data FILE]     accuracy and held-out loss of a run's checkpoints\n"
     "\n"
     "Run `flywheel <command> --help` for the command's options. Launch under MPI with\n"
     "`mpirun -n N flywheel ...` or `srun --mpi=pmix flywheel ...`.\n";
@@ -92,6 +99,14 @@ std::optional<Shape> command_shape(const Runtime& rt, const CommandLine& command
   return load_shape(args.get<std::string>("shape"), args.overrides());
 }
 
+// Refuses a run whose rank would not fit in this machine's memory, before anything large is
+// allocated or anything is written (docs/operations.md, "Memory").
+void check_rank_memory(const Runtime& rt, const MemoryNeed& need) {
+  check_memory_fits(need, machine_memory(), rt.local_size,
+                    "shrink the model or the batch, or spread it over more ranks (mesh.fsdp, mesh.pp; "
+                    "`flywheel plan --shape FILE --ranks N` proposes meshes)");
+}
+
 // What a command runs once every rank has read and checked its input.
 using Job = std::function<int()>;
 
@@ -112,6 +127,7 @@ Job train_job(const Runtime& rt, int argc, char** argv) {
   if (!parsed) return [] { return kExitOk; };
   auto shape = std::make_shared<const Shape>(std::move(*parsed));
   shape->validate(rt.world_size);
+  check_rank_memory(rt, trainer_memory_need(shape->train_spec(), rt.rank));
   if (shape->train.objective == "dpo") {
     return [&rt, shape] {
       return on_mesh(rt, *shape, [&](Mesh& mesh) {
@@ -133,14 +149,23 @@ Job run_job(const Runtime& rt, int argc, char** argv) {
   auto shape = std::make_shared<const Shape>(std::move(*parsed));
   auto spec = std::make_shared<const FlywheelSpec>(shape->flywheel_spec());
   spec->validate(rt.world_size);
+  check_rank_memory(rt, flywheel_memory_need(*spec, rt.rank));
   return [&rt, shape, spec] { return on_mesh(rt, *shape, [&](Mesh& mesh) { return run_flywheel(*spec, mesh); }); };
 }
 
-bool is_command(const std::string& name) { return name == "train" || name == "run" || name == "plan"; }
+// A command that runs without a collective (plan, eval): all of it happens in the input phase, so an
+// error in it is printed once and ends every rank with 1, whatever it was.
+Job plain_job(int code) {
+  return [code] { return code; };
+}
 
-// Reads and checks the command line (and for train/run the shape): everything that can be wrong with
-// the input, found without a collective. A bare `flywheel` prints the usage and exits 1, as an unknown
-// command does (with a message).
+bool is_command(const std::string& name) {
+  return name == "train" || name == "run" || name == "plan" || name == "eval";
+}
+
+// Reads and checks the command line (and for train/run the shape, the data and the memory need):
+// everything that can be wrong with the input, found without a collective. A bare `flywheel` prints
+// the usage and exits 1, as an unknown command does (with a message).
 Job prepare(const Runtime& rt, int argc, char** argv) {
   if (argc < 2) {
     if (rt.rank == 0) std::cerr << kUsage;
@@ -153,27 +178,36 @@ Job prepare(const Runtime& rt, int argc, char** argv) {
   }
   if (command == "train") return train_job(rt, argc, argv);
   if (command == "run") return run_job(rt, argc, argv);
-  if (command == "plan") {
-    const int code = plan_command(rt, argc, argv);  // one process, no collective: all of it is input
-    return [code] { return code; };
-  }
-  usage_error("unknown command '", command, "'; commands: train, run, plan");
+  if (command == "plan") return plain_job(plan_command(rt, argc, argv));
+  if (command == "eval") return plain_job(eval_command(rt, argc, argv));
+  FW_INPUT_THROW("unknown command '", command, "'; commands: train, run, plan, eval (see flywheel --help)");
 }
 
-// The message of an error, a usage error with a pointer to the right --help.
-std::string error_message(const std::exception& e, int argc, char** argv) {
+// The error line of a failed command: an input error as it is (FLYWHEEL_LOG=debug adds where the
+// check is), a usage error with a pointer to --help, an allocation failure with what the memory
+// check had planned (std::bad_alloc alone says nothing of what was too large). `name_rank`: say
+// which rank it was (the others may have failed differently, or not at all).
+void print_failure(const Runtime& rt, const std::exception& e, int argc, char** argv, bool name_rank) {
+  const std::string command = argc >= 2 && is_command(argv[1]) ? std::string(" ") + argv[1] : "";
   std::string message = e.what();
-  if (dynamic_cast<const UsageError*>(&e)) {
-    const bool command = argc >= 2 && is_command(argv[1]);
-    message += " (see `flywheel" + (command ? " " + std::string(argv[1]) : std::string()) + " --help`)";
-  }
-  return message;
-}
-
-void print_error(const Runtime& rt, const std::string& message, bool name_rank) {
+  if (dynamic_cast<const UsageError*>(&e)) message += " (see `flywheel" + command + " --help`)";
+  if (dynamic_cast<const std::bad_alloc*>(&e))
+    message = "out of memory in `flywheel" + command + "`: an allocation failed (std::bad_alloc); " +
+              out_of_memory_note() + ". Shrink the model or the batch, or spread it over more ranks";
   std::fprintf(stderr, "flywheel: error%s: %s\n", name_rank ? (" on rank " + std::to_string(rt.rank)).c_str() : "",
                message.c_str());
+  if (const auto* input = dynamic_cast<const InputError*>(&e); input && !input->origin().empty())
+    log_debug("the check that refused the input: ", input->origin());
   std::fflush(stderr);
+}
+
+// print_failure for an error caught earlier and kept.
+void print_failure(const Runtime& rt, const std::exception_ptr& error, int argc, char** argv, bool name_rank) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    print_failure(rt, e, argc, argv, name_rank);
+  }
 }
 
 }  // namespace
@@ -189,19 +223,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "flywheel: error: %s\n", e.what());
     return kExitError;
   }
-  configure_logging(rt.world_size > 1 ? rt.rank : -1, LogLevel::kInfo);
+  configure_logging(rt.world_size > 1 ? rt.rank : -1, log_level_from_environment());
   Job job;
-  std::optional<std::string> input_error;
+  std::exception_ptr input_error;
   try {
     job = prepare(rt, argc, argv);
-  } catch (const std::exception& e) {
-    input_error = error_message(e, argc, argv);
+  } catch (const std::exception&) {
+    input_error = std::current_exception();
   }
   // An input error is the same on every rank (one shape, one command line): the ranks agree on it
   // before any other collective, the lowest failing rank prints it once, and each rank finalizes MPI
   // and exits 1 by itself, with no MPI_Abort (and no launcher banner about an abort).
-  if (const int failed = first_failed_rank(input_error.has_value()); failed >= 0) {
-    if (rt.rank == failed) print_error(rt, *input_error, failed != 0);
+  if (const int failed = first_failed_rank(input_error != nullptr); failed >= 0) {
+    if (rt.rank == failed) print_failure(rt, input_error, argc, argv, failed != 0);
     finalize_runtime();
     return kExitError;
   }
@@ -209,8 +243,8 @@ int main(int argc, char** argv) {
   try {
     code = job();
   } catch (const std::exception& e) {
-    // After the mesh exists a rank may be alone in its error, and the others in a collective.
-    print_error(rt, error_message(e, argc, argv), rt.world_size > 1);
+    // With the mesh in place a rank may be alone in its error while the others wait in a collective.
+    print_failure(rt, e, argc, argv, rt.world_size > 1);
     if (rt.world_size > 1) abort_job(kExitError);
     code = kExitError;
   }

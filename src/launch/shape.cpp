@@ -1,5 +1,6 @@
 #include "launch/shape.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "data/tokenizer.h"
 #include "launch/ini_text.h"
 #include "train/run_preference.h"
@@ -20,13 +22,68 @@ namespace {
 
 constexpr const char* kSeeHelp = " (see `flywheel train --help` for the shape keys)";
 
+// A shape file's lines as its INI reader sees them: (1-based line number, section, text without the
+// comment and the surrounding blanks).
+struct ShapeLine {
+  int64_t number;
+  std::string section, text;
+};
+
+std::vector<ShapeLine> shape_lines(const std::string& text) {
+  std::vector<ShapeLine> lines;
+  std::istringstream in(text);
+  std::string section;
+  int64_t number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    line = line.substr(0, line.find('#'));
+    const size_t begin = line.find_first_not_of(" \t\r"), end = line.find_last_not_of(" \t\r");
+    line = begin == std::string::npos ? std::string() : line.substr(begin, end - begin + 1);
+    if (line.size() >= 2 && line.front() == '[' && line.back() == ']') section = line.substr(1, line.size() - 2);
+    lines.push_back({number, section, line});
+  }
+  return lines;
+}
+
+// "section.key" of a "key = value" line ("" for other lines).
+std::string key_name(const ShapeLine& line) {
+  const size_t eq = line.text.find('=');
+  if (eq == std::string::npos || eq == 0 || line.text.front() == '[') return "";
+  const std::string key = line.text.substr(0, line.text.find_last_not_of(" \t", eq - 1) + 1);
+  return line.section.empty() ? key : line.section + "." + key;
+}
+
+// "shape file 'x.ini' line 7: " for the `occurrence`-th line that sets `name` (a key, "model.d_model")
+// or reads `name` (a line's text as the INI reader reports it); "shape file 'x.ini': " when none does.
+std::string where_in_file(const std::string& path, const std::string& file_text, const std::string& name,
+                          int occurrence = 1) {
+  for (const ShapeLine& line : shape_lines(file_text))
+    if ((key_name(line) == name || (!line.text.empty() && line.text == name)) && --occurrence == 0)
+      return detail::concat("shape file '", path, "' line ", line.number, ": ");
+  return "shape file '" + path + "': ";
+}
+
 std::string read_file(const std::string& path) {
-  FW_CHECK(std::filesystem::is_regular_file(path), "shape file '", path, "' does not exist or is not a file");
+  FW_INPUT_CHECK(std::filesystem::is_regular_file(path), "shape file '", path, "' does not exist or is not a file");
   std::ifstream in(path, std::ios::binary);
-  FW_CHECK(in, "shape file '", path, "' cannot be opened for reading");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  FW_INPUT_CHECK(in, "shape file '", path, "' cannot be opened for reading");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const std::string text = bytes.str();
+  // A binary file: its bytes would be echoed by the INI reader's "invalid line '...'".
+  if (const std::optional<size_t> at = first_non_text_byte(text))
+    FW_INPUT_THROW("shape file '", path, "' is not a text file (at byte offset ", *at, ": a control character or",
+                   " not UTF-8); a shape is an INI file such as configs/shapes/tiny-dense.ini");
+  return text;
+}
+
+// An empty shape would train the struct defaults without a word (checked after parsing, so a
+// malformed line is reported as such).
+void check_sets_a_key(const std::string& path, const std::string& file_text) {
+  const std::vector<ShapeLine> lines = shape_lines(file_text);
+  FW_INPUT_CHECK(std::any_of(lines.begin(), lines.end(), [](const ShapeLine& l) { return !key_name(l).empty(); }),
+                 "shape file '", path, "' sets no key (it is empty or holds only comments and sections); a shape",
+                 " describes at least the model: start from one of configs/shapes/*.ini");
 }
 
 // The overrides by key ("model.n_layers" -> "--model.n_layers=8"), each checked against the schema
@@ -37,23 +94,25 @@ std::map<std::string, std::string> check_overrides(const po::options_description
   std::map<std::string, std::string> by_key;
   for (const std::string& token : overrides) {
     const std::optional<IniOverride> o = parse_override(token);
-    FW_CHECK(o, "command-line override ", token, ": not of the form --section.key=value (e.g. --model.n_layers=2)");
-    FW_CHECK(schema.find_nothrow(o->name(), /*approx=*/false), "command-line override ", token,
-             ": unrecognised option '--", o->name(), "': the shape has no key ", o->key, " in [", o->section, "]",
-             kSeeHelp);
-    FW_CHECK(o->value.find_first_of("#\r\n") == std::string::npos, "command-line override ", token,
-             ": a shape value cannot hold '#' or a line break (a shape file would read it otherwise)");
+    FW_INPUT_CHECK(o, "command-line override ", token,
+                   ": not of the form --section.key=value (e.g. --model.n_layers=2)");
+    FW_INPUT_CHECK(schema.find_nothrow(o->name(), /*approx=*/false), "command-line override ", token,
+                   ": unrecognised option '--", o->name(), "': the shape has no key ", o->key, " in [", o->section, "]",
+                   kSeeHelp);
+    FW_INPUT_CHECK(o->value.find_first_of("#\r\n") == std::string::npos, "command-line override ", token,
+                   ": a shape value cannot hold '#' or a line break (a shape file would read it otherwise)");
     const auto [first, inserted] = by_key.emplace(o->name(), token);
-    FW_CHECK(inserted, "command-line override ", token, ": --", o->name(), " is given twice (also ", first->second,
-             ")");
+    FW_INPUT_CHECK(inserted, "command-line override ", token, ": --", o->name(), " is given twice (also ",
+                   first->second, ")");
   }
   return by_key;
 }
 
 // Reads the resolved text into the fields `schema` is bound to. A bad value names where it came from:
-// the override that wrote it, else the file.
+// the override that wrote it, else the file and its line (found in the file's own text: overrides
+// add lines to the resolved one).
 void parse_shape_text(const std::string& text, const po::options_description& schema, const std::string& path,
-                      const std::map<std::string, std::string>& overrides) {
+                      const std::string& file_text, const std::map<std::string, std::string>& overrides) {
   try {
     std::istringstream in(text);
     po::variables_map values;
@@ -61,10 +120,16 @@ void parse_shape_text(const std::string& text, const po::options_description& sc
     po::notify(values);
   } catch (const po::validation_error& e) {
     if (const auto o = overrides.find(e.get_option_name()); o != overrides.end())
-      FW_THROW("command-line override ", o->second, ": ", e.what(), kSeeHelp);
-    FW_THROW("shape file '", path, "': ", e.what(), kSeeHelp);
+      FW_INPUT_THROW("command-line override ", o->second, ": ", e.what(), kSeeHelp);
+    FW_INPUT_THROW(where_in_file(path, file_text, e.get_option_name()), e.what(), kSeeHelp);
+  } catch (const po::multiple_occurrences& e) {
+    FW_INPUT_THROW(where_in_file(path, file_text, e.get_option_name(), 2), e.what(), "; give each key once");
+  } catch (const po::invalid_config_file_syntax& e) {
+    FW_INPUT_THROW(where_in_file(path, file_text, e.tokens()), e.what(), kSeeHelp);
+  } catch (const po::error_with_option_name& e) {
+    FW_INPUT_THROW(where_in_file(path, file_text, e.get_option_name()), e.what(), kSeeHelp);
   } catch (const po::error& e) {
-    FW_THROW("shape file '", path, "': ", e.what(), kSeeHelp);
+    FW_INPUT_THROW("shape file '", path, "': ", e.what(), kSeeHelp);
   }
 }
 
@@ -81,7 +146,8 @@ Shape load_shape(const std::string& path, const std::vector<std::string>& overri
   // written in, so a run directory describes exactly the model and run it holds. It is also the one
   // text parsed, so the record cannot disagree with what ran.
   shape.text = apply_overrides(file_text, overrides);
-  parse_shape_text(shape.text, schema, path, by_key);
+  parse_shape_text(shape.text, schema, path, file_text, by_key);
+  check_sets_a_key(path, file_text);
   return shape;
 }
 
@@ -91,15 +157,15 @@ FlywheelSpec Shape::flywheel_spec() const { return {train_spec(), data, rl}; }
 
 void Shape::validate(int64_t world_size) const {
   train_spec().validate();
-  FW_CHECK(train.objective == "sft" || train.objective == "dpo", "train.objective = '", train.objective,
-           "': `flywheel train` trains sft or dpo; grpo runs with serving replicas under `flywheel run`");
+  FW_INPUT_CHECK(train.objective == "sft" || train.objective == "dpo", "train.objective = '", train.objective,
+                 "': `flywheel train` trains sft or dpo; grpo runs with serving replicas under `flywheel run`");
   if (train.objective == "dpo") {
-    FW_CHECK(data.source.rfind("jsonl:", 0) == 0, "train.objective = dpo reads preference pairs: data.source = '",
-             data.source, "' must be jsonl:<path> with {\"prompt\", \"chosen\", \"rejected\"} per line");
+    FW_INPUT_CHECK(data.source.rfind("jsonl:", 0) == 0, "train.objective = dpo reads preference pairs: data.source = '",
+                   data.source, "' must be jsonl:<path> with {\"prompt\", \"chosen\", \"rejected\"} per line");
     check_preference_spec(train_spec(), dpo_config());
   }
-  FW_CHECK(mesh.serve == 0, "mesh.serve = ", mesh.serve, ": `flywheel train` has no serving ranks; set mesh.serve = 0 ",
-           "or use `flywheel run`");
+  FW_INPUT_CHECK(mesh.serve == 0, "mesh.serve = ", mesh.serve,
+                 ": `flywheel train` has no serving ranks; set mesh.serve = 0 or use `flywheel run`");
   mesh.check_world(world_size);  // last: a shape that cannot work on any world size says so first
   check_byte_vocabulary(model.vocab_size);
 }

@@ -42,7 +42,7 @@ struct ModelConfig {
   bool invariant_forward() const { return forward_kernels == "invariant"; }
   LinearKernel forward_kernel() const { return invariant_forward() ? LinearKernel::kInvariant : LinearKernel::kBlas; }
 
-  // Throws flywheel::Error naming the offending key (as written in a shape file: "model.n_heads"),
+  // Throws flywheel::InputError naming the offending key (as written in a shape file: "model.n_heads"),
   // its value, and what is allowed.
   void validate() const;
 
@@ -51,6 +51,9 @@ struct ModelConfig {
   // Active parameters for MoE count top_k experts (+ shared expert), not all experts.
   int64_t active_matmul_params() const;
   int64_t total_params() const;
+  // total_params() in floating point: no overflow at any sizes, for the memory check of a model too
+  // large to count in int64 (model.d_model = 4000000000).
+  double approx_total_params() const;
 };
 
 }  // namespace flywheel

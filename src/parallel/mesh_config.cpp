@@ -9,15 +9,15 @@ namespace flywheel {
 
 void MeshConfig::validate() const {
   auto positive = [](const char* key, int64_t value) {
-    FW_CHECK(value > 0, "mesh.", key, " = ", value, ": must be a positive integer");
+    FW_INPUT_CHECK(value > 0, "mesh.", key, " = ", value, ": must be a positive integer");
   };
   positive("pp", pp);
   positive("fsdp", fsdp);
   positive("cp", cp);
   positive("ep", ep);
-  FW_CHECK(serve >= 0, "mesh.serve = ", serve, ": must be >= 0");
-  FW_CHECK((fsdp * cp) % ep == 0, "mesh.ep = ", ep, " does not divide mesh.fsdp x mesh.cp = ", fsdp * cp,
-           ": expert parallelism folds over the fsdp x cp ranks");
+  FW_INPUT_CHECK(serve >= 0, "mesh.serve = ", serve, ": must be >= 0");
+  FW_INPUT_CHECK((fsdp * cp) % ep == 0, "mesh.ep = ", ep, " does not divide mesh.fsdp x mesh.cp = ", fsdp * cp,
+                 ": expert parallelism folds over the fsdp x cp ranks");
 }
 
 namespace {
@@ -33,8 +33,9 @@ std::string launch_hint(int64_t ranks) {
 }  // namespace
 
 void MeshConfig::check_world(int64_t world) const {
-  FW_CHECK(world == world_size(), "the mesh needs pp x fsdp x cp + serve = ", pp, " x ", fsdp, " x ", cp, " + ", serve,
-           " = ", world_size(), " ranks, but the job has ", world, " (", launch_hint(world_size()), ")");
+  FW_INPUT_CHECK(world == world_size(), "the mesh needs pp x fsdp x cp + serve = ", pp, " x ", fsdp, " x ", cp,
+                 " + ", serve, " = ", world_size(), " ranks, but the job has ", world, " (", launch_hint(world_size()),
+                 ")");
 }
 
 }  // namespace flywheel

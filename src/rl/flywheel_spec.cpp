@@ -1,9 +1,32 @@
 #include "rl/flywheel_spec.h"
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "data/tasks.h"
 #include "data/tokenizer.h"
 
 namespace flywheel {
+namespace {
+
+// A rollout is BOS + prompt + up to rl.max_new_tokens sampled tokens: the replica's KV cache holds
+// model.max_seq_len positions and a training row seq_len + 1 tokens, so the longest prompt the task
+// can draw must leave max_new_tokens of both.
+void check_rollout_room(const FlywheelSpec& spec) {
+  const RlConfig& rl = spec.rl;
+  const int64_t prompt = make_task(rl.task, spec.data.task_max_digits)->max_prompt_bytes();
+  const int64_t room = std::min(spec.model.max_seq_len, spec.train.seq_len + 1) - 1 - prompt;
+  FW_INPUT_CHECK(rl.max_new_tokens <= room, "rl.max_new_tokens = ", rl.max_new_tokens, " does not fit: task ",
+                 rl.task, " with data.task_max_digits = ", spec.data.task_max_digits, " draws prompts of up to ",
+                 prompt, " tokens, and BOS + prompt + completion must fit in model.max_seq_len = ",
+                 spec.model.max_seq_len, " (a replica's KV cache) and in train.seq_len + 1 = ", spec.train.seq_len + 1,
+                 " (a training row); ",
+                 room > 0 ? detail::concat("allowed: rl.max_new_tokens <= ", room)
+                          : detail::concat("no completion fits: raise train.seq_len and model.max_seq_len to at least ",
+                                           1 + prompt + rl.max_new_tokens));
+}
+
+}  // namespace
 
 void FlywheelSpec::validate(int64_t world_size) const {
   const TrainConfig& tc = train;
@@ -11,17 +34,22 @@ void FlywheelSpec::validate(int64_t world_size) const {
   tc.validate();
   mesh.validate();
   rl.validate();
-  FW_CHECK(tc.objective == "grpo", "train.objective = '", tc.objective,
-           "': `flywheel run` trains grpo (set train.objective = grpo)");
-  FW_CHECK(mesh.serve >= 1, "mesh.serve = ", mesh.serve, ": `flywheel run` needs at least one serving replica rank");
-  FW_CHECK(rl.sft_steps < tc.steps, "rl.sft_steps = ", rl.sft_steps, " leaves no RL step of train.steps = ", tc.steps);
+  FW_INPUT_CHECK(tc.objective == "grpo", "train.objective = '", tc.objective,
+                 "': `flywheel run` trains grpo (set train.objective = grpo)");
+  FW_INPUT_CHECK(mesh.serve >= 1, "mesh.serve = ", mesh.serve,
+                 ": `flywheel run` needs at least one serving replica rank");
+  FW_INPUT_CHECK(rl.sft_steps < tc.steps, "rl.sft_steps = ", rl.sft_steps, " leaves no RL step of train.steps = ",
+                 tc.steps);
   const int64_t rows = rl.prompts_per_step * rl.group_size;
-  FW_CHECK(tc.global_batch() == rows, "train.micro_batch x train.grad_accum = ", tc.micro_batch, " x ", tc.grad_accum,
-           " = ", tc.global_batch(), " but an RL step has rl.prompts_per_step x rl.group_size = ", rows,
-           " rows: make them equal (the SFT warm-up uses the same batch)");
-  FW_CHECK(!(rl.exact() && !model.invariant_forward()), "rl.serve_dtype = fp32 (exact) needs model.forward_kernels = ",
-           "invariant so trainer and replicas compute the same bits (or serve bf16: rl.serve_dtype = bf16)");
-  FW_CHECK(tc.init_from.empty(), "train.init_from is for `flywheel train`; `flywheel run` starts from its SFT warm-up");
+  FW_INPUT_CHECK(tc.global_batch() == rows, "train.micro_batch x train.grad_accum = ", tc.micro_batch, " x ",
+                 tc.grad_accum, " = ", tc.global_batch(), " but an RL step has rl.prompts_per_step x rl.group_size = ",
+                 rows, " rows: make them equal (the SFT warm-up uses the same batch)");
+  FW_INPUT_CHECK(!(rl.exact() && !model.invariant_forward()),
+                 "rl.serve_dtype = fp32 (exact) needs model.forward_kernels = invariant so trainer and replicas ",
+                 "compute the same bits (or serve bf16: rl.serve_dtype = bf16)");
+  FW_INPUT_CHECK(tc.init_from.empty(),
+                 "train.init_from is for `flywheel train`; `flywheel run` starts from its SFT warm-up");
+  check_rollout_room(*this);
   // The trainer ranks' checks (as `flywheel train` makes them), on the ranks before the replicas.
   TrainSpec::validate();
   MeshConfig trainers = mesh;

@@ -67,7 +67,7 @@ LossConfig loss_config(const RlConfig& rl) {
 FlywheelTrainer::FlywheelTrainer(const FlywheelSpec& spec, Mesh& mesh, const DataSource& sft_data,
                                  const std::filesystem::path& dir)
     : spec_(spec), mesh_(mesh), trainer_(spec, sft_data, mesh), dir_(dir), comm_(mesh.trainers()),
-      loss_(make_loss("grpo", loss_config(spec.rl))) {
+      loss_(make_loss("grpo", loss_config(spec.rl))), health_(spec.rl.exact()) {
   if (comm_.rank() == 0) {
     coordinator_ = std::make_unique<RolloutCoordinator>(spec, mesh.world());
     publisher_ = std::make_unique<SnapshotPublisher>((dir / "publish").string(), parse_serve_dtype(spec.rl.serve_dtype),
@@ -130,6 +130,7 @@ RlStepReport FlywheelTrainer::rl_step(int64_t step) {
   };
   report.step = trainer_.train_on_batch(step, caller, objective);
   share_from_head(report);
+  if (writer()) health_.record(step, report.rollouts.stats.fallbacks, report.parity.k3, report.parity.max_abs_d);
   return report;
 }
 
@@ -137,6 +138,7 @@ void FlywheelTrainer::finish() {
   if (!writer()) return;
   coordinator_->drain();
   coordinator_->shutdown();
+  health_.log_summary();
 }
 
 void FlywheelTrainer::share_from_head(RlStepReport& report) {

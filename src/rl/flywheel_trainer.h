@@ -11,6 +11,7 @@
 #include "parallel/mesh.h"
 #include "rl/flywheel_spec.h"
 #include "rl/rollout_coordinator.h"
+#include "rl/run_health.h"
 #include "serve/ledger.h"
 #include "serve/snapshot_publisher.h"
 #include "train/loss.h"
@@ -60,6 +61,7 @@ class FlywheelTrainer {
   // One GRPO step on the rollouts of `step` (collective over the trainer ranks).
   RlStepReport rl_step(int64_t step);
   // Rollouts still in flight are received first: a replica blocked sending them could not exit.
+  // Then rank 0 sums up the run's fallbacks and exact-mode parity (rl/run_health.h).
   void finish();
 
  private:
@@ -77,6 +79,7 @@ class FlywheelTrainer {
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Transformer> publish_model_;
   bool replica_behind_ = false;  // rank 0: a replica reported a load that fell short of the step
+  RunHealth health_;             // rank 0: fallbacks and exact-mode k3, warned and summed up
 };
 
 }  // namespace flywheel

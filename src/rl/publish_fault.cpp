@@ -12,11 +12,15 @@ namespace flywheel {
 void maybe_corrupt_published(const PublishInfo& info) {
   const char* spec = std::getenv("FLYWHEEL_CORRUPT_PUBLISH");
   if (spec == nullptr || *spec == '\0') return;
-  char* end = nullptr;
-  const long long step = std::strtoll(spec, &end, 10);
-  FW_CHECK(end != spec && *end == '\0' && step >= 0, "FLYWHEEL_CORRUPT_PUBLISH = '", spec,
-           "': must be a step number (a non-negative integer)");
-  if (step != info.step) return;
+  if (std::string(spec) == "delta") {
+    if (info.full) return;
+  } else {
+    char* end = nullptr;
+    const long long step = std::strtoll(spec, &end, 10);
+    FW_CHECK(end != spec && *end == '\0' && step >= 0, "FLYWHEEL_CORRUPT_PUBLISH = '", spec,
+             "': must be a step number (a non-negative integer) or delta (every delta)");
+    if (step != info.step) return;
+  }
   flip_byte_near_end(info.path);
   log_warn("FLYWHEEL_CORRUPT_PUBLISH: flipped a byte of ", info.path, " (test hook)");
 }

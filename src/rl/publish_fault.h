@@ -1,6 +1,7 @@
 // Failure-path tests only: FLYWHEEL_CORRUPT_PUBLISH=<step> flips one byte of the snapshot file the
-// trainer publishes for that step, after it is committed and before the replicas are told, so the
-// replicas' checksum / fallback path runs inside a real job (tests/rl/corrupt_delta.sh).
+// trainer publishes for that step (=delta: of every delta it publishes), after it is committed and
+// before the replicas are told, so the replicas' checksum / fallback path runs inside a real job
+// (tests/rl/flywheel.sh, scenarios corrupt_delta and corrupt_every_delta).
 #pragma once
 
 #include <string>

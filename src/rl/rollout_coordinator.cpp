@@ -106,6 +106,7 @@ std::vector<RolloutSample> RolloutCoordinator::collect(int64_t step, RolloutStat
   for (const LoadedMessage& load : loads_) {
     stats.last_load_ms = std::max(stats.last_load_ms, load.ms);
     stats.fell_back += load.fell_back ? 1 : 0;
+    if (load.fell_back) stats.fallbacks.push_back(load);
     stats.replica_behind = stats.replica_behind || load.step < load.requested;
   }
   loads_.clear();

@@ -37,6 +37,7 @@ struct RolloutStats {
   double last_load_ms = 0;       // slowest hot-load reported since the previous step
   int64_t fell_back = 0;         // hot-loads that fell back to a full snapshot since the previous step
   bool replica_behind = false;   // a replica could not reach the announced step (the next publish is full)
+  std::vector<LoadedMessage> fallbacks;  // those hot-loads, with their reasons
 };
 
 class RolloutCoordinator {

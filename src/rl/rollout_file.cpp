@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "data/json_line.h"
 
 namespace flywheel {
 namespace {
@@ -34,44 +35,44 @@ class LineReader {
 
   const json& field(const json& object, const char* key) const {
     const auto it = object.find(key);
-    FW_CHECK(it != object.end(), where(), "missing field \"", key, "\"");
+    FW_INPUT_CHECK(it != object.end(), where(), "missing field \"", key, "\"");
     return *it;
   }
   std::string string(const json& object, const char* key) const {
     const json& v = field(object, key);
-    FW_CHECK(v.is_string(), where(), "field \"", key, "\" must be a string, got ", v.type_name());
+    FW_INPUT_CHECK(v.is_string(), where(), "field \"", key, "\" must be a string, got ", v.type_name());
     return v.get<std::string>();
   }
   int64_t integer(const json& object, const char* key) const {
     const json& v = field(object, key);
-    FW_CHECK(v.is_number_integer(), where(), "field \"", key, "\" must be an integer, got ", v.dump());
+    FW_INPUT_CHECK(v.is_number_integer(), where(), "field \"", key, "\" must be an integer, got ", v.dump());
     return v.get<int64_t>();
   }
   double number(const json& object, const char* key) const {
     const json& v = field(object, key);
-    FW_CHECK(v.is_number(), where(), "field \"", key, "\" must be a number, got ", v.type_name());
+    FW_INPUT_CHECK(v.is_number(), where(), "field \"", key, "\" must be a number, got ", v.type_name());
     const double x = v.get<double>();
-    FW_CHECK(std::isfinite(x), where(), "field \"", key, "\" = ", x, " must be finite");
+    FW_INPUT_CHECK(std::isfinite(x), where(), "field \"", key, "\" = ", x, " must be finite");
     return x;
   }
   std::vector<int32_t> tokens(const json& object, const char* key) const {
     const json& v = field(object, key);
-    FW_CHECK(v.is_array(), where(), "field \"", key, "\" must be an array of token ids, got ", v.type_name());
+    FW_INPUT_CHECK(v.is_array(), where(), "field \"", key, "\" must be an array of token ids, got ", v.type_name());
     std::vector<int32_t> ids;
     for (const json& x : v) {
-      FW_CHECK(x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= INT32_MAX, where(), "field \"",
-               key, "\" holds ", x.dump(), "; token ids are integers in [0, 2^31)");
+      FW_INPUT_CHECK(x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= INT32_MAX, where(),
+                     "field \"", key, "\" holds ", x.dump(), "; token ids are integers in [0, 2^31)");
       ids.push_back(static_cast<int32_t>(x.get<int64_t>()));
     }
     return ids;
   }
   std::vector<float> floats(const json& object, const char* key) const {
     const json& v = field(object, key);
-    FW_CHECK(v.is_array(), where(), "field \"", key, "\" must be an array of numbers, got ", v.type_name());
+    FW_INPUT_CHECK(v.is_array(), where(), "field \"", key, "\" must be an array of numbers, got ", v.type_name());
     std::vector<float> values;
     for (const json& x : v) {
-      FW_CHECK(x.is_number() && std::isfinite(x.get<double>()), where(), "field \"", key, "\" holds ", x.dump(),
-               "; expected finite numbers");
+      FW_INPUT_CHECK(x.is_number() && std::isfinite(x.get<double>()), where(), "field \"", key, "\" holds ", x.dump(),
+                     "; expected finite numbers");
       values.push_back(static_cast<float>(x.get<double>()));
     }
     return values;
@@ -83,13 +84,7 @@ class LineReader {
 };
 
 Rollout parse_rollout(const std::string& text, const LineReader& in, bool require_reward) {
-  json object;
-  try {
-    object = json::parse(text);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
-    FW_THROW(in.where(), "not valid JSON (", e.what(), ")");
-  }
-  FW_CHECK(object.is_object(), in.where(), "expected a JSON object (a rollout), got ", object.type_name());
+  const json object = parse_object_line(text, in.where(), "a JSON object (a rollout)");
   Rollout r;
   r.id = in.string(object, "id");
   r.step = in.integer(object, "step");
@@ -99,8 +94,8 @@ Rollout parse_rollout(const std::string& text, const LineReader& in, bool requir
   r.prompt_tokens = in.tokens(object, "prompt_tokens");
   r.completion_tokens = in.tokens(object, "completion_tokens");
   r.logprobs = in.floats(object, "logprobs");
-  FW_CHECK(r.logprobs.size() == r.completion_tokens.size(), in.where(), "\"logprobs\" has ", r.logprobs.size(),
-           " entries but \"completion_tokens\" has ", r.completion_tokens.size(), "; expected one per token");
+  FW_INPUT_CHECK(r.logprobs.size() == r.completion_tokens.size(), in.where(), "\"logprobs\" has ", r.logprobs.size(),
+                 " entries but \"completion_tokens\" has ", r.completion_tokens.size(), "; expected one per token");
   if (require_reward || object.contains("reward")) r.reward = in.number(object, "reward");
   return r;
 }
@@ -108,7 +103,7 @@ Rollout parse_rollout(const std::string& text, const LineReader& in, bool requir
 // Every non-blank line of the file with its 1-based line number.
 std::vector<std::pair<int64_t, Rollout>> parse_file(const std::string& path, bool require_reward) {
   std::ifstream in(path, std::ios::binary);
-  FW_CHECK(in.is_open(), "cannot open rollout file '", path, "': ", std::strerror(errno));
+  FW_INPUT_CHECK(in.is_open(), "cannot open rollout file '", path, "': ", std::strerror(errno));
   std::vector<std::pair<int64_t, Rollout>> rollouts;
   std::string text;
   int64_t line = 0;
@@ -117,7 +112,7 @@ std::vector<std::pair<int64_t, Rollout>> parse_file(const std::string& path, boo
     if (is_blank(text)) continue;
     rollouts.emplace_back(line, parse_rollout(text, LineReader(path, line), require_reward));
   }
-  FW_CHECK(!in.bad(), "error reading rollout file '", path, "' after line ", line);
+  FW_INPUT_CHECK(!in.bad(), "error reading rollout file '", path, "' after line ", line);
   return rollouts;
 }
 
@@ -174,20 +169,22 @@ std::vector<double> read_scored_rollouts(const std::string& path, const std::vec
   for (const auto& [line, scored] : parse_file(path, true)) {
     const std::string where = detail::concat("scored rollout file '", path, "' line ", line, ": ");
     const auto it = index.find(scored.id);
-    FW_CHECK(it != index.end(), where, "id '", scored.id, "' was not among the ", written.size(), " rollouts written");
+    FW_INPUT_CHECK(it != index.end(), where, "id '", scored.id, "' was not among the ", written.size(),
+                   " rollouts written");
     const size_t i = it->second;
-    FW_CHECK(seen_at[i] == 0, where, "id '", scored.id, "' repeats line ", seen_at[i], "; score each rollout once");
+    FW_INPUT_CHECK(seen_at[i] == 0, where, "id '", scored.id, "' repeats line ", seen_at[i],
+                   "; score each rollout once");
     const Rollout& w = written[i];
-    FW_CHECK(scored.step == w.step && scored.group == w.group, where, "id '", scored.id, "' has step ", scored.step,
-             " group ", scored.group, "; it was written with step ", w.step, " group ", w.group);
-    FW_CHECK(scored.prompt_tokens == w.prompt_tokens && scored.completion_tokens == w.completion_tokens, where,
-             "id '", scored.id, "' has prompt_tokens or completion_tokens that differ from what was written");
+    FW_INPUT_CHECK(scored.step == w.step && scored.group == w.group, where, "id '", scored.id, "' has step ",
+                   scored.step, " group ", scored.group, "; it was written with step ", w.step, " group ", w.group);
+    FW_INPUT_CHECK(scored.prompt_tokens == w.prompt_tokens && scored.completion_tokens == w.completion_tokens, where,
+                   "id '", scored.id, "' has prompt_tokens or completion_tokens that differ from what was written");
     seen_at[i] = line;
     rewards[i] = scored.reward;
   }
   for (size_t i = 0; i < written.size(); ++i)
-    FW_CHECK(seen_at[i] != 0, "scored rollout file '", path, "' has no line for id '", written[i].id, "' (",
-             written.size(), " rollouts were written)");
+    FW_INPUT_CHECK(seen_at[i] != 0, "scored rollout file '", path, "' has no line for id '", written[i].id, "' (",
+                   written.size(), " rollouts were written)");
   return rewards;
 }
 

@@ -1,6 +1,11 @@
 #include "rl/rollout_rewards.h"
 
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -31,6 +36,19 @@ std::string quoted(const std::string& path) {
   return out;
 }
 
+// What std::system's wait status says about the command: "exit status 3", "killed by signal 9
+// (Killed)" (the raw status, 768 for exit 3, means nothing to a user).
+std::string command_outcome(int status) {
+  if (status == -1) return detail::concat("could not be run (", std::strerror(errno), ")");
+  if (WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    return detail::concat("exit status ", code, code == 127 ? " (the shell found no such command)" : "");
+  }
+  if (WIFSIGNALED(status))
+    return detail::concat("killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)), ")");
+  return detail::concat("wait status ", status);
+}
+
 std::vector<double> file_rewards(const FlywheelSpec& spec, int64_t step, const std::vector<RolloutSample>& samples,
                                  const std::filesystem::path& run_dir) {
   const std::filesystem::path folder = run_dir / "rollouts";
@@ -53,7 +71,8 @@ std::vector<double> file_rewards(const FlywheelSpec& spec, int64_t step, const s
   write_rollouts(in, written);
   const std::string command = spec.rl.reward_command + " " + quoted(in) + " " + quoted(out);
   const int status = std::system(command.c_str());
-  FW_CHECK(status == 0, "rl.reward_command failed (status ", status, ") on step ", step, ": ", command);
+  FW_INPUT_CHECK(status == 0, "rl.reward_command failed on step ", step, ": ", command_outcome(status),
+                 "; the command was: ", command);
   return read_scored_rollouts(out, written);
 }
 

@@ -52,7 +52,7 @@ void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int6
   save_checkpoint(trainer.mesh().trainers(), run_dir, state, trainer_slices(trainer), spec.train.keep_last);
 }
 
-std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir) {
+std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir) {
   if (committed_steps(run_dir).empty()) return std::nullopt;
   std::vector<TensorSlice> slices = trainer_slices(trainer);
   const LoadResult loaded = load_checkpoint(trainer.mesh().trainers(), run_dir, std::nullopt, slices);
@@ -63,7 +63,13 @@ std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_
            " steps, more than train.steps = ", trainer.spec().train.steps);
   log_info("resumed from ", loaded.step_dir, " (step ", loaded.step, ", written by ", loaded.world_size,
            " ranks on mesh ", loaded.state.mesh.dump(), ")");
-  return loaded.step;
+  return ResumedCheckpoint{loaded.step, loaded.step_dir, loaded.state.shape_text};
+}
+
+std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir) {
+  const std::optional<ResumedCheckpoint> resumed = resume_checkpoint(trainer, run_dir);
+  if (!resumed) return std::nullopt;
+  return resumed->step;
 }
 
 }  // namespace flywheel

@@ -20,9 +20,18 @@ namespace flywheel {
 // Collective over the trainer ranks: writes <run_dir>/step-<steps_done> (see docs/checkpoint-format.md).
 void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int64_t steps_done);
 
-// Collective: loads the newest good checkpoint of run_dir into the trainer's shards and returns the
-// number of steps it holds, or nullopt when run_dir has no committed checkpoint. Throws when the
-// checkpoint belongs to another model or seed.
+// What resume_checkpoint loaded: the steps it holds, its directory, the shape text it recorded.
+struct ResumedCheckpoint {
+  int64_t step = 0;
+  std::string step_dir;
+  std::string shape_text;
+};
+
+// Collective: loads the newest good checkpoint of run_dir into the trainer's shards, or returns
+// nullopt when run_dir has no committed checkpoint. Throws when the checkpoint belongs to another
+// model or seed.
+std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir);
+// The same, returning only the number of steps the checkpoint holds.
 std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir);
 
 // Whole tensors of a single-rank ParameterSet (allocate()d full buffers) + moment buffers laid out

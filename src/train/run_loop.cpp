@@ -10,6 +10,7 @@
 #include "core/threads.h"
 #include "train/checkpointing.h"
 #include "train/metrics_log.h"
+#include "train/resume_guard.h"
 #include "train/run_support.h"
 
 namespace flywheel {
@@ -19,13 +20,21 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Resumes the run, or starts it fresh; returns the steps the run already holds.
+// Resumes the run, or starts it fresh; returns the steps the run already holds. A resume is
+// checked before anything is read (`latest`, shape.ini) and again once the checkpoint is loaded
+// (its shape text), and refused before anything is written (train/resume_guard.h).
 std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
-  const TrainConfig& train = trainer.spec().train;
+  const TrainSpec& spec = trainer.spec();
+  const TrainConfig& train = spec.train;
+  Comm& comm = trainer.mesh().trainers();
   std::optional<int64_t> resumed;
   if (train.resume == "auto") {
+    check_before_resume(spec, dir, comm);
     steps.restore_state(dir);
-    resumed = resume_training(trainer, dir.string());
+    if (const std::optional<ResumedCheckpoint> loaded = resume_checkpoint(trainer, dir.string())) {
+      check_resumed_shape(spec, dir, *loaded, comm);
+      resumed = loaded->step;
+    }
   }
   if (!resumed) {
     if (!train.init_from.empty()) initialize_from(trainer, train.init_from);
@@ -94,7 +103,16 @@ int train_steps(Trainer& trainer, RunSteps& steps, const std::filesystem::path& 
 
 int run_loop(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir) {
   Comm& comm = trainer.mesh().trainers();
-  const std::optional<int64_t> resumed = resume_or_start(trainer, steps, dir);
+  std::optional<int64_t> resumed;
+  try {
+    resumed = resume_or_start(trainer, steps, dir);
+  } catch (...) {
+    if (comm.rank() == 0) abandon_unused_run_dir();  // e.g. a bad train.init_from: leave nothing behind
+    throw;
+  }
+  if (comm.rank() == 0 && resumed == trainer.spec().train.steps)
+    log_warn("run ", dir.string(), " already holds all train.steps = ", *resumed,
+             " steps: nothing to train (raise train.steps to extend it)");
   std::unique_ptr<MetricsLog> metrics;
   if (comm.rank() == 0) {
     prepare_run_dir(trainer.spec(), dir, resumed);

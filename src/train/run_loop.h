@@ -1,10 +1,14 @@
 // The one run loop: every kind of training run (SFT, DPO, the flywheel's SFT warm-up + GRPO) is this
 // skeleton with its own steps plugged in.
 //
-//   build (the caller: the Trainer exists before anything is written)
-//   resume: the steps' own state first (restore_state: a frozen reference), then the newest good
-//           checkpoint of the run directory (train.resume = auto); a fresh run starts from
-//           train.init_from's weights when set, then fresh_start()
+//   build (the caller: the Trainer exists before anything is written); the caller's
+//           agree_on_run_name has created and locked the run directory (train/run_support.h)
+//   resume (train.resume = auto): checked first (train/resume_guard.h: `latest` names the newest
+//           step, the shape is the run's but for the keys a resume may change), then the steps' own
+//           state (restore_state: a frozen reference), then the newest good checkpoint of the run
+//           directory, whose shape text is checked the same way; a fresh run starts from
+//           train.init_from's weights when set, then fresh_start(); a failure here removes a run
+//           directory this job created and left empty
 //   rank 0 prepares the run directory (shape.ini, metrics.jsonl cut back to the checkpoint)
 //   run_dir_ready() (e.g. save the reference once), the start lines
 //   for each step: fault point; agree on preemption -> checkpoint, exit 75; step(); metrics.jsonl

@@ -5,26 +5,69 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/collective.h"
+#include "ckpt/durable_fs.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/signals.h"
 #include "train/checkpointing.h"
+#include "train/run_lock.h"
 
 namespace flywheel {
 namespace {
 
+// "<shape>-20250101-120000.123-4f2a": UTC to the millisecond, so names sort by start time, then 16
+// random bits, so two jobs started in the same millisecond rarely even try the same name.
+// claim_run_dir still only takes a name whose directory it creates.
 std::string default_run_name(const std::string& shape_name) {
-  const std::time_t now = std::time(nullptr);
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
   std::tm utc{};
-  gmtime_r(&now, &utc);
+  gmtime_r(&now.tv_sec, &utc);
   char stamp[32];
   std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &utc);
-  return shape_name + "-" + stamp;
+  char name[64];
+  std::snprintf(name, sizeof(name), "%s.%03ld-%04x", stamp, now.tv_nsec / 1000000,
+                static_cast<unsigned>(std::random_device{}() & 0xffff));
+  return shape_name + "-" + name;
+}
+
+// This process's run directory lock (trainer rank 0 only): taken by agree_on_run_name, held until
+// the process exits, when the kernel releases it however the process ends.
+RunDirLock& run_dir_lock() {
+  static RunDirLock lock;
+  return lock;
+}
+
+// On rank 0: the run name, with its directory created and locked.
+std::string claim_run_dir(const TrainSpec& spec) {
+  const std::filesystem::path out = spec.train.out_dir;
+  std::error_code ec;
+  if (!spec.train.run_name.empty()) {
+    const std::filesystem::path dir = out / spec.train.run_name;
+    const bool created = std::filesystem::create_directories(dir, ec);
+    FW_CHECK(!ec, "cannot create run directory '", dir.string(), "': ", ec.message());
+    run_dir_lock() = RunDirLock::take(dir, created);
+    return spec.train.run_name;
+  }
+  std::filesystem::create_directories(out, ec);
+  FW_CHECK(!ec, "cannot create train.out_dir '", out.string(), "': ", ec.message());
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::string name = default_run_name(spec.name);
+    // mkdir is atomic, on NFS too: exactly one job creates (and so owns) a default-named directory.
+    if (std::filesystem::create_directory(out / name, ec)) {
+      run_dir_lock() = RunDirLock::take(out / name, /*created=*/true);
+      return name;
+    }
+    FW_CHECK(!ec, "cannot create run directory '", (out / name).string(), "': ", ec.message());
+  }
+  FW_THROW("no free default run name under ", out.string(), " after 100 tries; give one with train.run_name");
 }
 
 // Keeps the metrics of steps 1..steps_done (a resumed run rewrites what came after its checkpoint),
@@ -43,23 +86,30 @@ void truncate_metrics(const std::filesystem::path& path, int64_t steps_done) {
   std::filesystem::rename(tmp, path);
 }
 
+// shape.ini holds the shape the run trains with now: rewritten (atomically) only when it differs,
+// which on a resume means a change train/resume_guard.h allowed and logged.
+void record_shape(const std::filesystem::path& file, const std::string& text) {
+  std::ifstream in(file, std::ios::binary);
+  const bool exists = static_cast<bool>(in);
+  std::ostringstream recorded;
+  if (exists) recorded << in.rdbuf();
+  if (!exists || recorded.str() != text) replace_file_atomically(file.string(), text);
+}
+
 }  // namespace
 
-// Rank 0 decides the run name (it may contain the time) and every trainer learns it.
 std::string agree_on_run_name(const TrainSpec& spec, Comm& comm) {
-  std::string name = spec.train.run_name.empty() ? default_run_name(spec.name) : spec.train.run_name;
-  int64_t length = static_cast<int64_t>(name.size());
-  comm.control().broadcast(&length, sizeof(length), 0);
-  name.resize(length);
-  comm.control().broadcast(name.data(), length, 0);
-  return name;
+  return run_on_root(comm, "claiming the run directory", [&] { return claim_run_dir(spec); });
 }
+
+void abandon_unused_run_dir() { run_dir_lock().release_and_remove_if_unused(); }
 
 // Prepares the run directory on rank 0: new, or resumed (metrics cut back to the checkpoint).
 void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, std::optional<int64_t> resumed) {
   const std::filesystem::path metrics = dir / "metrics.jsonl";
   if (resumed) {
     truncate_metrics(metrics, *resumed);
+    record_shape(dir / "shape.ini", spec.text);
     return;
   }
   FW_CHECK(!std::filesystem::exists(metrics) || spec.train.resume == "auto", "run directory '", dir.string(),
@@ -71,7 +121,7 @@ void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, st
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   FW_CHECK(!ec, "cannot create run directory '", dir.string(), "': ", ec.message());
-  std::ofstream(dir / "shape.ini", std::ios::binary) << spec.text;
+  record_shape(dir / "shape.ini", spec.text);
 }
 
 std::string format_rate(double per_second) {

@@ -14,10 +14,20 @@
 
 namespace flywheel {
 
-// Rank 0 of comm decides the run name (it may contain the time) and every rank of comm learns it.
+// Collective over comm: rank 0 decides the run name (train.run_name, else a default name
+// "<shape>-<UTC yyyymmdd-hhmmss.mmm>-<4 hex digits>" whose directory did not exist), creates
+// <out_dir>/<name>/ and takes its lock (train/run_lock.h) before anything reads or writes the
+// directory; every rank of comm learns the name, or throws the refusal naming the lock's holder.
+// Rank 0 holds the lock until the process exits. Rank 0 of comm must be trainer rank 0.
 std::string agree_on_run_name(const TrainSpec& spec, Comm& comm);
 
-// Prepares the run directory on one rank: new, or resumed (metrics.jsonl cut back to the checkpoint).
+// On rank 0, when the run failed before preparing its directory: releases the lock, and removes the
+// directory if agree_on_run_name created it and it holds nothing else, so a failed start leaves
+// nothing behind.
+void abandon_unused_run_dir();
+
+// Prepares the run directory on one rank: new, or resumed (metrics.jsonl cut back to the checkpoint,
+// shape.ini rewritten when the resume changed the shape in keys a resume may change).
 void prepare_run_dir(const TrainSpec& spec, const std::filesystem::path& dir, std::optional<int64_t> resumed);
 
 // "12.3k"-style rate for progress lines.

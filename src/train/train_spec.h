@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "core/memory_budget.h"
 #include "model/config.h"
 #include "parallel/mesh_config.h"
 #include "train/train_config.h"
@@ -22,5 +23,14 @@ struct TrainSpec {
   // mesh lays out the model and the batch (parallel/mesh_rules.h). Errors name the keys.
   void validate() const;
 };
+
+// Host memory trainer rank `trainer_rank` needs for a validated spec: parallel/plan.h's plan of the
+// rank (weights, grads, AdamW moments, FSDP working copies, activations, workspace and buffers) and
+// the RoPE table. A model whose byte counts would overflow int64 (the plan's arithmetic) gets its
+// parameters' 16 bytes split evenly over the trainer ranks instead: a lower bound, enough to refuse it.
+MemoryNeed trainer_memory_need(const TrainSpec& spec, int trainer_rank);
+
+// Bytes of the RoPE tables one copy of the model holds (cos and sin of every position, in float).
+double rope_table_bytes(const ModelConfig& model);
 
 }  // namespace flywheel

@@ -1,7 +1,8 @@
 #!/bin/bash
 # flywheel-ckpt end to end on checkpoints of tiny models written by save_checkpoint:
 # inspect, verify (good and corrupt shards), diff, reshard (+ verify + diff against the source),
-# impossible meshes, safetensors export checked by an independent reader, the ledger, usage errors.
+# impossible meshes (the checks of `flywheel train`), safetensors export checked by an independent
+# reader, failed and interrupted exports leaving nothing behind, the ledger, usage errors.
 #   ckpt_tool.sh FLYWHEEL_CKPT_BINARY MAKE_TEST_CHECKPOINT_BINARY PYTHON
 # PYTHON needs numpy and h5py (Debian's /usr/bin/python3).
 set -u
@@ -203,6 +204,15 @@ run "mesh: ep does not divide fsdp x cp" 1 "$ckpt" reshard "$moe" --out "$work/x
 run "mesh: tied embeddings across stages" 1 "$ckpt" reshard "$moe" --out "$work/x" --mesh pp=2 &&
   err_has "ties its embeddings.*use pp=1"
 run "mesh: ep on a dense model" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=2,ep=2 && err_has "model is dense"
+# The checks of `flywheel train` on the recorded batch (micro_batch 32, seq_len 24), and what they miss.
+run "mesh: rows do not split over fsdp" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=3 &&
+  err_has "fsdp=3 .*: train.micro_batch = 32 is not divisible by mesh.fsdp = 3: .*what .flywheel train. requires"
+run "mesh: fsdp=100000 on a small model" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=100000 &&
+  err_has "train.micro_batch = 32 is not divisible by mesh.fsdp = 100000"
+run "mesh: sequence does not split over cp" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh cp=5 &&
+  err_has "train.seq_len = 24 is not divisible by 2 x mesh.cp = 10"
+run "mesh: more ranks than rows" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh fsdp=100000 \
+  --set train.micro_batch=100000 && err_has "99358 of its 100000 shards would hold no tensor rows at all"
 run "mesh: zero" 1 "$ckpt" reshard "$dense" --out "$work/x" --mesh pp=0 && err_has "mesh.pp = 0: must be a positive integer"
 run "mesh: not a number" 2 "$ckpt" reshard "$dense" --out "$work/x" --mesh pp=two && err_has "pp=two is not a non-negative integer"
 run "mesh: unknown key" 2 "$ckpt" reshard "$dense" --out "$work/x" --mesh tp=2 && err_has "unknown key 'tp' \(allowed: pp, fsdp, cp, ep, serve\)"
@@ -257,6 +267,37 @@ run "export of an unknown format" 2 "$ckpt" export "$dense" --format gguf --out 
   err_has "--format gguf is not supported \(allowed: safetensors\)"
 run "export without --out" 2 "$ckpt" export "$dense" --format safetensors && err_has "missing --out"
 
+# A failed or interrupted export leaves neither FILE nor FILE.tmp.
+mkdir "$work/outdir"
+run "export to a directory" 1 "$ckpt" export "$dense" --format safetensors --out "$work/outdir" --no-progress &&
+  err_has "--out .*outdir is a directory; give the file to write, e.g. --out .*outdir/model.safetensors"
+run "export into a missing directory" 1 "$ckpt" export "$dense" --format safetensors --out "$work/nowhere/m.safetensors" &&
+  err_has "directory .*nowhere does not exist"
+# A write that fails halfway: a 100 KiB file size limit (SIGXFSZ ignored, so write(2) fails with EFBIG).
+run "export that fails mid-write" 1 bash -c "trap '' XFSZ; ulimit -f 100; exec '$ckpt' export '$dense' \
+  --format safetensors --out '$work/big.safetensors' --no-progress" && err_has "writing .*big.safetensors.tmp failed"
+# Interrupted: a FIFO in place of FILE.tmp holds the export in open(2) until the signal arrives.
+for signal in TERM INT HUP; do
+  cases=$((cases + 1)) name="export interrupted by SIG$signal"
+  mkfifo "$work/fifo.safetensors.tmp"
+  set -m  # job control: a background job keeps SIGINT
+  "$ckpt" export "$dense" --format safetensors --out "$work/fifo.safetensors" --no-progress 2>"$work/stderr" &
+  pid=$!
+  set +m
+  sleep 0.5
+  kill -$signal "$pid"
+  timeout 10 tail --pid="$pid" -f /dev/null
+  kill -9 "$pid" 2>/dev/null  # still running 10 s after the signal: a failure, not a hang
+  wait "$pid" 2>/dev/null
+  code=$?
+  if [ "$code" -ne $((128 + $(kill -l "$signal"))) ]; then fail "exit code $code, expected death by SIG$signal"
+  elif [ -e "$work/fifo.safetensors.tmp" ] || [ -e "$work/fifo.safetensors" ]; then fail "left $(ls "$work"/fifo*)"
+  else echo "ok   $name"; fi
+  rm -f "$work/fifo.safetensors.tmp"
+done 2>/dev/null  # bash's job-control notice of the signalled job
+leftovers=$(ls -d "$work"/*.tmp "$work"/outdir?* "$work/big.safetensors" 2>/dev/null)
+[ -z "$leftovers" ] || { name="failed exports"; fail "left $leftovers behind"; }
+
 # ---- ledger --------------------------------------------------------------------------------------
 run "ledger before any event" 0 "$ckpt" ledger "$dense" && out_has "no hot-load events recorded yet"
 cat >"$dense/ledger.jsonl" <<'EOF'
@@ -282,7 +323,7 @@ run "ledger line that is not an object" 1 "$ckpt" ledger "$dense" && err_has "li
 rm "$dense/ledger.jsonl"
 
 # ---- command line ----------------------------------------------------------------------------------
-for command in inspect verify diff reshard export ledger; do
+for command in inspect verify diff reshard export ledger rollback; do
   run "$command --help" 0 "$ckpt" "$command" --help && out_has "flywheel-ckpt $command "
 done
 run "--help" 0 "$ckpt" --help && out_has "commands:"

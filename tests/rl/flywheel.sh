@@ -18,7 +18,12 @@
 #                 the relaunch restores the reference so the run stays bit-identical.
 #   corrupt_delta the published delta of step 6 has a flipped byte: the replica detects it, falls back
 #                 to the newest full snapshot (ledger: fell_back), the trainer publishes a full snapshot
-#                 next, and the run finishes with k3 back at 0.
+#                 next, and the run finishes with k3 back at 0. The console warns of the fallback and
+#                 of the exact-mode k3 != 0 it causes, with counts, and sums both up at the end.
+#   corrupt_every_delta
+#                 every published delta is corrupt: the replica falls back each time and serves the
+#                 previous step's weights; every fallback and every k3 != 0 is a warning line with its
+#                 running count, and the end-of-run summary has the totals and the worst k3.
 #   replica_throws / replica_killed
 #                 the replica fails at RL step 5: the job ends (non-zero, within the timeout) with the
 #                 failing rank named, instead of hanging.
@@ -60,6 +65,11 @@ if not ok:
 PY
 }
 
+expect_log() {  # expect_log NAME ERE: a line of NAME's console log matches
+  grep -qE -- "$2" "$work/$1.log" || fail "no console line matches /$2/; warnings were:
+$(grep 'warn\]' "$work/$1.log")"
+}
+
 exact_checks() {  # exact_checks NAME
   check_metrics "$1" 'all(r["k3"] == 0.0 and r["max_abs_logprob_diff"] == 0.0 and "clip_fraction" in r for r in rl) and len(rl) == 4' ||
     fail "train/serve logprobs are not bit-identical in exact mode"
@@ -70,6 +80,9 @@ case "$scenario" in
     run a 2 || fail "run failed: $(tail -5 "$work/a.log")"
     exact_checks a
     grep -q "k3 0.00e+00" "$work/a.log" || fail "progress line lacks k3: $(grep ' rl |' "$work/a.log" | tail -1)"
+    grep -q "info\] flywheel summary over 4 RL steps: every hot-load direct; k3 = 0 at every step (exact mode)" \
+      "$work/a.log" || fail "no clean end-of-run summary: $(tail -3 "$work/a.log")"
+    ! grep -q "warn\]" "$work/a.log" || fail "a clean run printed warnings: $(grep 'warn\]' "$work/a.log")"
     check_metrics a 'all(r["rollout_tokens"] > 0 and "reward_mean" in r and "hotload_ms" in r for r in rl)' ||
       fail "RL metrics incomplete"
     "$python" - "$work/a/ledger.jsonl" <<'PY' || fail "ledger does not record every publish and load"
@@ -169,6 +182,21 @@ events = [json.loads(l) for l in open(sys.argv[1])]
 kinds = {e["step"]: e.get("kind") for e in events if e["event"] == "published"}
 assert kinds[6] == "delta" and kinds[7] == "full", kinds
 PY
+    expect_log c "warn\] step 7: replica 0 fell back loading snapshot 6: .*step-00000006.delta is corrupt.*loaded step-00000004.full and replayed 1 delta\(s\), so it serves step 5 instead; 1 hot-load fallback so far"
+    expect_log c "warn\] step 7: exact mode \(rl.serve_dtype = fp32\) but k3 = [1-9]\.[0-9]{2}e-[0-9]+ \(max\|d\| [0-9.e+-]+\): the replica served other weights than the trainer's.*; 1 such step so far"
+    expect_log c "warn\] flywheel summary over 4 RL steps: 1 hot-load fallback \(replica 0: 1\) in 1 step; 1 step with k3 != 0 in exact mode; worst k3 [1-9].* at step 7"
+    ;;
+  corrupt_every_delta)
+    FLYWHEEL_CORRUPT_PUBLISH=delta run e 2 || fail "run did not survive corrupt deltas: $(tail -5 "$work/e.log")"
+    # Snapshots: 4 full (first RL step), 5 delta (corrupt), 6 full (forced), 7 delta (corrupt).
+    check_metrics e '[r["hotload_fell_back"] for r in rl] == [0, 1, 0, 1] and [r["k3"] > 0 for r in rl] == [False, True, False, True]' ||
+      fail "expected fallbacks and stale weights at RL steps 6 and 8"
+    expect_log e "warn\] step 6: replica 0 fell back loading snapshot 5: .* so it serves step 4 instead; 1 hot-load fallback so far"
+    expect_log e "warn\] step 8: replica 0 fell back loading snapshot 7: .* so it serves step 6 instead; 2 hot-load fallbacks so far"
+    expect_log e "warn\] step 6: exact mode .* but k3 = .*; 1 such step so far"
+    expect_log e "warn\] step 8: exact mode .* but k3 = .*; 2 such steps so far"
+    expect_log e "warn\] flywheel summary over 4 RL steps: 2 hot-load fallbacks \(replica 0: 2\) in 2 steps; 2 steps with k3 != 0 in exact mode; worst k3 [1-9]"
+    [ "$(grep -c 'fell back loading' "$work/e.log")" -eq 2 ] || fail "expected exactly 2 fallback warnings"
     ;;
   replica_throws|replica_killed)
     mode=throw

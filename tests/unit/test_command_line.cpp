@@ -86,6 +86,8 @@ TEST(CommandLine, AnythingElseIsAUsageError) {
             "--threads '3000000000' is out of range [-2147483648, 2147483647]");
   EXPECT_EQ(usage({"--shape", "s", "--seed", "-1"}), "--seed '-1' is not an integer >= 0");
   EXPECT_EQ(usage({"--shape", "s", "--lr", "fast"}), "--lr 'fast' is not a number");
+  EXPECT_EQ(usage({"--shape", "s", "--lr", "inf"}), "--lr 'inf' is not a finite number");
+  EXPECT_EQ(usage({"--shape", "s", "--lr", "nan"}), "--lr 'nan' is not a finite number");
 }
 
 TEST(CommandLine, OverridesAreUnknownOptionsWhereNotDeclared) {

@@ -148,7 +148,7 @@ TEST(Task, FactoryRejectsUnknownNamesAndBadDigits) {
   EXPECT_NE(unknown.find("addition, reverse"), std::string::npos) << unknown;
   for (int digits : {0, kMaxTaskDigits + 1}) {
     const std::string bad = error_message([&] { make_task("addition", digits); });
-    EXPECT_NE(bad.find("max_digits=" + std::to_string(digits)), std::string::npos) << bad;
+    EXPECT_NE(bad.find("data.task_max_digits = " + std::to_string(digits)), std::string::npos) << bad;
   }
   EXPECT_NO_THROW(make_task("addition", kMaxTaskDigits)->generate(1, 0));
 }
@@ -184,7 +184,7 @@ struct JsonlErrorCase {
 TEST(Data, JsonlErrorsNameTheFileAndLine) {
   const std::string good = "{\"prompt\": \"a\", \"completion\": \"b\"}\n";
   const std::vector<JsonlErrorCase> cases = {
-      {"invalid.jsonl", "{\"prompt\": \"a\", ", "not valid JSON (["},
+      {"invalid.jsonl", "{\"prompt\": \"a\", ", "not valid JSON at column"},
       {"array.jsonl", "[1, 2]", "expected a JSON object"},
       {"no_prompt.jsonl", "{\"completion\": \"b\"}", "missing field \"prompt\""},
       {"no_completion.jsonl", "{\"prompt\": \"a\"}", "missing field \"completion\""},
@@ -198,6 +198,80 @@ TEST(Data, JsonlErrorsNameTheFileAndLine) {
     EXPECT_NE(message.find("line 3:"), std::string::npos) << message;
     EXPECT_NE(message.find(c.expected), std::string::npos) << message;
   }
+}
+
+TEST(Data, JsonlRefusesDuplicateKeysAndBinaryLines) {
+  const std::string good = "{\"prompt\": \"a\", \"completion\": \"b\"}\n";
+  const std::string dup = write_temp_file("dup.jsonl", good + "{\"prompt\": \"a\", \"prompt\": \"b\", \"completion\": \"c\"}\n");
+  std::string message = error_message([&] { source_for("jsonl:" + dup, 32); });
+  EXPECT_NE(message.find("'" + dup + "' line 2: key \"prompt\" is given twice"), std::string::npos) << message;
+  // Nested objects keep their own keys: the same key in two objects is fine.
+  const std::string nested = write_temp_file(
+      "nested.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\", \"meta\": {\"prompt\": 1, \"x\": {\"prompt\": 2}}}\n");
+  EXPECT_EQ(source_for("jsonl:" + nested, 32)->size(), 1);
+  const std::string deep = write_temp_file("deep.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\", \"m\": {\"k\": 1, \"k\": 2}}\n");
+  message = error_message([&] { source_for("jsonl:" + deep, 32); });
+  EXPECT_NE(message.find("line 1: key \"k\" is given twice"), std::string::npos) << message;
+  // Binary bytes are refused with their column, never echoed.
+  const std::string binary = write_temp_file("binary.jsonl", good + "{\"prompt\": \"\x01\xff\xfe\"}\n");
+  message = error_message([&] { source_for("jsonl:" + binary, 32); });
+  EXPECT_NE(message.find("line 2: not text (byte 13 of the line"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\xff'), std::string::npos) << message;
+  EXPECT_EQ(message.find('\x01'), std::string::npos) << message;
+}
+
+TEST(Data, JsonlExamplesWithoutALossTokenAreSkippedAndAFileOfOnlySuchIsRefused) {
+  // seq_len 8: BOS + prompt must leave a position, so prompts of at most 7 bytes keep a loss token.
+  const std::string fits = "{\"prompt\": \"1234567\", \"completion\": \"x\"}\n";
+  const std::string too_long = "{\"prompt\": \"12345678\", \"completion\": \"x\"}\n";
+  const std::string mixed = write_temp_file("mixed.jsonl", too_long + fits + too_long + fits);
+  const auto source = source_for("jsonl:" + mixed, 8);
+  ASSERT_EQ(source->size(), 2);
+  for (int64_t i = 0; i < 2; ++i) EXPECT_EQ(source->sample(i).loss_start, 8);
+  EXPECT_NE(source->describe().find("2 examples"), std::string::npos);
+
+  std::string all_long;
+  for (int i = 0; i < 7; ++i) all_long += too_long;
+  const std::string path = write_temp_file("all-long.jsonl", all_long);
+  const std::string message = error_message([&] { source_for("jsonl:" + path, 8); });
+  EXPECT_NE(message.find("data file '" + path + "': no example keeps a completion token within train.seq_len = 8"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("lines 1, 2, 3, 4, 5 and 2 more"), std::string::npos) << message;
+  EXPECT_NE(message.find("at most 7 bytes"), std::string::npos) << message;
+  EXPECT_EQ(message.find("src/"), std::string::npos) << message;
+}
+
+TEST(Data, TaskPromptsNeverExceedTheirBound) {
+  for (const std::string& name : task_names())
+    for (int digits : {1, 3, kMaxTaskDigits}) {
+      const auto task = make_task(name, digits);
+      size_t longest = 0;
+      for (int64_t i = 0; i < 20000; ++i) longest = std::max(longest, task->generate(7, i).prompt.size());
+      EXPECT_LE(static_cast<int64_t>(longest), task->max_prompt_bytes()) << name << " " << digits;
+      EXPECT_EQ(static_cast<int64_t>(longest), task->max_prompt_bytes()) << name << " " << digits << ": not attained";
+    }
+}
+
+TEST(Data, ATaskWhosePromptsFillTheRowIsRefused) {
+  DataConfig config;
+  config.source = "task:addition";
+  config.task_max_digits = 3;  // "999+999=": 8 bytes, + BOS = 9 positions
+  EXPECT_NO_THROW(make_data_source(config, 9, 1));
+  const std::string message = error_message([&] { make_data_source(config, 8, 1); });
+  EXPECT_NE(message.find("data.source = task:addition with data.task_max_digits = 3 has prompts of up to 8 bytes"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("train.seq_len = 8"), std::string::npos) << message;
+}
+
+TEST(Sampler, ARowWithoutALossTokenIsNeverBuilt) {
+  TokenizedSample sample;
+  sample.tokens = Tok::encode_sft("abcdef", "g", &sample.loss_start);  // the loss starts at token 7
+  const VectorSource source({sample});
+  EXPECT_EQ(Sampler(source, 0, 7).make_batch(0, 1).loss_tokens(), 1);
+  const std::string message = error_message([&] { Sampler(source, 0, 6).make_batch(0, 1); });
+  EXPECT_NE(message.find("keeps no loss token"), std::string::npos) << message;
 }
 
 TEST(Data, JsonlMissingAndEmptyFiles) {

@@ -56,7 +56,8 @@ const TextCase kTextCases[] = {
     {"repeated-section", "[model]\nn_layers = 3\n\n[train]\nlr = 1e-3\n\n[model]\nd_ff = 96\n",
      {"--model.d_ff=128", "--model.d_model=64"},
      "[model]\nn_layers = 3\n\n[train]\nlr = 1e-3\n\n[model]\nd_ff = 128\nd_model = 64\n"},
-    {"empty", "", {"--rl.task=reverse", "--mesh.fsdp=1"}, "[rl]\ntask = reverse\n\n[mesh]\nfsdp = 1\n"},
+    {"new-sections", "[train]\nsteps = 5\n", {"--rl.task=reverse", "--mesh.fsdp=1"},
+     "[train]\nsteps = 5\n\n[rl]\ntask = reverse\n\n[mesh]\nfsdp = 1\n"},
     {"spaces", "[train]\nout_dir = runs\n", {"--train.out_dir=/tmp/a b", "--data.source=jsonl:/x/y.jsonl"},
      "[train]\nout_dir = /tmp/a b\n\n[data]\nsource = jsonl:/x/y.jsonl\n"},
 };
@@ -112,7 +113,7 @@ TEST(ShapeOverrides, TheCommandLineWinsOverTheFile) {
 
 TEST(ShapeOverrides, AnUnknownKeyNamesTheOverrideAndTheHelp) {
   TempDir dir("shape-unknown");
-  const std::string message = error_message([&] { load_shape(write(dir, "s", ""), {"--model.widht=3"}); });
+  const std::string message = error_message([&] { load_shape(write(dir, "s", "[model]\nd_model = 64\n"), {"--model.widht=3"}); });
   EXPECT_NE(message.find("command-line override --model.widht=3: unrecognised option '--model.widht'"),
             std::string::npos)
       << message;
@@ -129,14 +130,14 @@ TEST(ShapeOverrides, ATypeErrorNamesWhereTheValueCameFrom) {
       << message;
   const std::string bad_file = write(dir, "bad", "[model]\nd_model = sixty-four\n");
   message = error_message([&] { load_shape(bad_file, {"--model.n_layers=2"}); });
-  EXPECT_NE(message.find("shape file '" + bad_file + "': the argument ('sixty-four') for option 'model.d_model'"),
+  EXPECT_NE(message.find("shape file '" + bad_file + "' line 2: the argument ('sixty-four') for option 'model.d_model'"),
             std::string::npos)
       << message;
 }
 
 TEST(ShapeOverrides, WhatAShapeFileCannotHoldIsRefused) {
   TempDir dir("shape-refused");
-  const std::string path = write(dir, "s", "");
+  const std::string path = write(dir, "s", "[model]\nd_model = 64\n");
   auto message = [&](const std::vector<std::string>& overrides) {
     return error_message([&] { load_shape(path, overrides); });
   };
@@ -145,6 +146,38 @@ TEST(ShapeOverrides, WhatAShapeFileCannotHoldIsRefused) {
   EXPECT_NE(message({"--train.run_name=a#b"}).find("cannot hold '#'"), std::string::npos);
   EXPECT_NE(message({"--train.run_name=a\n[model]"}).find("or a line break"), std::string::npos);
   EXPECT_NE(message({"--model.n_layers"}).find("not of the form --section.key=value"), std::string::npos);
+}
+
+// What a shape file is refused for, with the file and, where there is one, the line.
+TEST(ShapeFile, EmptyBinaryAndRepeatedKeysAreRefusedNamingTheFileAndLine) {
+  TempDir dir("shape-file");
+  for (const char* text : {"", "\n\n", "# only a comment\n", "[model]\n\n[train]\n# steps = 3\n"}) {
+    const std::string path = write(dir, "empty", text);
+    const std::string message = error_message([&] { load_shape(path, {"--train.steps=3"}); });
+    EXPECT_NE(message.find("shape file '" + path + "' sets no key"), std::string::npos) << message;
+  }
+  const std::string binary = write(dir, "binary", std::string("[model]\nd_model = 64\n\x89HDF\r\n\x1a\n\0\0", 31));
+  std::string message = error_message([&] { load_shape(binary, {}); });
+  EXPECT_NE(message.find("shape file '" + binary + "' is not a text file (at byte offset 21"), std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("HDF"), std::string::npos) << "the file's bytes are echoed: " << message;
+
+  const std::string repeated = write(dir, "repeated", "[model]\nd_model = 64\n# n_layers = 1\n\nd_model = 32\n");
+  message = error_message([&] { load_shape(repeated, {}); });
+  EXPECT_NE(message.find("shape file '" + repeated + "' line 5: option 'model.d_model' cannot be specified more than once"),
+            std::string::npos)
+      << message;
+  const std::string unknown = write(dir, "unknown", "[train]\nsteps = 3\n\n[model]\nwidth = 3 # typo\n");
+  message = error_message([&] { load_shape(unknown, {"--train.steps=4"}); });
+  EXPECT_NE(message.find("shape file '" + unknown + "' line 5: unrecognised option 'model.width'"), std::string::npos)
+      << message;
+  const std::string malformed = write(dir, "malformed", "[model]\nd_model = 64\n  n_layers 2  # no '='\n");
+  message = error_message([&] { load_shape(malformed, {}); });
+  EXPECT_NE(message.find("shape file '" + malformed + "' line 3: the options configuration file contains an invalid "
+                         "line 'n_layers 2'"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("src/"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 
@@ -9,6 +11,13 @@
 
 namespace flywheel::ckpt_tool {
 namespace fs = std::filesystem;
+
+std::string without_source_location(const std::string& message) {
+  const size_t at = message.find(".cpp:");
+  if (message.rfind("src/", 0) != 0 || at == std::string::npos) return message;
+  const size_t colon = message.find(": ", at);
+  return colon == std::string::npos ? message : message.substr(colon + 2);
+}
 
 CommandLine subcommand(const std::string& name, const std::string& summary) {
   return CommandLine("flywheel-ckpt " + name, summary);
@@ -107,6 +116,17 @@ std::string format_bytes(uint64_t bytes) {
     std::snprintf(text, sizeof(text), "%.1f KiB", b / 1024);
   else
     std::snprintf(text, sizeof(text), "%llu B", static_cast<unsigned long long>(bytes));
+  return text;
+}
+
+std::string utc_stamp_ms() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  std::tm utc{};
+  gmtime_r(&now.tv_sec, &utc);
+  char date[32], text[48];
+  std::strftime(date, sizeof(date), "%Y%m%d-%H%M%S", &utc);
+  std::snprintf(text, sizeof(text), "%s.%03ld", date, now.tv_nsec / 1000000);
   return text;
 }
 

@@ -27,6 +27,9 @@ template <typename... Args>
   throw Error(detail::concat(args...));
 }
 
+// A library error's message without its "src/file.cpp:123: " prefix (meaningless to a tool user).
+std::string without_source_location(const std::string& message);
+
 // Every subcommand: (args after the command name). Returns the exit code.
 int inspect_command(int argc, char** argv);
 int verify_command(int argc, char** argv);
@@ -34,6 +37,7 @@ int diff_command(int argc, char** argv);
 int reshard_command(int argc, char** argv);
 int export_command(int argc, char** argv);
 int ledger_command(int argc, char** argv);
+int rollback_command(int argc, char** argv);
 
 // The command line of subcommand `name` ("flywheel-ckpt <name>"). Its UsageErrors: main prints them
 // with a pointer to --help and exits 2.
@@ -65,6 +69,7 @@ std::vector<std::string> stale_step_dirs(const std::string& run_dir);
 std::string steps_list(const std::vector<int64_t>& steps);  // "10, 20" or "none"
 
 std::string format_bytes(uint64_t bytes);                     // "12.3 MiB"
+std::string utc_stamp_ms();                                   // "20250101-120000.123", UTC now
 std::string format_mesh(const nlohmann::json& mesh);          // "pp=2 fsdp=2 cp=1 ep=1 serve=0"
 uint64_t directory_bytes(const std::string& dir, int* files = nullptr);  // regular files directly inside
 

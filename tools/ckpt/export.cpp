@@ -18,13 +18,14 @@
 #include <iostream>
 
 #include "ckpt/checkpoint_dir.h"
-#include "ckpt/durable_fs.h"
 #include "ckpt/offline.h"
 #include "common.h"
 #include "shape_text.h"
+#include "temp_output.h"
 
 namespace flywheel::ckpt_tool {
 namespace {
+namespace fs = std::filesystem;
 
 struct Entry {
   std::string name;
@@ -79,17 +80,17 @@ void write_tensor(std::ofstream& out, std::vector<float>& data) {
 }
 
 // Writes FILE.tmp, fsyncs it, renames it over FILE: an interrupted export never leaves a file
-// that looks complete.
+// that looks complete, and a failed or interrupted one leaves no FILE.tmp (temp_output.h).
 uint64_t write_safetensors(const std::string& path, StepReader& reader, const nlohmann::json& meta,
                            ProgressStyle style) {
   std::vector<Entry> entries;
   for (const std::string& name : reader.names("weight")) entries.push_back({name, {}, 0, 0});
   const std::string header = build_header(meta, entries, reader);
   const uint64_t data_bytes = entries.empty() ? 0 : entries.back().end;
-  const std::string tmp = path + ".tmp";
+  TemporaryOutput output(path);
   {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot create ", tmp, ": ", std::strerror(errno));
+    std::ofstream out(output.path(), std::ios::binary | std::ios::trunc);
+    if (!out) fail("cannot create ", output.path(), ": ", std::strerror(errno));
     write_le_u64(out, header.size());
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
     ProgressMeter meter("export: writing", data_bytes, style);
@@ -99,12 +100,21 @@ uint64_t write_safetensors(const std::string& path, StepReader& reader, const nl
       meter.add(data.size() * 4);
     }
     out.close();
-    if (!out) fail("writing ", tmp, " failed (disk full?)");
+    if (!out) fail("writing ", output.path(), " failed (disk full?); removed it, ", path, " is untouched");
     meter.finish();
   }
-  fsync_file(tmp);
-  rename_durably(tmp, path);
+  output.commit();
   return 8 + header.size() + data_bytes;
+}
+
+// Before the (long) verification: an --out the rename could never land on.
+void check_out_path(const std::string& out) {
+  std::error_code ec;
+  if (fs::is_directory(out, ec))
+    fail("--out ", out, " is a directory; give the file to write, e.g. --out ", (fs::path(out) / "model.safetensors").string());
+  const fs::path parent = fs::path(out).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent, ec))
+    fail("--out ", out, ": directory ", parent.string(), " does not exist");
 }
 
 }  // namespace
@@ -128,6 +138,7 @@ int export_command(int argc, char** argv) {
   if (format != "safetensors") usage_error("--format ", format, " is not supported (allowed: safetensors)");
   const std::string out = args.get<std::string>("out");
   const ProgressStyle style = progress_style(args);
+  check_out_path(out);
 
   const int64_t step = choose_step(run_dir, step_option(args));
   StepReader reader = open_verified_step(run_dir, step, "export: verifying", style);

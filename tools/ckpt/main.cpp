@@ -6,8 +6,10 @@
 //   flywheel-ckpt reshard RUN_DIR --out OUT_RUN_DIR --mesh pp=2,fsdp=2,cp=1,ep=1 [--step N]
 //   flywheel-ckpt export  RUN_DIR --format safetensors --out FILE [--step N]
 //   flywheel-ckpt ledger  RUN_DIR
+//   flywheel-ckpt rollback RUN_DIR --step N
 //
-// Runs in one process without MPI. Reading never modifies the run directory (see ckpt/offline.h).
+// Runs in one process without MPI. Reading never modifies the run directory (see ckpt/offline.h);
+// reshard writes a new one, rollback moves a run's newer steps aside.
 // Exit codes: 0 ok, 1 error or failed check, 2 usage error.
 #include <cstdio>
 #include <cstring>
@@ -32,6 +34,7 @@ constexpr const char* kUsage =
     "  reshard RUN_DIR --out DIR --mesh pp=..,fsdp=.. rewrite a step laid out for another mesh\n"
     "  export  RUN_DIR --format safetensors --out F   weights as a Hugging Face safetensors file\n"
     "  ledger  RUN_DIR                                the hot-load ledger (ledger.jsonl)\n"
+    "  rollback RUN_DIR --step N                      resume from step N: newer steps moved aside\n"
     "\n"
     "Run `flywheel-ckpt <command> --help` for a command's options.\n"
     "Exit codes: 0 ok, 1 error or failed check, 2 usage error.\n";
@@ -42,7 +45,8 @@ struct Command {
 };
 constexpr Command kCommands[] = {{"inspect", inspect_command}, {"verify", verify_command},
                                  {"diff", diff_command},       {"reshard", reshard_command},
-                                 {"export", export_command},   {"ledger", ledger_command}};
+                                 {"export", export_command},   {"ledger", ledger_command},
+                                 {"rollback", rollback_command}};
 
 int dispatch(int argc, char** argv, std::string& command) {
   if (argc < 2) {
@@ -57,7 +61,7 @@ int dispatch(int argc, char** argv, std::string& command) {
   for (const Command& c : kCommands)
     if (command == c.name) return c.run(argc - 1, argv + 1);  // argv[0] becomes the command name
   command.clear();
-  usage_error("unknown command '", argv[1], "'; commands: inspect, verify, diff, reshard, export, ledger");
+  usage_error("unknown command '", argv[1], "'; commands: inspect, verify, diff, reshard, export, ledger, rollback");
 }
 
 }  // namespace

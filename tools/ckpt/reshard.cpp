@@ -22,6 +22,7 @@
 #include "model/transformer.h"
 #include "reshard_plan.h"
 #include "shape_text.h"
+#include "train/run_preference.h"
 
 namespace flywheel::ckpt_tool {
 namespace {
@@ -137,6 +138,38 @@ std::string corrected_shape_text(const std::string& state_path, const ParsedArgs
   }
 }
 
+// The checks `flywheel train` makes of a mesh (TrainSpec::validate: parallel/mesh_rules.h on the
+// model and the batch the checkpoint's shape text records; DPO's own), before anything is read or
+// written: shards for a mesh the trainer refuses are shards no run can load.
+void check_mesh_as_train_does(const Shape& shape, const MeshConfig& mesh) {
+  check_mesh_for_model(shape.model, mesh);  // the tool's own wording for pp, ep and tied embeddings
+  TrainSpec spec = shape.train_spec();
+  spec.mesh = mesh;
+  try {
+    spec.validate();
+    if (shape.train.objective == "dpo") check_preference_spec(spec, shape.dpo_config());
+  } catch (const std::exception& e) {
+    fail("target mesh ", mesh_spec_text(mesh), ": ", without_source_location(e.what()),
+         " (what `flywheel train` requires, with the batch the checkpoint's shape text records)");
+  }
+}
+
+// What those checks let through: a mesh with more ranks than the model has rows to give them (e.g.
+// --set train.micro_batch=100000 --mesh fsdp=100000), where some shard would hold nothing.
+void check_every_shard_holds_rows(const std::vector<RankPlan>& plans, const MeshConfig& mesh) {
+  int empty = 0, first_empty = -1;
+  for (const RankPlan& p : plans) {
+    bool holds = false;
+    for (const RowRange& t : p.tensors) holds = holds || t.row_end > t.row_begin;
+    if (holds) continue;
+    if (empty++ == 0) first_empty = p.rank;
+  }
+  if (empty > 0)
+    fail("target mesh ", mesh_spec_text(mesh), ": ", empty, " of its ", plans.size(),
+         " shards would hold no tensor rows at all (the first is shard ", first_empty,
+         "): the mesh has more ranks than the model has rows to spread over them; use fewer ranks");
+}
+
 void check_output_dir(const std::string& run_dir, const std::string& out, int64_t step, bool force) {
   std::error_code ec;
   if (fs::exists(out, ec) && fs::equivalent(out, run_dir, ec))
@@ -162,7 +195,9 @@ int reshard_command(int argc, char** argv) {
       .repeatable("set", "KEY=VALUE", "correct the recorded shape text: section.key=value, e.g. model.n_layers=2");
   add_step_option(command, "reshard");
   add_progress_option(command);
-  command.notes("The mesh must fit the model: pp divides n_layers, ep divides moe_experts and fsdp x cp.\n"
+  command.notes("The mesh must pass the checks of `flywheel train` on the model and batch of the recorded\n"
+                "shape: pp divides n_layers, ep divides moe_experts and fsdp x cp, fsdp divides micro_batch,\n"
+                "2 x cp divides seq_len (cp > 1); and every target shard must hold some rows.\n"
                 "The target mesh is recorded in state.h5 both as the mesh JSON and in the [mesh]\n"
                 "section of the shape text. Memory: the whole step (weights + moments) is held at once.");
   const ParsedArgs args = command.parse(argc, argv);
@@ -175,10 +210,12 @@ int reshard_command(int argc, char** argv) {
   const int64_t step = choose_step(run_dir, step_option(args));
   check_output_dir(run_dir, out, step, args.flag("force"));
   const std::string origin = step_dir_path(run_dir, step) + "/state.h5";
-  // The mesh is checked against the model before the (long) verification pass.
+  // The mesh is checked against the model and batch before the (long) verification pass.
   const std::string recorded = corrected_shape_text(origin, args);
   const Shape shape = parse_shape_text(recorded, origin);
+  check_mesh_as_train_does(shape, mesh);
   const std::vector<RankPlan> plans = plan_target_mesh(shape.model, mesh);
+  check_every_shard_holds_rows(plans, mesh);
   StepReader reader = open_verified_step(run_dir, step, "reshard: verifying", style);
   check_tensors_match_model(reader, shape.model);
   CheckpointState source = reader.record().state;

@@ -1,0 +1,54 @@
+#include "temp_output.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "ckpt/durable_fs.h"
+#include "core/error.h"
+
+namespace flywheel::ckpt_tool {
+namespace {
+
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+// What the handler may touch: a path kept alive by the TemporaryOutput, and whether it is armed.
+const char* volatile g_path = nullptr;
+volatile sig_atomic_t g_armed = 0;
+
+// unlink(2) and raise(3) are async-signal-safe. SA_RESETHAND has restored the default action and
+// the signal is blocked inside the handler, so the raised one is delivered, and ends the process,
+// as the handler returns.
+extern "C" void remove_and_reraise(int sig) {
+  if (g_armed) ::unlink(g_path);
+  ::raise(sig);
+}
+
+}  // namespace
+
+TemporaryOutput::TemporaryOutput(std::string final_path) : final_(std::move(final_path)), tmp_(final_ + ".tmp") {
+  FW_CHECK(g_path == nullptr, "only one TemporaryOutput at a time (", tmp_, " while ", g_path, " is active)");
+  g_path = tmp_.c_str();
+  g_armed = 1;
+  struct sigaction action = {};
+  action.sa_handler = remove_and_reraise;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  for (size_t i = 0; i < std::size(kSignals); ++i) ::sigaction(kSignals[i], &action, &previous_[i]);
+}
+
+TemporaryOutput::~TemporaryOutput() {
+  if (!committed_) ::unlink(tmp_.c_str());  // a failed command: nothing of it stays behind
+  g_armed = 0;
+  for (size_t i = 0; i < std::size(kSignals); ++i) ::sigaction(kSignals[i], &previous_[i], nullptr);
+  g_path = nullptr;
+}
+
+void TemporaryOutput::commit() {
+  fsync_file(tmp_);
+  rename_durably(tmp_, final_);
+  committed_ = true;  // only now: a signal before the rename must still remove the temporary file
+  g_armed = 0;
+}
+
+}  // namespace flywheel::ckpt_tool
