@@ -16,6 +16,14 @@
 set -u
 (($#)) || { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
 
+# A script's background job (`jobs/mpirun.sh ... &`) starts with SIGINT ignored, and bash cannot trap a
+# signal ignored on entry: start again once with SIGINT at its default, so the trap holds. (A SIGHUP
+# ignored on entry stays ignored: that is `nohup`.)
+if [ -z "${FLYWHEEL_MPIRUN_SH_REEXEC:-}" ] && [ -n "$(trap -p INT)" ]; then
+  FLYWHEEL_MPIRUN_SH_REEXEC=1 exec env --default-signal=INT bash "$0" "$@"
+fi
+unset FLYWHEEL_MPIRUN_SH_REEXEC
+
 mpirun_pid=
 forward() {
   echo "[mpirun.sh] $1: asking the ranks to checkpoint (SIGUSR1 through mpirun; a second signal stops them at once)" >&2

@@ -20,7 +20,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitCheckpointFailed = 74;  // EX_IOERR: a save failed; the previous checkpoint is intact
 inline constexpr int kExitPreempted = 75;         // EX_TEMPFAIL: checkpointed after a signal; requeue to resume
-inline constexpr int kExitStopped = 130;          // a second signal: stopped at once, the last committed checkpoint intact
+inline constexpr int kExitStopped = 130;          // a second signal: stopped at once; last committed checkpoint intact
 
 inline constexpr int kRepeatSeconds = 1;
 

@@ -7,14 +7,23 @@
 #     exit 75; the job does not requeue itself, Slurm does (PreemptMode=REQUEUE); it resumes;
 #   then cancelled (plain scancel): the ranks checkpoint and exit 75, and the job ends, CANCELLED,
 #     without coming back.
+# Also tools/slurm-local.sh: `status` uses $SLURM_CONF's cluster, explains a missing SLURM_CONF, and
+# `stop` keeps the logs.
 #   cancel_preempt.sh FLYWHEEL_BINARY SOURCE_DIR PYTHON
 set -u
 flywheel=$1 src=$2 python=$3
-work=$(mktemp -d)
+work=$(mktemp -d) log=
 fail() { echo "FAIL: $*"; echo "--- job log"; tail -25 "$log" 2>/dev/null; echo "0 passed, 1 failed"; exit 1; }
 . "$src/tests/slurm/cluster.sh"
 trap 'stop_cluster "$src"; rm -rf "$work"' EXIT
 start_cluster "$src" "$python" || fail "could not start the local Slurm cluster"
+# tools/slurm-local.sh: `status` without DIR finds the cluster of $SLURM_CONF; without SLURM_CONF it
+# says that Slurm commands in this shell miss the cluster, and why.
+bash "$src/tools/slurm-local.sh" status >"$work/status" 2>&1 || fail "status: $(cat "$work/status")"
+grep -q "cluster in $work/cluster (from SLURM_CONF)" "$work/status" || fail "status did not use SLURM_CONF's cluster"
+env -u SLURM_CONF bash "$src/tools/slurm-local.sh" status "$work/cluster" >"$work/status" 2>&1
+grep -q "DNS SRV lookup failed.*export SLURM_CONF=$work/cluster/slurm.conf" "$work/status" ||
+  fail "status does not explain a missing SLURM_CONF: $(cat "$work/status")"
 
 repo="$work/repo"
 mkdir -p "$repo/jobs" "$repo/build" "$work/elsewhere"
@@ -60,6 +69,12 @@ sleep 3
 state=$(scontrol show job "$job" | sed -n 's/.*JobState=\([A-Z]*\).*/\1/p')
 [ "$state" = CANCELLED ] || fail "job $job ended $state, expected CANCELLED"
 [ "$(cat "$run/latest")" != "$saved" ] || fail "no checkpoint was written at the cancel"
-[ "$(grep -c "checkpointed after a signal: not requeueing" "$log")" -eq 2 ] || fail "the cancel was not 'not requeueing'"
+[ "$(grep -c "checkpointed after a signal: not requeueing" "$log")" -eq 2 ] ||
+  fail "the cancel was not 'not requeueing'"
 echo "cancelled: checkpointed ($(cat "$run/latest")) and ended CANCELLED, not requeued"
+
+job=
+stop_cluster "$src"
+[ -s "$work/cluster/log/slurmctld.log" ] && [ ! -e "$work/cluster/slurm.conf" ] ||
+  fail "tools/slurm-local.sh stop did not keep the Slurm logs (or left the cluster)"
 echo "1 passed, 0 failed"

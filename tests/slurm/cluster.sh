@@ -23,7 +23,8 @@ stop_cluster() {
 wait_state() {
   local deadline=$((SECONDS + $3))
   until [ "$(squeue -h -j "$1" -o %T 2>/dev/null)" = "$2" ]; do
-    [ $SECONDS -lt $deadline ] || fail "job $1 did not reach state '${2:-gone}' within $3 s (now $(squeue -h -j "$1" -o %T))"
+    [ $SECONDS -lt $deadline ] ||
+      fail "job $1 did not reach state '${2:-gone}' within $3 s (now $(squeue -h -j "$1" -o %T))"
     sleep 0.2
   done
 }

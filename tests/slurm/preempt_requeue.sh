@@ -57,7 +57,8 @@ while [ $SECONDS -lt $deadline ]; do
 done
 [ $requeued -eq 1 ] || fail "job $job was not requeued"
 [ -f "$work/runs/slurm/$final/state.h5" ] || fail "requeued job did not finish"
-grep -q "checkpointed after the time-limit warning: requeueing" "$work"/job-*.log || fail "no requeue message in the job log"
+grep -q "checkpointed after the time-limit warning: requeueing" "$work"/job-*.log ||
+  fail "no requeue message in the job log"
 grep -q "resumed from" "$work"/job-*.log || fail "the requeued job did not resume"
 grep -q "restart 1" "$work"/job-*.log || fail "SLURM_RESTART_COUNT did not reach 1"
 
