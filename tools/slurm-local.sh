@@ -133,7 +133,10 @@ case "$cmd" in
       SLURM_CONF="$conf" sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)' && break
       sleep 0.5
     done
-    SLURM_CONF="$conf" sinfo -h -o %t | grep -qE '^(idle|mix|alloc)' || { say "the node did not come up; see $dir/log/"; exit 1; }
+    SLURM_CONF="$conf" sinfo -h -o %t | grep -qE '^(idle|mix|alloc)' || {
+      say "the node did not come up; see $dir/log/"
+      exit 1
+    }
     say "cluster up in $dir ($from); Slurm commands need SLURM_CONF: eval this output, or export the line below"
     echo "export SLURM_CONF=$conf"
     ;;

@@ -23,16 +23,18 @@ flywheel_job() {  # flywheel_job SCRIPT_NAME train|run SHAPE [--section.key=valu
   [ -f "$shape" ] || { echo "$tag error: shape '$shape' is neither in $PWD nor in $root" >&2; exit 1; }
   local flywheel=${FLYWHEEL_BIN:-$root/build/flywheel}
   [ -x "$flywheel" ] || {
-    echo "$tag error: no flywheel binary at '$flywheel': build it (cmake --build build in $root) or set FLYWHEEL_BIN" >&2
+    echo "$tag error: no flywheel binary at '$flywheel':" \
+         "build it (cmake --build build in $root) or set FLYWHEEL_BIN" >&2
     exit 1
   }
   local out=()
-  if ! printf '%s\n' "$@" | grep -q '^--train\.out_dir=' && ! grep -qE '^[[:space:]]*out_dir[[:space:]]*=' "$shape"; then
+  if ! printf '%s\n' "$@" | grep -q '^--train\.out_dir=' &&
+     ! grep -qE '^[[:space:]]*out_dir[[:space:]]*=' "$shape"; then
     out=(--train.out_dir="$root/checkpoints")
   fi
   local run_name=${FLYWHEEL_RUN_NAME:-$(basename "$shape" .ini)-${SLURM_JOB_ID}}
-  echo "$tag job ${SLURM_JOB_ID} restart ${SLURM_RESTART_COUNT:-0} on $(hostname): $SLURM_NTASKS ranks, run $run_name," \
-       "binary $flywheel"
+  echo "$tag job ${SLURM_JOB_ID} restart ${SLURM_RESTART_COUNT:-0} on $(hostname): $SLURM_NTASKS ranks," \
+       "run $run_name, binary $flywheel"
 
   requeue=no
   srun --mpi=pmix --kill-on-bad-exit=1 "$flywheel" "$command" --shape "$shape" "${out[@]}" \
@@ -69,7 +71,8 @@ finish() {  # finish TAG CODE: what flywheel's exit code means for the job; exit
         echo "$tag checkpointed after the time-limit warning: requeueing job ${SLURM_JOB_ID}"
         scontrol requeue "${SLURM_JOB_ID}" && exit 0
       else
-        echo "$tag checkpointed after a signal: not requeueing (a preempted job is requeued by Slurm, a cancelled one ends)"
+        echo "$tag checkpointed after a signal: not requeueing" \
+             "(a preempted job is requeued by Slurm, a cancelled one ends)"
       fi ;;
     74) echo "$tag a checkpoint could not be written (disk full?): not requeueing" ;;
     130) echo "$tag stopped at once by a second signal: the last committed checkpoint is intact; not requeueing" ;;
