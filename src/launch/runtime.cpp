@@ -16,7 +16,7 @@ Runtime init_runtime(int* argc, char*** argv) {
   Runtime rt;
   MPI_Comm_rank(MPI_COMM_WORLD, &rt.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &rt.world_size);
-  // Logging as main() sets it, already now: discovery warns per rank and rank 0 reports the result.
+  // Logging as main() sets it, already now: discovery warns per rank.
   configure_logging(rt.world_size > 1 ? rt.rank : -1, LogLevel::kInfo);
   // After MPI_Init on purpose: Open MPI has initialised PMIx by then, so our PMIx_Init only takes a
   // reference on the same client connection instead of racing MPI to create it.
@@ -26,8 +26,19 @@ Runtime init_runtime(int* argc, char*** argv) {
   rt.node = p.node;
   rt.node_id = p.node_id;
   rt.discovery = p.source;
-  log_info("discovery: ", describe_placement(p, rt.world_size));
+  rt.placement = describe_placement(p, rt.world_size);
   return rt;
+}
+
+void log_discovery(const Runtime& rt) { log_info("discovery: ", rt.placement); }
+
+int first_failed_rank(bool failed) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int first = failed ? rank : size;
+  MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return first < size ? first : -1;
 }
 
 void finalize_runtime() {

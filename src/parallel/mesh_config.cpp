@@ -1,5 +1,8 @@
 #include "parallel/mesh_config.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "core/error.h"
 
 namespace flywheel {
@@ -17,10 +20,22 @@ void MeshConfig::validate() const {
                  ": expert parallelism folds over the fsdp x cp ranks");
 }
 
+namespace {
+// How to ask for `ranks` ranks from where we run: a batch script's srun takes its task count from
+// sbatch (Slurm sets ENVIRONMENT=BATCH in a batch job), an allocation's srun from -n, else mpirun.
+std::string launch_hint(int64_t ranks) {
+  const char* environment = std::getenv("ENVIRONMENT");
+  if (environment != nullptr && std::string(environment) == "BATCH")
+    return detail::concat("submit with sbatch -n ", ranks);
+  if (std::getenv("SLURM_JOB_ID") != nullptr) return detail::concat("launch with srun -n ", ranks);
+  return detail::concat("launch with mpirun -n ", ranks);
+}
+}  // namespace
+
 void MeshConfig::check_world(int64_t world) const {
-  FW_CHECK(world == world_size(), "the mesh needs pp x fsdp x cp + serve = ", pp, " x ", fsdp, " x ", cp, " + ", serve,
-           " = ", world_size(), " ranks, but the job has ", world,
-           " (launch with mpirun -n ", world_size(), " or srun -n ", world_size(), ")");
+  FW_INPUT_CHECK(world == world_size(), "the mesh needs pp x fsdp x cp + serve = ", pp, " x ", fsdp, " x ", cp,
+                 " + ", serve, " = ", world_size(), " ranks, but the job has ", world, " (", launch_hint(world_size()),
+                 ")");
 }
 
 }  // namespace flywheel

@@ -12,12 +12,11 @@
 set -u
 flywheel=$1 src=$2 python=$3 mode=${4:-train}
 work=$(mktemp -d)
-cluster="$work/cluster"
 fail() { echo "FAIL: $*"; echo "--- job log"; cat "$work"/job-*.log 2>/dev/null | tail -20; echo "0 passed, 1 failed"; exit 1; }
-cleanup() { [ -n "${SLURM_CONF:-}" ] && scancel --quiet "${job:-0}" 2>/dev/null; bash "$src/tools/slurm-local.sh" stop "$cluster"; rm -rf "$work"; }
-trap cleanup EXIT
+. "$src/tests/slurm/cluster.sh"
+trap 'stop_cluster "$src"; rm -rf "$work"' EXIT
 
-eval "$(bash "$src/tools/slurm-local.sh" start "$cluster")" || fail "could not start the local Slurm cluster"
+start_cluster "$src" "$python" || fail "could not start the local Slurm cluster"
 if [ "$mode" = run ]; then
   steps=60 script=flywheel.sbatch
   args=(--shape "$src/configs/shapes/tiny-rl.ini" --train.steps=$steps --rl.sft_steps=4 --rl.prompts_per_step=4
@@ -58,7 +57,8 @@ while [ $SECONDS -lt $deadline ]; do
 done
 [ $requeued -eq 1 ] || fail "job $job was not requeued"
 [ -f "$work/runs/slurm/$final/state.h5" ] || fail "requeued job did not finish"
-grep -q "checkpointed after a signal: requeueing" "$work"/job-*.log || fail "no requeue message in the job log"
+grep -q "checkpointed after the time-limit warning: requeueing" "$work"/job-*.log ||
+  fail "no requeue message in the job log"
 grep -q "resumed from" "$work"/job-*.log || fail "the requeued job did not resume"
 grep -q "restart 1" "$work"/job-*.log || fail "SLURM_RESTART_COUNT did not reach 1"
 
