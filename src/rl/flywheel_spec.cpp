@@ -52,9 +52,7 @@ void FlywheelSpec::validate(int64_t world_size) const {
   check_rollout_room(*this);
   // The trainer ranks' checks (as `flywheel train` makes them), on the ranks before the replicas.
   TrainSpec::validate();
-  MeshConfig trainers = mesh;
-  trainers.serve = 0;
-  trainers.check_world(world_size - mesh.serve);
+  mesh.check_world(world_size);  // the whole job, replicas included: its message counts every rank
   check_byte_vocabulary(model.vocab_size);
 }
 
