@@ -40,6 +40,11 @@ size_t well_formed_length(std::string_view text, size_t at, size_t* bad) {
 
 }  // namespace
 
+size_t well_formed_length(std::string_view text, size_t at) {
+  size_t bad = 0;
+  return well_formed_length(text, at, &bad);
+}
+
 std::string printable(std::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -15,6 +15,10 @@ namespace flywheel::utf8 {
 
 inline constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
+// The byte count of the well-formed sequence at text[at] (1..4), or 0 when an ill-formed one starts
+// there (Unicode Table 3-7: no overlongs, surrogates or code points above U+10FFFF).
+size_t well_formed_length(std::string_view text, size_t at);
+
 // True when `text` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool is_valid(std::string_view text);
 

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/utc_time.h"
 
 namespace flywheel {
 namespace fs = std::filesystem;
@@ -41,19 +42,10 @@ LockOutcome lock_now(int fd, const fs::path& file) {
   }
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
 std::string holder_record() {
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "unknown");
-  nlohmann::json record = {{"host", host}, {"pid", static_cast<int64_t>(::getpid())}, {"since", utc_now()}};
+  nlohmann::json record = {{"host", host}, {"pid", static_cast<int64_t>(::getpid())}, {"since", utc_iso8601_now()}};
   if (const char* job = std::getenv("SLURM_JOB_ID")) record["slurm_job_id"] = job;
   return record.dump() + "\n";
 }

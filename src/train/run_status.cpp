@@ -8,18 +8,10 @@
 #include "ckpt/durable_fs.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "core/utc_time.h"
 
 namespace flywheel {
 namespace {
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
 
 int64_t integer_or_zero(const nlohmann::json& record, const char* key) {
   return record.contains(key) && record[key].is_number_integer() ? record[key].get<int64_t>() : 0;
@@ -32,7 +24,7 @@ std::string string_or_empty(const nlohmann::json& record, const char* key) {
 }  // namespace
 
 void write_run_status(const std::filesystem::path& dir, RunStatus status) {
-  status.since = utc_now();
+  status.since = utc_iso8601_now();
   nlohmann::json record = {
       {"state", status.state}, {"step", status.step}, {"train_steps", status.train_steps}, {"since", status.since}};
   if (status.exit_code) record["exit_code"] = *status.exit_code;

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/signals.h"
+#include "core/utc_time.h"
 #include "train/checkpointing.h"
 #include "train/run_lock.h"
 
@@ -26,16 +27,13 @@ namespace {
 // random bits, so two jobs started in the same millisecond rarely even try the same name.
 // claim_run_dir still only takes a name whose directory it creates.
 std::string default_run_name(const std::string& shape_name) {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  std::tm utc{};
-  gmtime_r(&now.tv_sec, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &utc);
-  char name[64];
-  std::snprintf(name, sizeof(name), "%s.%03ld-%04x", stamp, now.tv_nsec / 1000000,
-                static_cast<unsigned>(std::random_device{}() & 0xffff));
-  return shape_name + "-" + name;
+  char suffix[8];
+  std::snprintf(suffix, sizeof(suffix), "-%04x", static_cast<unsigned>(std::random_device{}() & 0xffff));
+  std::string name = shape_name;  // appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a + chain
+  name += '-';
+  name += utc_stamp_ms();
+  name += suffix;
+  return name;
 }
 
 // This process's run directory lock (trainer rank 0 only): taken by agree_on_run_name, held until

@@ -119,16 +119,6 @@ std::string format_bytes(uint64_t bytes) {
   return text;
 }
 
-std::string utc_stamp_ms() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  std::tm utc{};
-  gmtime_r(&now.tv_sec, &utc);
-  char date[32], text[48];
-  std::strftime(date, sizeof(date), "%Y%m%d-%H%M%S", &utc);
-  std::snprintf(text, sizeof(text), "%s.%03ld", date, now.tv_nsec / 1000000);
-  return text;
-}
 
 std::string format_mesh(const nlohmann::json& mesh) {
   if (!mesh.is_object()) return mesh.dump();

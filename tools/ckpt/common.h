@@ -70,7 +70,6 @@ std::vector<std::string> stale_step_dirs(const std::string& run_dir);
 std::string steps_list(const std::vector<int64_t>& steps);  // "10, 20" or "none"
 
 std::string format_bytes(uint64_t bytes);                     // "12.3 MiB"
-std::string utc_stamp_ms();                                   // "20250101-120000.123", UTC now
 std::string format_mesh(const nlohmann::json& mesh);          // "pp=2 fsdp=2 cp=1 ep=1 serve=0"
 uint64_t directory_bytes(const std::string& dir, int* files = nullptr);  // regular files directly inside
 

@@ -16,6 +16,7 @@
 #include "ckpt/checkpoint_dir.h"
 #include "ckpt/durable_fs.h"
 #include "common.h"
+#include "core/utc_time.h"
 #include "train/run_lock.h"
 
 namespace flywheel::ckpt_tool {
