@@ -9,7 +9,9 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "ckpt/safetensors.h"
 #include "core/bf16.h"
@@ -21,8 +23,9 @@ namespace {
 // The format is little-endian; tensors are copied and widened without byte swaps.
 static_assert(std::endian::native == std::endian::little, "the safetensors reader assumes a little-endian host");
 
-// 2-byte elements are widened through a staging buffer this large, which stays in cache.
-constexpr uint64_t kStagingElements = 1 << 20;
+// 2-byte elements are read and widened in chunks this large (128 KiB of input: the staging buffer
+// stays in a core's L2), one chunk per OpenMP iteration, so the threads overlap pread and widening.
+constexpr uint64_t kStagingElements = 1 << 16;
 
 uint64_t le_u64(const unsigned char* b) {
   uint64_t v = 0;
@@ -131,17 +134,31 @@ void File::read_rows_into(const std::string& name, int64_t row_begin, int64_t ro
     pread_exact(dst, count * 4, start);
     return;
   }
-  std::vector<uint16_t> staging(std::min(count, kStagingElements));
   const bool bf16 = t.dtype == "BF16";
-  for (uint64_t done = 0; done < count;) {
-    const uint64_t n = std::min<uint64_t>(staging.size(), count - done);
-    pread_exact(staging.data(), n * 2, start + done * 2);
-    if (bf16)
-      for (uint64_t i = 0; i < n; ++i) dst[done + i] = fp32_from_bf16_bits(staging[i]);
-    else
-      for (uint64_t i = 0; i < n; ++i) dst[done + i] = fp32_from_f16_bits(staging[i]);
-    done += n;
+  const int64_t chunks = static_cast<int64_t>((count + kStagingElements - 1) / kStagingElements);
+  std::string error;  // an exception must not leave an OpenMP region: the first one is rethrown after it
+#pragma omp parallel if (chunks > 1)
+  {
+    std::vector<uint16_t> staging(std::min(count, kStagingElements));
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const uint64_t done = static_cast<uint64_t>(c) * kStagingElements;
+      const uint64_t n = std::min<uint64_t>(kStagingElements, count - done);
+      try {
+        pread_exact(staging.data(), n * 2, start + done * 2);
+      } catch (const std::exception& e) {
+#pragma omp critical(safetensors_read_error)
+        if (error.empty()) error = e.what();
+        continue;
+      }
+      float* out = dst + done;
+      if (bf16)
+        for (uint64_t i = 0; i < n; ++i) out[i] = fp32_from_bf16_bits(staging[i]);
+      else
+        for (uint64_t i = 0; i < n; ++i) out[i] = fp32_from_f16_bits(staging[i]);
+    }
   }
+  if (!error.empty()) throw InputError(error);
 }
 
 Tensor File::read_f32(const std::string& name) const { return read_rows_f32(name, 0, tensor(name).rows()); }

@@ -156,6 +156,38 @@ TEST(Safetensors, RowRangesReadOnlyTheirBytes) {
   }
 }
 
+// More than one 64Ki-element chunk (the reader widens chunks on several threads), with a partial
+// last chunk and a row range that starts and ends inside chunks.
+TEST(Safetensors, LargeBf16AndF16ReadsSpanChunks) {
+  TempDir dir("st");
+  const std::string path = dir.str() + "/large.safetensors";
+  const int64_t rows = 1000, cols = 331;  // 331,000 elements: 5 full chunks and a partial one
+  const std::vector<float> values = random_values(static_cast<size_t>(rows * cols), 9);
+  std::vector<uint16_t> bf16(values.size()), f16(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    bf16[i] = bf16_reference(values[i]);
+    f16[i] = static_cast<uint16_t>(i * 2654435761u >> 17);  // any bit pattern: every half converts exactly
+  }
+  const std::string shape = "[" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
+  const uint64_t half = values.size() * 2;
+  const std::string header = R"({"b": {"dtype": "BF16", "shape": )" + shape + R"(, "data_offsets": [0, )" +
+                             std::to_string(half) + R"(]}, "h": {"dtype": "F16", "shape": )" + shape +
+                             R"(, "data_offsets": [)" + std::to_string(half) + ", " + std::to_string(2 * half) +
+                             "]}}";
+  put(path, raw_file(header, bytes_of(bf16) + bytes_of(f16)));
+  const st::File file(path);
+  const Tensor whole = file.read_f32("b");
+  for (size_t i = 0; i < values.size(); ++i)
+    ASSERT_EQ(whole.data<float>()[i], fp32_from_bf16_bits(bf16[i])) << "element " << i;
+  const Tensor part = file.read_rows_f32("h", 123, 877);
+  for (int64_t i = 0; i < part.numel(); ++i) {
+    const float expect = fp32_from_f16_bits(f16[static_cast<size_t>(123 * cols + i)]);
+    const float got = part.data<float>()[i];
+    ASSERT_TRUE(got == expect || (std::isnan(got) && std::isnan(expect))) << "element " << i;
+  }
+  EXPECT_EQ(file.bytes_read(), half + static_cast<uint64_t>(877 - 123) * cols * 2);
+}
+
 TEST(Safetensors, ShardedModelWithIndex) {
   TempDir dir("st");
   std::vector<st::Source> sources;
