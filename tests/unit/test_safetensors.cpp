@@ -16,6 +16,7 @@
 #include "ckpt/safetensors.h"
 #include "ckpt/safetensors_index.h"
 #include "core/bf16.h"
+#include "safetensors_test_files.h"
 #include "test_util.h"
 
 namespace flywheel {
@@ -24,20 +25,9 @@ namespace st = safetensors;
 using testing::TempDir;
 using testing::error_message;
 
-std::string le64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (8 * i));
-  return out;
-}
-
-// A file from its header text and buffer bytes, as any writer would lay it out.
-std::string raw_file(const std::string& header, const std::string& buffer) {
-  return le64(header.size()) + header + buffer;
-}
-
-void put(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using testing::le64;
+using testing::put;
+using testing::raw_file;
 
 template <typename T>
 std::string bytes_of(const std::vector<T>& v) {

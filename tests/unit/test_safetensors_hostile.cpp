@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "ckpt/safetensors.h"
+#include "safetensors_test_files.h"
 #include "test_util.h"
 
 namespace flywheel {
@@ -16,19 +17,9 @@ namespace {
 namespace st = safetensors;
 using testing::TempDir;
 
-std::string le64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (8 * i));
-  return out;
-}
-
-std::string raw_file(const std::string& header, const std::string& buffer) {
-  return le64(header.size()) + header + buffer;
-}
-
-void put(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using testing::le64;
+using testing::put;
+using testing::raw_file;
 
 std::string entry(const std::string& name, const std::string& dtype, const std::string& shape,
                   const std::string& offsets) {
