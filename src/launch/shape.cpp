@@ -6,11 +6,13 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/text.h"
 #include "data/tokenizer.h"
+#include "launch/hf_shape.h"
 #include "launch/ini_text.h"
 #include "train/run_preference.h"
 
@@ -125,8 +127,10 @@ void refuse_negative_unsigned(const po::parsed_options& parsed, const po::option
 // Reads the resolved text into the fields `schema` is bound to. A bad value names where it came from:
 // the override that wrote it, else the file and its line (found in the file's own text: overrides
 // add lines to the resolved one).
-void parse_shape_text(const std::string& text, const po::options_description& schema, const std::string& path,
-                      const std::string& file_text, const std::map<std::string, std::string>& overrides) {
+// Returns the keys the text sets.
+std::set<std::string> parse_shape_text(const std::string& text, const po::options_description& schema,
+                                       const std::string& path, const std::string& file_text,
+                                       const std::map<std::string, std::string>& overrides) {
   try {
     std::istringstream in(text);
     po::variables_map values;
@@ -134,6 +138,10 @@ void parse_shape_text(const std::string& text, const po::options_description& sc
     refuse_negative_unsigned(parsed, schema);
     po::store(parsed, values);
     po::notify(values);
+    std::set<std::string> set_keys;
+    for (const auto& [name, value] : values)
+      if (!value.defaulted()) set_keys.insert(name);
+    return set_keys;
   } catch (const po::validation_error& e) {
     if (const auto o = overrides.find(e.get_option_name()); o != overrides.end())
       FW_INPUT_THROW("command-line override ", o->second, ": ", e.what(), kSeeHelp);
@@ -149,9 +157,20 @@ void parse_shape_text(const std::string& text, const po::options_description& sc
   }
 }
 
+// model.from_hf: config.json's architecture keys into shape.model and its recorded text.
+void resolve_from_hf(Shape& shape, const std::set<std::string>& set_keys, const std::string& file_text,
+                     const std::map<std::string, std::string>& overrides) {
+  const auto origin = [&](const std::string& key) {
+    if (const auto o = overrides.find(key); o != overrides.end()) return "command-line override " + o->second + ": ";
+    return where_in_file(shape.path, file_text, key);
+  };
+  const std::vector<std::string> resolved = resolve_hf_model(shape.train.from_hf, shape.model, set_keys, origin);
+  shape.text = apply_overrides(shape.text, resolved);
+}
+
 }  // namespace
 
-Shape load_shape(const std::string& path, const std::vector<std::string>& overrides) {
+Shape load_shape(const std::string& path, const std::vector<std::string>& overrides, FromHf from_hf) {
   Shape shape;
   shape.path = path;
   shape.name = std::filesystem::path(path).stem().string();
@@ -162,8 +181,9 @@ Shape load_shape(const std::string& path, const std::vector<std::string>& overri
   // written in, so a run directory describes exactly the model and run it holds. It is also the one
   // text parsed, so the record cannot disagree with what ran.
   shape.text = apply_overrides(file_text, overrides);
-  parse_shape_text(shape.text, schema, path, file_text, by_key);
+  const std::set<std::string> set_keys = parse_shape_text(shape.text, schema, path, file_text, by_key);
   check_sets_a_key(path, file_text);
+  if (from_hf == FromHf::kReadConfig && !shape.train.from_hf.empty()) resolve_from_hf(shape, set_keys, file_text, by_key);
   return shape;
 }
 

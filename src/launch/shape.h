@@ -47,8 +47,14 @@ struct Shape {
 // All shape keys, bound to the fields of `shape` with the struct defaults shown in --help.
 boost::program_options::options_description shape_options(Shape& shape);
 
+// model.from_hf in a shape: kReadConfig reads DIR/config.json into [model] and writes its values into
+// the text (launch/hf_shape.h); kAsRecorded takes the text as it is: a recorded shape (a run's
+// shape.ini, a checkpoint's shape_text) already holds them, and DIR may be gone.
+enum class FromHf { kReadConfig, kAsRecorded };
+
 // Reads `path` with `overrides` ("--model.n_layers=8" style tokens, applied in order) written into its
 // text. Throws flywheel::Error.
-Shape load_shape(const std::string& path, const std::vector<std::string>& overrides);
+Shape load_shape(const std::string& path, const std::vector<std::string>& overrides,
+                 FromHf from_hf = FromHf::kReadConfig);
 
 }  // namespace flywheel

@@ -95,6 +95,9 @@ po::options_description shape_options(Shape& s) {
   po::options_description model("[model] the transformer");
   ModelConfig& m = s.model;
   model.add_options()
+      ("model.from_hf", with_default(&s.train.from_hf),
+       "a Hugging Face model directory (Qwen3, Qwen3-MoE, Llama-3): its config.json sets the other [model] keys, "
+       "its safetensors weights start the run")
       ("model.vocab_size", with_default(&m.vocab_size), "vocabulary size (byte tokenizer: 259)")
       ("model.d_model", with_default(&m.d_model), "residual width")
       ("model.n_layers", with_default(&m.n_layers), "decoder layers")

@@ -10,7 +10,7 @@ namespace {
 int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 }  // namespace
 
-Fsdp::Fsdp(Transformer& model, Mesh& mesh, uint64_t seed) : model_(model), mesh_(mesh) {
+Fsdp::Fsdp(Transformer& model, Mesh& mesh, uint64_t seed, bool random_init) : model_(model), mesh_(mesh) {
   const ParameterSet& params = model.params();
   unit_index_.assign(params.units().size(), -1);
   for (const UnitPlacement& placement : place_units(model, mesh.config(), mesh.coords())) {
@@ -28,8 +28,9 @@ Fsdp::Fsdp(Transformer& model, Mesh& mesh, uint64_t seed) : model_(model), mesh_
   adam_v_.assign(total, 0.0f);
   const ModelConfig& c = model.config();
   for (const ShardSlice& s : slices_)
-    initialize_elements(params.info(s.param), seed, c.init_std, c.n_layers, s.row_begin * s.cols, s.numel(),
-                        values_.data() + s.local_offset);
+    if (random_init)
+      initialize_elements(params.info(s.param), seed, c.init_std, c.n_layers, s.row_begin * s.cols, s.numel(),
+                          values_.data() + s.local_offset);
   for (UnitShard& u : units_)
     if (u.direct) {
       const int64_t base = slices_[u.first_slice].local_offset;

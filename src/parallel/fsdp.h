@@ -31,8 +31,9 @@ struct ShardSlice {
 class Fsdp final : public UnitHooks {
  public:
   // Shards the units of model's stage and initialises this rank's shards (same values as a
-  // single-rank initialisation with `seed`). Installs itself as the model's hooks.
-  Fsdp(Transformer& model, Mesh& mesh, uint64_t seed);
+  // single-rank initialisation with `seed`; zeros without random_init, for weights read from
+  // elsewhere). Installs itself as the model's hooks.
+  Fsdp(Transformer& model, Mesh& mesh, uint64_t seed, bool random_init = true);
   ~Fsdp() override;
 
   void before_use(int unit, bool backward) override;

@@ -10,6 +10,7 @@
 #include "core/signals.h"
 #include "core/threads.h"
 #include "train/checkpointing.h"
+#include "train/hf_import.h"
 #include "train/metrics_log.h"
 #include "train/resume_guard.h"
 #include "train/run_status.h"
@@ -40,6 +41,7 @@ std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const 
   }
   if (!resumed) {
     if (!train.init_from.empty()) initialize_from(trainer, train.init_from);
+    if (!train.from_hf.empty()) initialize_from_hf(trainer, train.from_hf);
     steps.fresh_start();
   }
   return resumed;
@@ -130,6 +132,7 @@ int run_loop(Trainer& trainer, RunSteps& steps, const std::filesystem::path& dir
   std::unique_ptr<MetricsLog> metrics;
   if (comm.rank() == 0) {
     prepare_run_dir(trainer.spec(), dir, resumed);
+    if (!resumed && !trainer.spec().train.from_hf.empty()) copy_hf_files(trainer.spec().train.from_hf, dir.string());
     metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
   }
   const int64_t target = trainer.spec().train.steps;

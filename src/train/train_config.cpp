@@ -19,6 +19,8 @@ void TrainConfig::validate() const {
                                    {"adam_eps", adam_eps}, {"grad_clip", grad_clip}})
     finite(key, value);
   FW_INPUT_CHECK(steps > 0, "train.steps = ", steps, ": must be a positive integer");
+  FW_INPUT_CHECK(init_from.empty() || from_hf.empty(), "train.init_from = '", init_from, "' and model.from_hf = '",
+                 from_hf, "': a run starts from one set of weights, give one of them");
   FW_INPUT_CHECK(seq_len > 0, "train.seq_len = ", seq_len, ": must be a positive integer");
   FW_INPUT_CHECK(micro_batch > 0, "train.micro_batch = ", micro_batch, ": must be a positive integer");
   FW_INPUT_CHECK(grad_accum > 0, "train.grad_accum = ", grad_accum, ": must be a positive integer");

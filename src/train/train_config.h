@@ -33,6 +33,9 @@ struct TrainConfig {
   int keep_last = 3;            // committed checkpoints kept (older ones are deleted); 0: keep all
   std::string resume = "auto";  // auto: continue from the run directory's newest good checkpoint; never
   std::string init_from;        // a run directory whose newest checkpoint's weights start a new run (moments reset)
+  // A Hugging Face model directory (shape key model.from_hf): its config.json set the [model] keys
+  // (launch/hf_shape.h) and its safetensors weights start a new run (train/hf_import.h).
+  std::string from_hf;
 
   int64_t global_batch() const { return micro_batch * grad_accum; }
   BatchShape batch() const { return {seq_len, micro_batch, grad_accum}; }

@@ -25,7 +25,7 @@ Trainer::Trainer(const TrainSpec& spec, Mesh& mesh) : spec_(spec), mesh_(&mesh) 
     context_attention_ = std::make_unique<ContextParallelAttention>(mesh.cp());
     model_->set_attention(context_attention_.get());
   }
-  fsdp_ = std::make_unique<Fsdp>(*model_, mesh, spec.train.seed);
+  fsdp_ = std::make_unique<Fsdp>(*model_, mesh, spec.train.seed, spec.train.from_hf.empty());
 }
 
 Trainer::Trainer(const TrainSpec& spec, const DataSource& source)
@@ -35,7 +35,7 @@ Trainer::Trainer(const TrainSpec& spec, const DataSource& source)
   local_mesh_ = std::make_unique<Mesh>(spec.mesh, *local_world_);
   mesh_ = local_mesh_.get();
   model_ = std::make_unique<Transformer>(spec.model, /*allocate_full=*/false);
-  fsdp_ = std::make_unique<Fsdp>(*model_, *mesh_, spec.train.seed);
+  fsdp_ = std::make_unique<Fsdp>(*model_, *mesh_, spec.train.seed, spec.train.from_hf.empty());
 }
 
 Trainer::~Trainer() = default;

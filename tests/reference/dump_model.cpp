@@ -1,6 +1,7 @@
 // Writes a dump for tests/reference/torch_reference.py: the model's weights (from a shape file,
-// with a larger init so gradients are far from zero), a random batch, and what the C++ model
-// computes for it: logits, losses and every parameter's gradient.
+// with a larger init so gradients are far from zero; or, with --model.from_hf=DIR, a Hugging Face
+// model imported as `flywheel train` imports it), a random batch, and what the C++ model computes
+// for it: logits, losses and every parameter's gradient.
 //
 //   dump_model --shape FILE --out DIR [--rows R] [--seq T] [--section.key=value ...]
 //
@@ -18,6 +19,7 @@
 #include "launch/command_line.h"
 #include "launch/shape.h"
 #include "model/transformer.h"
+#include "train/hf_import.h"
 
 using namespace flywheel;
 
@@ -111,8 +113,14 @@ int main(int argc, char** argv) {
   try {
     const Shape shape = load_shape(args.get<std::string>("shape"), args.overrides());
     Transformer model(shape.model);
-    model.initialize(shape.train.seed);
-    perturb_zero_and_unit_vectors(model.params(), shape.train.seed);
+    if (shape.train.from_hf.empty()) {
+      model.initialize(shape.train.seed);
+      perturb_zero_and_unit_vectors(model.params(), shape.train.seed);
+    } else {  // --model.from_hf=DIR: the Hugging Face import's checks and reads (train/hf_import.h)
+      const HfWeights weights(shape.train.from_hf, model.params(), shape.model.tie_embeddings);
+      for (const ParamInfo& p : model.params().list())
+        weights.read_rows(p, 0, p.shape[0], model.params().value(model.params().find(p.name)));
+    }
     const int64_t n = rows * seq, vocab = shape.model.vocab_size;
 
     // A random batch with about a quarter of the positions masked out of the loss.

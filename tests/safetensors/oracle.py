@@ -20,18 +20,21 @@ DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": None}
 
 def write_file(path, tensors, metadata=None, pad=True, reverse=False):
     """tensors: {name: (dtype string, shape, raw little-endian bytes)}; data in (reverse) name order."""
-    header, buffer = {}, b""
+    header, offset = {}, 0
     if metadata is not None:
         header["__metadata__"] = metadata
-    for name in sorted(tensors, reverse=reverse):
+    order = sorted(tensors, reverse=reverse)
+    for name in order:
         dtype, shape, raw = tensors[name]
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [len(buffer), len(buffer) + len(raw)]}
-        buffer += raw
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
     text = json.dumps(header).encode("utf-8")
     if pad:
         text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + buffer)
+    with open(path, "wb") as f:  # tensor by tensor: a model of a few GB is never one bytes object
+        f.write(struct.pack("<Q", len(text)) + text)
+        for name in order:
+            f.write(tensors[name][2])
 
 
 def bf16(values):

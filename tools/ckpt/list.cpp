@@ -61,7 +61,7 @@ void read_shape(RunListing& run) {
     return;
   }
   try {
-    const Shape shape = load_shape(file.string(), {});
+    const Shape shape = load_shape(file.string(), {}, FromHf::kAsRecorded);
     run.objective = shape.train.objective;
     run.model =
         detail::concat(shape.model.is_moe() ? "moe " : "dense ", shape.model.n_layers, "x", shape.model.d_model);

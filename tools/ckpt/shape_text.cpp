@@ -37,7 +37,7 @@ Shape parse_shape_text(const std::string& text, const std::string& origin) {
     if (!out) throw Error("cannot write a temporary file to parse the shape text of " + origin);
   }
   try {
-    Shape shape = load_shape(pattern, {});
+    Shape shape = load_shape(pattern, {}, FromHf::kAsRecorded);
     shape.path = origin;
     shape.name.clear();  // the temp file's stem means nothing
     return shape;
