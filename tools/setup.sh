@@ -4,7 +4,8 @@
 #   tools/setup.sh --deps     install only
 #   FLYWHEEL_PRESET=debug tools/setup.sh
 # Runs as root (apt-get) or with sudo available. Downloads Debian packages, and the npm packages
-# pinned by tests/oracle/package-lock.json (the tokenizer oracle: `npm ci`, skipped when current).
+# pinned by tests/oracle/package-lock.json (the tokenizer and chat-template oracles: `npm ci`, skipped
+# when current).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +44,7 @@ if ! command -v npm > /dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
 fi
 
-# The tokenizer oracle: `npm ci` installs exactly package-lock.json; a copy of the lock file kept in
+# The tokenizer and chat-template oracles: `npm ci` installs exactly package-lock.json; a copy of the lock file kept in
 # node_modules marks an install as current, so a second run costs nothing.
 oracle=tests/oracle
 if cmp -s "$oracle/package-lock.json" "$oracle/node_modules/.flywheel-installed-lock" 2> /dev/null; then
