@@ -78,6 +78,7 @@ void write_moe(const ModelConfig& m, Json& out) {
 
 // Keys this writer owns: removed from `original` before the model's values are written, so that no
 // stale value (an old rope form, a Qwen3-MoE key on a model that is now dense) survives.
+// clang-format off
 constexpr const char* kOwnedKeys[] = {
     "architectures", "model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "head_dim", "intermediate_size", "max_position_embeddings", "rope_theta",
@@ -85,6 +86,7 @@ constexpr const char* kOwnedKeys[] = {
     "hidden_act", "use_sliding_window", "num_experts", "num_experts_per_tok", "moe_intermediate_size",
     "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers", "router_aux_loss_coef",
     "shared_expert_intermediate_size", "torch_dtype", "dtype", "transformers_version"};
+// clang-format on
 
 }  // namespace
 
@@ -121,8 +123,10 @@ nlohmann::json hf_config_json(const ModelConfig& m, const std::string& architect
   out["tie_word_embeddings"] = m.tie_embeddings;
   out["attention_bias"] = m.attention_bias;
   out["hidden_act"] = "silu";
-  if (t.qk_norm) out["use_sliding_window"] = false;
-  else out["mlp_bias"] = false;
+  if (t.qk_norm)
+    out["use_sliding_window"] = false;
+  else
+    out["mlp_bias"] = false;
   // Newer Qwen3 configs list one attention type per layer; import refused sliding windows, so every
   // layer is full attention, and the list must follow the layer count.
   if (out.contains("layer_types")) {
