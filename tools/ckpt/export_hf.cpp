@@ -113,9 +113,7 @@ struct Written {
 };
 
 Written write_directory(const HfExportRequest& request, StepReader& reader, const ModelConfig& model,
-                        const ConfigSource& source, const fs::path& dir) {
-  const std::string torch_dtype = request.dtype == DType::kBF16 ? "bfloat16" : "float32";
-  const Json config = hf_config_json(model, source.architecture, source.original, torch_dtype);
+                        const ConfigSource& source, const Json& config, const fs::path& dir) {
   Written written;
   const std::vector<safetensors::Source> sources = weight_sources(reader);
   uint64_t total = 0;
@@ -196,14 +194,19 @@ void check_hf_out_dir(const HfExportRequest& request) {
 int export_hf(const HfExportRequest& request) {
   const int64_t step = choose_step(request.run_dir, request.step);
   StepReader reader = open_verified_step(request.run_dir, step, "export: verifying", request.style);
-  const ModelConfig model = step_model(reader);
-  if (model.tie_embeddings && reader.has("weight", "lm_head.weight"))
-    fail("step ", step, " records tie_embeddings = true but also stores lm_head.weight; refusing to guess");
-  const ConfigSource source = config_source(request.run_dir, model);
+  const ModelConfig model = step_model(reader);  // its tensors match the model, lm_head.weight (untied) included
   // config.json first, in memory: a model HF cannot express fails before anything is written.
-  hf_config_json(model, source.architecture, source.original, "float32");
+  ConfigSource source;
+  Json config;
+  try {
+    source = config_source(request.run_dir, model);
+    config = hf_config_json(model, source.architecture, source.original,
+                            request.dtype == DType::kBF16 ? "bfloat16" : "float32");
+  } catch (const InputError& e) {
+    fail("--format hf: ", e.what(), " (--format safetensors still exports the weights, without a config.json)");
+  }
   TemporaryDirectory dir(request.out);
-  const Written written = write_directory(request, reader, model, source, dir.path());
+  const Written written = write_directory(request, reader, model, source, config, dir.path());
   dir.commit(request.force);
   print_summary(request, reader, model, source, written);
   return kExitOk;
