@@ -12,15 +12,23 @@ namespace {
 
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
-// What the handler may touch: a path kept alive by the TemporaryOutput, and whether it is armed.
+// What the handler may touch: a path kept alive by the TemporaryOutput, whether it is armed, and the
+// actions it replaced.
 const char* volatile g_path = nullptr;
 volatile sig_atomic_t g_armed = 0;
+struct sigaction g_previous[std::size(kSignals)] = {};
 
-// unlink(2) and raise(3) are async-signal-safe. SA_RESETHAND has restored the default action and
-// the signal is blocked inside the handler, so the raised one is delivered, and ends the process,
-// as the handler returns.
+// unlink(2), sigaction(2) and raise(3) are async-signal-safe. SA_RESETHAND has restored the default
+// action; an outer cleanup handler that was installed before us (a TemporaryDirectory holding this
+// file, ckpt/temp_dir.h) is put back instead, so that it runs too. The signal is blocked inside the
+// handler, so the raised one is delivered as the handler returns: to that handler, or by the default
+// action, which ends the process.
 extern "C" void remove_and_reraise(int sig) {
   if (g_armed) ::unlink(g_path);
+  for (size_t i = 0; i < std::size(kSignals); ++i)
+    if (kSignals[i] == sig && !(g_previous[i].sa_flags & SA_SIGINFO) && g_previous[i].sa_handler != SIG_DFL &&
+        g_previous[i].sa_handler != SIG_IGN)
+      ::sigaction(sig, &g_previous[i], nullptr);
   ::raise(sig);
 }
 
@@ -34,7 +42,10 @@ TemporaryOutput::TemporaryOutput(std::string final_path) : final_(std::move(fina
   action.sa_handler = remove_and_reraise;
   action.sa_flags = SA_RESETHAND;
   sigemptyset(&action.sa_mask);
-  for (size_t i = 0; i < std::size(kSignals); ++i) ::sigaction(kSignals[i], &action, &previous_[i]);
+  for (size_t i = 0; i < std::size(kSignals); ++i) {
+    ::sigaction(kSignals[i], &action, &previous_[i]);
+    g_previous[i] = previous_[i];
+  }
 }
 
 TemporaryOutput::~TemporaryOutput() {

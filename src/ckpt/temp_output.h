@@ -4,7 +4,8 @@
 // temporary file never outlives the command either: it is removed when the command fails (the
 // destructor, as the error unwinds to main) and when SIGINT, SIGTERM or SIGHUP ends the tool (a
 // handler removes it, then the signal's default action ends the process, so the exit status still
-// says which signal it was). One at a time per process.
+// says which signal it was). One at a time per process. A cleanup handler installed before it (a
+// TemporaryDirectory, ckpt/temp_dir.h, the file is written into) runs after its own.
 #pragma once
 
 #include <signal.h>

@@ -15,8 +15,14 @@
 // architecture, an activation other than SiLU, sliding-window attention, a rope_type other than
 // default / llama3, attention or MLP biases we lack (mlp_bias), a shared expert. Keys that do not
 // change the computation (torch_dtype, bos/eos ids, initializer_range, use_cache, ...) are ignored.
+//
+// The inverse, hf_config_json, writes the config.json of a ModelConfig for `flywheel-ckpt export
+// --format hf`: every key above, so that parse_hf_config gives the same model back, and nothing that
+// the architecture cannot hold (a shared expert, q/k norms on Llama, experts on dense Qwen3) is
+// dropped silently: it is an error naming the key.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "model/config.h"
@@ -30,5 +36,20 @@ struct HfModelConfig {
 
 // Parses the text of a config.json; `origin` (the file's path) starts every error message.
 HfModelConfig parse_hf_config(const std::string& json_text, const std::string& origin);
+
+// The config.json of `model` as `architecture` (one of the three above). Every architecture key is
+// written from `model`; the other keys of `original` (the config.json the model was imported from,
+// or an empty object: bos_token_id, eos_token_id, pad_token_id, initializer_range, ...) are kept,
+// except transformers_version (we are not transformers). `torch_dtype` is "float32" or "bfloat16":
+// the dtype of the weights written beside it. A rope given as `rope_parameters` in `original`
+// (transformers 5) is written in that form, otherwise as rope_theta + rope_scaling (4.x).
+// Throws InputError naming the model key the architecture cannot express, or the architecture.
+nlohmann::json hf_config_json(const ModelConfig& model, const std::string& architecture,
+                              const nlohmann::json& original, const std::string& torch_dtype);
+
+// The architecture of a model Flywheel initialised itself: experts -> Qwen3MoeForCausalLM (which
+// needs qk_norm), qk_norm -> Qwen3ForCausalLM, otherwise LlamaForCausalLM. Throws InputError naming
+// the keys when none fits (experts without qk_norm, a shared expert).
+std::string infer_hf_architecture(const ModelConfig& model);
 
 }  // namespace flywheel
