@@ -6,11 +6,16 @@
 #     sharded Llama on 1 rank and on pp2, give the same first loss (it depends only on the imported weights and the batch), the run
 #     directory keeps config.json and generation_config.json under hf/, and shape.ini records the
 #     config's values; a Qwen3-MoE model on ep2 matches its 1-rank loss too.
-#   import_cli.sh FLYWHEEL PYTHON SOURCE_DIR
+#  3. import -> export -> import is bit-identical in fp32: a run imports a BF16 model and takes one
+#     step at lr 1e-30 (an update far below fp32 resolution, so its checkpoint holds the imported
+#     weights: lr must be > 0), `flywheel-ckpt export --format hf --dtype fp32` writes E1, whose tensors
+#     equal the original's widened to fp32; a run imported from E1 exports E2: same bytes, same config.
+#   import_cli.sh FLYWHEEL FLYWHEEL_CKPT PYTHON SOURCE_DIR
 set -u
 flywheel=$1
-python=$2
-src=$3
+ckpt=$2
+python=$3
+src=$4
 here=$src/tests/hf
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -118,6 +123,35 @@ run_mesh moe-one 1 "$m/moe"
 run_mesh moe-ep2 2 "$m/moe" --mesh.fsdp=2 --mesh.ep=2
 same_loss "qwen3-moe ep2 import" "$(first_loss "$work/runs/moe-one/metrics.jsonl")" \
   "$(first_loss "$work/runs/moe-ep2/metrics.jsonl")"
+
+# Round trip (3.): Qwen3 with biases, untied, sharded input files.
+make_model "$m/trip" --arch qwen3 --bias --shard-bytes 40000
+unchanged=(--train.lr=1e-30 --train.min_lr=0 --train.weight_decay=0)
+run_mesh trip-0 1 "$m/trip" "${unchanged[@]}"
+"$ckpt" export "$work/runs/trip-0" --format hf --dtype fp32 --out "$work/e1" --no-progress >/dev/null ||
+  fail "export of the imported run"
+run_mesh trip-1 2 "$work/e1" --mesh.fsdp=2 "${unchanged[@]}"
+"$ckpt" export "$work/runs/trip-1" --format hf --dtype fp32 --out "$work/e2" --no-progress >/dev/null ||
+  fail "export of the run imported from the export"
+for f in config.json generation_config.json; do
+  cmp -s "$work/e1/$f" "$work/e2/$f" && echo "ok   round trip: e1/$f == e2/$f" || fail "round trip: e1/$f != e2/$f"
+done
+same_tensors() {  # same_tensors WHAT DIR_A DIR_B: the same names, and values equal bit for bit in fp32
+  "$python" -c '
+import sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+from check_import import read_model
+a, b = read_model(sys.argv[2]), read_model(sys.argv[3])
+assert set(a) == set(b), sorted(set(a) ^ set(b))
+bits = lambda x: np.ascontiguousarray(x, np.float32).view(np.uint32)
+bad = [n for n in a if not np.array_equal(bits(a[n]), bits(b[n]))]
+assert not bad, bad[:5]
+print(len(a), "tensors")' "$here" "$2" "$3" >"$work/same.out" 2>&1 && echo "ok   round trip: $1, $(cat "$work/same.out")" ||
+    { fail "round trip: $1"; cat "$work/same.out"; }
+}
+same_tensors "e1 holds the original BF16 tensors widened exactly" "$m/trip" "$work/e1"
+# The files differ in __metadata__ only (the step's mesh: fsdp1 vs fsdp2).
+same_tensors "e2 == e1" "$work/e1" "$work/e2"
 
 echo "$cases bad-input cases and the mesh checks, $failures failure(s)"
 [ "$failures" -eq 0 ]
