@@ -64,6 +64,8 @@ class ChatFormat {
   virtual std::string name() const = 0;
   // The special tokens the rendering uses, by content: the tokenizer must have each.
   virtual std::vector<std::string> special_tokens() const = 0;
+  // The token that ends an assistant turn (<|im_end|>, <|eot_id|>): where generation stops.
+  virtual std::string end_of_turn() const = 0;
   // The template's rendering of a non-empty conversation; add_generation_prompt appends the header of an
   // assistant turn (the prompt for generation).
   ChatRendering render(std::span<const ChatMessage> messages, bool add_generation_prompt) const;

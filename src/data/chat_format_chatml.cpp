@@ -60,6 +60,7 @@ class ChatMlFormat final : public ChatFormat {
   explicit ChatMlFormat(const ChatFormatOptions& options) : enable_thinking_(options.enable_thinking) {}
   std::string name() const override { return "chatml"; }
   std::vector<std::string> special_tokens() const override { return {kImStart, kImEnd}; }
+  std::string end_of_turn() const override { return kImEnd; }
 
  private:
   void render_into(std::span<const ChatMessage> messages, bool add_generation_prompt,

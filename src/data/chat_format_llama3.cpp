@@ -28,6 +28,7 @@ class Llama3Format final : public ChatFormat {
   explicit Llama3Format(const ChatFormatOptions& options) : date_string_(options.date_string) {}
   std::string name() const override { return "llama3"; }
   std::vector<std::string> special_tokens() const override { return {kBos, kStartHeader, kEndHeader, kEot}; }
+  std::string end_of_turn() const override { return kEot; }
 
  private:
   void render_into(std::span<const ChatMessage> messages, bool add_generation_prompt,

@@ -12,11 +12,14 @@
 
 namespace flywheel {
 
-// One training sequence: tokens = BOS + prompt + completion + EOS (or a plain-text window).
-// The loss counts predictions of tokens[i] for i >= loss_start (so the completion and EOS for SFT).
+// One training sequence: tokens = BOS + prompt + completion + EOS (or a plain-text window, or a
+// rendered chat). The loss counts predictions of tokens[i] for i >= loss_start (so the completion
+// and EOS for SFT), or, when `loss` is not empty (chat: several assistant turns), where loss[i] == 1.
 struct TokenizedSample {
   std::vector<int32_t> tokens;
   int64_t loss_start = 1;
+  std::vector<uint8_t> loss;
+  bool is_target(size_t i) const { return loss.empty() ? static_cast<int64_t>(i) >= loss_start : loss[i] != 0; }
 };
 
 // Where data comes from, as written in a shape file's [data] section.
@@ -25,6 +28,11 @@ struct DataConfig {
   // or "text:<path>" (plain text cut into windows of seq_len + 1 bytes).
   std::string source = "task:addition";
   int task_max_digits = 3;  // addition: operands of 1..N digits; reverse: strings of 1..2N letters
+  // The run's tokenizer and chat format (data/text_codec.h): "byte", or a directory / tokenizer.json.
+  // Shapes default to "auto", which launch/ resolves to one of those before anything below sees it.
+  std::string tokenizer = "byte";
+  std::string chat_format = "auto";  // auto (from tokenizer_config.json) | chatml | llama3
+  bool enable_thinking = true;       // Qwen3's chat-template switch (its default: true)
 };
 
 class DataSource {

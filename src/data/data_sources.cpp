@@ -13,17 +13,20 @@
 #include "data/data_source.h"
 #include "data/json_line.h"
 #include "data/tasks.h"
+#include "data/chat_data.h"
+#include "data/text_codec.h"
 #include "data/tokenizer.h"
 
 namespace flywheel {
 namespace {
 
-TokenizedSample tokenize_example(std::string_view prompt, std::string_view completion, int64_t seq_len) {
-  TokenizedSample sample;
-  sample.tokens = ByteTokenizer::encode_sft(prompt, completion, &sample.loss_start);
+TokenizedSample tokenize_example(const TextCodec& codec, std::string_view prompt, std::string_view completion,
+                                 int64_t seq_len) {
+  TokenizedSample sample = codec.encode_example(prompt, completion);
   // Cut at the end (see make_data_source): the prompt is what the model must condition on.
   const auto max_tokens = static_cast<size_t>(seq_len + 1);
   if (sample.tokens.size() > max_tokens) sample.tokens.resize(max_tokens);
+  if (sample.loss.size() > max_tokens) sample.loss.resize(max_tokens);
   return sample;
 }
 
@@ -42,28 +45,37 @@ std::ifstream open_data_file(const std::string& path) {
   return in;
 }
 
-// A row predicts tokens[1..seq_len] and the loss counts those at i >= loss_start (the completion
-// and EOS, which always follow the prompt): an example keeps a loss token iff loss_start <= seq_len.
-bool keeps_loss_token(const TokenizedSample& sample, int64_t seq_len) { return sample.loss_start <= seq_len; }
+// A row predicts tokens[1..seq_len] and the loss counts the targets among them (the completion
+// and EOS, which always follow the prompt): an example keeps a loss token iff one is within seq_len.
+bool keeps_loss_token(const TokenizedSample& sample, int64_t seq_len) {
+  const size_t last = std::min(sample.tokens.size(), static_cast<size_t>(seq_len + 1));
+  for (size_t i = 1; i < last; ++i)
+    if (sample.is_target(i)) return true;
+  return false;
+}
 
 class TaskSource final : public DataSource {
  public:
-  TaskSource(std::unique_ptr<Task> task, int max_digits, int64_t seq_len, uint64_t seed)
-      : task_(std::move(task)), max_digits_(max_digits), seq_len_(seq_len), seed_(seed) {
-    // Examples are generated, so the bound on their prompts stands for all of them.
+  TaskSource(std::shared_ptr<const TextCodec> codec, std::unique_ptr<Task> task, int max_digits, int64_t seq_len,
+             uint64_t seed)
+      : codec_(std::move(codec)), task_(std::move(task)), max_digits_(max_digits), seq_len_(seq_len), seed_(seed) {
+    // Examples are generated, so the bound on their prompts stands for all of them: a byte-level
+    // tokenizer spends at most one token per byte, plus the prompt's framing (BOS, or chat headers).
     const int64_t longest = task_->max_prompt_bytes();
-    FW_INPUT_CHECK(1 + longest <= seq_len, "data.source = task:", task_->name(), " with data.task_max_digits = ",
-                   max_digits, " has prompts of up to ", longest, " bytes, so with BOS no answer token fits in",
+    const auto framing = static_cast<int64_t>(codec_->encode_prompt("").size());
+    FW_INPUT_CHECK(framing + longest <= seq_len, "data.source = task:", task_->name(), " with data.task_max_digits = ",
+                   max_digits, " has prompts of up to ", longest, " bytes, so with ",
+                   codec_->byte_level() ? "BOS" : "the chat format's headers", " no answer token fits in",
                    " train.seq_len = ", seq_len, " and such examples would train on nothing: raise train.seq_len to",
-                   " at least ", 1 + longest, " (", 1 + longest + 1, "+ to keep answers whole) or lower",
-                   " data.task_max_digits");
+                   " at least ", framing + longest, " (", framing + longest + 1,
+                   "+ to keep answers whole) or lower data.task_max_digits");
   }
 
   int64_t size() const override { return 0; }
 
   TokenizedSample sample(int64_t index) const override {
     const TaskExample example = task_->generate(seed_, index);
-    return tokenize_example(example.prompt, example.completion, seq_len_);
+    return tokenize_example(*codec_, example.prompt, example.completion, seq_len_);
   }
 
   std::string describe() const override {
@@ -71,6 +83,7 @@ class TaskSource final : public DataSource {
   }
 
  private:
+  std::shared_ptr<const TextCodec> codec_;
   std::unique_ptr<Task> task_;
   int max_digits_;
   int64_t seq_len_;
@@ -91,7 +104,7 @@ bool is_blank(const std::string& line) {
 // example is such is refused (training on it would report loss 0 and learn nothing).
 class JsonlSource final : public DataSource {
  public:
-  JsonlSource(std::string path, int64_t seq_len) : path_(std::move(path)) {
+  JsonlSource(const TextCodec& codec, std::string path, int64_t seq_len) : path_(std::move(path)) {
     std::ifstream in = open_data_file(path_);
     std::string line;
     int64_t line_number = 0;
@@ -100,7 +113,7 @@ class JsonlSource final : public DataSource {
       ++line_number;
       if (is_blank(line)) continue;
       const nlohmann::json object = parse_object_line(line, where(line_number), kExpected);
-      TokenizedSample sample = tokenize_example(string_field(object, "prompt", line_number),
+      TokenizedSample sample = tokenize_example(codec, string_field(object, "prompt", line_number),
                                                 string_field(object, "completion", line_number), seq_len);
       if (keeps_loss_token(sample, seq_len))
         samples_.push_back(std::move(sample));
@@ -111,9 +124,10 @@ class JsonlSource final : public DataSource {
     FW_INPUT_CHECK(!samples_.empty() || !skipped.empty(), "data file '", path_, "' contains no examples; expected ",
                    kExpected, " per line");
     FW_INPUT_CHECK(!samples_.empty(), "data file '", path_, "': no example keeps a completion token within",
-                   " train.seq_len = ", seq_len, " (BOS + prompt take all ", seq_len, " positions) on ",
-                   lines_text(skipped), ": shorten the prompts to at most ", seq_len - 1,
-                   " bytes or raise train.seq_len");
+                   " train.seq_len = ", seq_len, " (", codec.byte_level() ? "BOS + prompt take" : "the chat-framed prompt takes",
+                   " all ", seq_len, " positions) on ", lines_text(skipped), ": shorten the prompts",
+                   codec.byte_level() ? detail::concat(" to at most ", seq_len - 1, " bytes") : std::string(),
+                   " or raise train.seq_len");
     if (!skipped.empty())
       log_warn("data file '", path_, "': ", skipped.size(), " of ", skipped.size() + samples_.size(),
                " examples keep no completion token within train.seq_len = ", seq_len, " and are skipped (",
@@ -160,18 +174,20 @@ class JsonlSource final : public DataSource {
   std::vector<TokenizedSample> samples_;
 };
 
-// The file's bytes cut into windows of seq_len + 1 tokens with stride seq_len: consecutive
-// windows share one token, so every byte after the first is a target exactly once. A tail
-// shorter than a full window is dropped.
+// The file's tokens (its bytes, with the byte tokenizer) cut into windows of seq_len + 1 tokens
+// with stride seq_len: consecutive windows share one token, so every token after the first is a
+// target exactly once. A tail shorter than a full window is dropped.
 class TextSource final : public DataSource {
  public:
-  TextSource(std::string path, int64_t seq_len) : path_(std::move(path)), seq_len_(seq_len) {
+  TextSource(const TextCodec& codec, std::string path, int64_t seq_len) : path_(std::move(path)), seq_len_(seq_len) {
     std::ifstream in = open_data_file(path_);
-    bytes_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     FW_INPUT_CHECK(!in.bad(), "error reading data file '", path_, "'");
-    const auto size = static_cast<int64_t>(bytes_.size());
-    FW_INPUT_CHECK(size >= seq_len + 1, "text file '", path_, "' has ", size, " bytes; at least train.seq_len + 1 = ",
-                   seq_len + 1, " are needed for one window");
+    bytes_ = static_cast<int64_t>(text.size());
+    tokens_ = codec.tokenizer().encode(text);
+    const auto size = static_cast<int64_t>(tokens_.size());
+    FW_INPUT_CHECK(size >= seq_len + 1, "text file '", path_, "' has ", bytes_, " bytes, ", size,
+                   " tokens; at least train.seq_len + 1 = ", seq_len + 1, " tokens are needed for one window");
     window_count_ = (size - 1) / seq_len;
   }
 
@@ -179,32 +195,69 @@ class TextSource final : public DataSource {
 
   TokenizedSample sample(int64_t index) const override {
     check_index(*this, index);
-    const std::string_view window(bytes_.data() + index * seq_len_, static_cast<size_t>(seq_len_ + 1));
-    return TokenizedSample{ByteTokenizer::encode(window), 1};
+    const auto first = tokens_.begin() + index * seq_len_;
+    return TokenizedSample{std::vector<int32_t>(first, first + seq_len_ + 1), 1, {}};
   }
 
   std::string describe() const override {
-    return detail::concat("text:", path_, " (", bytes_.size(), " bytes, ", window_count_, " windows of ",
-                          seq_len_ + 1, " tokens)");
+    return detail::concat("text:", path_, " (", bytes_, " bytes, ", tokens_.size(), " tokens, ", window_count_,
+                          " windows of ", seq_len_ + 1, " tokens)");
   }
 
  private:
   std::string path_;
   int64_t seq_len_;
-  std::string bytes_;
+  int64_t bytes_ = 0;
+  std::vector<int32_t> tokens_;
   int64_t window_count_ = 0;
+};
+
+// Chat JSONL (data/chat_data.h: {"messages": [...]} per line, ending with an assistant turn),
+// rendered with the model's chat format, loss on every assistant turn. A conversation longer than
+// a row is refused (cutting it would train on half a turn and lose its end-of-turn token).
+class ChatSource final : public DataSource {
+ public:
+  ChatSource(const TextCodec& codec, std::string path, int64_t seq_len) : path_(std::move(path)) {
+    FW_INPUT_CHECK(!codec.byte_level(), "data.source = chat:", path_, " needs a Hugging Face tokenizer and its chat ",
+                   "format: set data.tokenizer (or model.from_hf) to a directory with tokenizer.json");
+    for (const ChatExample& example : read_chat_examples(path_)) {
+      TokenizedSample sample = codec.encode_conversation(example.messages);
+      FW_INPUT_CHECK(static_cast<int64_t>(sample.tokens.size()) <= seq_len + 1, "data file '", path_, "' line ",
+                     example.line, ": the conversation is ", sample.tokens.size(), " tokens, longer than a row of ",
+                     "train.seq_len + 1 = ", seq_len + 1, " tokens: raise train.seq_len or shorten it");
+      tokens_ += static_cast<int64_t>(sample.tokens.size());
+      samples_.push_back(std::move(sample));
+    }
+  }
+
+  int64_t size() const override { return static_cast<int64_t>(samples_.size()); }
+
+  TokenizedSample sample(int64_t index) const override {
+    check_index(*this, index);
+    return samples_[static_cast<size_t>(index)];
+  }
+
+  std::string describe() const override {
+    return detail::concat("chat:", path_, " (", samples_.size(), " conversations, ", tokens_, " tokens)");
+  }
+
+ private:
+  std::string path_;
+  std::vector<TokenizedSample> samples_;
+  int64_t tokens_ = 0;
 };
 
 std::string allowed_source_forms() {
   std::string tasks;
   for (const std::string& name : task_names()) tasks += (tasks.empty() ? "" : ", ") + name;
-  return "task:<name> (name one of: " + tasks + "), jsonl:<path>, text:<path>";
+  return "task:<name> (name one of: " + tasks + "), jsonl:<path>, chat:<path>, text:<path>";
 }
 
 }  // namespace
 
 std::unique_ptr<DataSource> make_data_source(const DataConfig& config, int64_t seq_len, uint64_t seed) {
   FW_CHECK(seq_len >= 1, "seq_len=", seq_len, " must be >= 1");
+  const std::shared_ptr<const TextCodec> codec = TextCodec::open(config);
   const std::string& source = config.source;
   const size_t colon = source.find(':');
   if (colon != std::string::npos && colon + 1 < source.size()) {
@@ -212,10 +265,11 @@ std::unique_ptr<DataSource> make_data_source(const DataConfig& config, int64_t s
     const std::string rest = source.substr(colon + 1);
     if (kind == "task") {
       auto task = make_task(rest, config.task_max_digits);
-      return std::make_unique<TaskSource>(std::move(task), config.task_max_digits, seq_len, seed);
+      return std::make_unique<TaskSource>(codec, std::move(task), config.task_max_digits, seq_len, seed);
     }
-    if (kind == "jsonl") return std::make_unique<JsonlSource>(rest, seq_len);
-    if (kind == "text") return std::make_unique<TextSource>(rest, seq_len);
+    if (kind == "jsonl") return std::make_unique<JsonlSource>(*codec, rest, seq_len);
+    if (kind == "chat") return std::make_unique<ChatSource>(*codec, rest, seq_len);
+    if (kind == "text") return std::make_unique<TextSource>(*codec, rest, seq_len);
   }
   FW_INPUT_THROW("data.source = '", source, "' is not recognised; allowed forms: ", allowed_source_forms());
 }

@@ -59,15 +59,16 @@ namespace {
 void fill_row(Batch& batch, int64_t row, const TokenizedSample& sample, const DataSource& source, int64_t index) {
   const auto n = static_cast<int64_t>(sample.tokens.size());
   const int64_t predictions = std::min(n - 1, batch.seq);  // cut at the end if too long
-  FW_CHECK(predictions >= sample.loss_start, "sample ", index, " of ", source.describe(),
-           " keeps no loss token in a row of ", batch.seq, " tokens (", n, " tokens, the loss starts at token ",
-           sample.loss_start, ")");
   const int64_t offset = row * batch.seq;
+  int64_t targets = 0;
   for (int64_t t = 0; t < predictions; ++t) {
     batch.tokens[offset + t] = sample.tokens[t];
     batch.targets[offset + t] = sample.tokens[t + 1];
-    batch.loss_mask[offset + t] = t + 1 >= sample.loss_start ? 1.0f : 0.0f;
+    batch.loss_mask[offset + t] = sample.is_target(static_cast<size_t>(t + 1)) ? 1.0f : 0.0f;
+    targets += sample.is_target(static_cast<size_t>(t + 1));
   }
+  FW_CHECK(targets > 0, "sample ", index, " of ", source.describe(), " keeps no loss token in a row of ", batch.seq,
+           " tokens (", n, " tokens)");
 }
 
 }  // namespace

@@ -51,9 +51,4 @@ std::string ByteTokenizerAdapter::do_decode(std::span<const int32_t> ids, const 
   return ByteTokenizer::decode(std::vector<int32_t>(ids.begin(), ids.end()));
 }
 
-void check_byte_vocabulary(int64_t vocab_size) {
-  FW_INPUT_CHECK(vocab_size >= ByteTokenizer::kVocabSize, "model.vocab_size = ", vocab_size,
-                 " is smaller than the byte tokenizer's ", ByteTokenizer::kVocabSize, " ids");
-}
-
 }  // namespace flywheel

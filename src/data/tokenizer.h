@@ -91,7 +91,4 @@ class ByteTokenizerAdapter final : public Tokenizer {
   std::string do_decode(std::span<const int32_t> ids, const DecodeOptions& options) const override;
 };
 
-// Throws unless a model of `vocab_size` ids (model.vocab_size) has room for every byte token.
-void check_byte_vocabulary(int64_t vocab_size);
-
 }  // namespace flywheel

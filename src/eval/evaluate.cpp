@@ -10,7 +10,7 @@
 #include "data/data_source.h"
 #include "data/sampler.h"
 #include "data/tasks.h"
-#include "data/tokenizer.h"
+#include "data/text_codec.h"
 #include "serve/decode_engine.h"
 #include "train/checkpointing.h"
 
@@ -29,32 +29,32 @@ void load_step(DecodeEngine& engine, const std::string& run_dir, int64_t step) {
   engine.set_snapshot_step(step);
 }
 
-GenerationRequest greedy_request(const TaskExample& example, int64_t id, int64_t max_new_tokens,
-                                 int64_t max_seq_len) {
+GenerationRequest greedy_request(const TextCodec& codec, const TaskExample& example, int64_t id,
+                                 int64_t max_new_tokens, int64_t max_seq_len) {
   GenerationRequest r;
   r.id = id;
-  r.prompt = {ByteTokenizer::kBos};
-  for (int32_t t : ByteTokenizer::encode(example.prompt)) r.prompt.push_back(t);
+  r.prompt = codec.encode_prompt(example.prompt);
   r.sampling.top_k = 1;  // greedy: the argmax, lowest id on ties
   r.sampling.max_new_tokens = std::min<int64_t>(max_new_tokens, max_seq_len - static_cast<int64_t>(r.prompt.size()));
   FW_INPUT_CHECK(r.sampling.max_new_tokens >= 1, "eval: the prompt '", example.prompt,
                  "' leaves no room in model.max_seq_len");
-  r.sampling.stop_tokens = {ByteTokenizer::kEos};
+  r.sampling.stop_tokens = codec.stop_tokens();
   return r;
 }
 
 void task_accuracy(DecodeEngine& engine, const Task& task, const EvalOptions& o, StepEvaluation& out) {
   const int64_t max_seq_len = engine.model().config().max_seq_len;
+  const std::shared_ptr<const TextCodec> codec = TextCodec::open(o.text);
   for (int64_t first = 0; first < o.examples; first += o.batch) {
     const int64_t n = std::min(o.batch, o.examples - first);
     std::vector<TaskExample> examples;
     for (int64_t i = 0; i < n; ++i) {
       examples.push_back(task.generate(o.seed + kHeldOutSeedOffset, first + i));
-      engine.submit(greedy_request(examples.back(), i, o.max_new_tokens, max_seq_len));
+      engine.submit(greedy_request(*codec, examples.back(), i, o.max_new_tokens, max_seq_len));
     }
     while (!engine.idle())
       for (const GenerationResult& r : engine.step())
-        out.correct += task.reward(examples[static_cast<size_t>(r.id)], ByteTokenizer::decode(r.tokens)) > 0.5;
+        out.correct += task.reward(examples[static_cast<size_t>(r.id)], codec->decode_completion(r.tokens)) > 0.5;
     out.examples += n;
   }
 }
@@ -95,7 +95,10 @@ std::vector<StepEvaluation> evaluate_run(const ModelConfig& model, const EvalOpt
   std::unique_ptr<DataSource> data;
   std::unique_ptr<Sampler> sampler;
   if (!o.data_path.empty()) {
-    data = make_data_source({"jsonl:" + o.data_path, o.task_max_digits}, o.seq_len, o.seed);
+    DataConfig held_out = o.text;
+    held_out.source = "jsonl:" + o.data_path;
+    held_out.task_max_digits = o.task_max_digits;
+    data = make_data_source(held_out, o.seq_len, o.seed);
     sampler = std::make_unique<Sampler>(*data, o.seed, o.seq_len);
   }
   DecodeEngine engine(model, o.batch);

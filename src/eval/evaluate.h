@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "data/data_source.h"
 #include "model/config.h"
 
 namespace flywheel {
@@ -33,6 +34,7 @@ struct EvalOptions {
   int64_t seq_len = 128;       // rows of the JSONL loss (train.seq_len of the run)
   uint64_t seed = 1234;        // train.seed of the run
   int64_t batch = 32;          // sequences decoded / scored at once
+  DataConfig text;             // the run's data.tokenizer, chat_format and enable_thinking (resolved)
 };
 
 struct StepEvaluation {

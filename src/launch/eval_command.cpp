@@ -2,6 +2,7 @@
 #include "launch/eval_command.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -10,6 +11,7 @@
 #include "core/error.h"
 #include "eval/evaluate.h"
 #include "launch/command_line.h"
+#include "launch/hf_shape.h"
 #include "launch/shape.h"
 
 namespace flywheel {
@@ -107,6 +109,9 @@ int eval_command(const Runtime& rt, int argc, char** argv) {
   o.batch = positive(args, "batch");
   o.seq_len = shape.train.seq_len;
   o.seed = shape.train.seed;
+  o.text = shape.data;  // data.tokenizer = auto: the model's tokenizer the run kept in hf/ (train/hf_import.h)
+  const std::string kept = o.run_dir + "/hf";
+  resolve_tokenizer(o.text, std::filesystem::exists(kept + "/tokenizer.json") ? kept : shape.train.from_hf);
   const std::vector<StepEvaluation> results = evaluate_run(shape.model, o);
   std::ofstream file;
   if (args.has("json")) {

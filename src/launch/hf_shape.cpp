@@ -140,4 +140,11 @@ std::vector<std::string> resolve_hf_model(const std::string& dir, ModelConfig& m
   return overrides;
 }
 
+void resolve_tokenizer(DataConfig& data, const std::string& model_dir) {
+  if (data.tokenizer != "auto") return;
+  std::error_code ec;
+  const bool has = !model_dir.empty() && fs::is_regular_file(fs::path(model_dir) / "tokenizer.json", ec);
+  data.tokenizer = has ? model_dir : "byte";
+}
+
 }  // namespace flywheel

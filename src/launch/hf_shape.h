@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "data/data_source.h"
 #include "model/config.h"
 
 namespace flywheel {
@@ -25,5 +26,9 @@ namespace flywheel {
 std::vector<std::string> resolve_hf_model(const std::string& dir, ModelConfig& model,
                                           const std::set<std::string>& explicit_keys,
                                           const std::function<std::string(const std::string&)>& origin);
+
+// data.tokenizer = auto: `model_dir` (model.from_hf, or a run's hf/ copy) when it holds a tokenizer.json,
+// else the byte tokenizer.
+void resolve_tokenizer(DataConfig& data, const std::string& model_dir);
 
 }  // namespace flywheel

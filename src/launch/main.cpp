@@ -132,8 +132,7 @@ Job train_job(const Runtime& rt, int argc, char** argv) {
   if (shape->train.objective == "dpo") {
     return [&rt, shape] {
       return on_mesh(rt, *shape, [&](Mesh& mesh) {
-        return run_preference_training(shape->train_spec(), shape->data.source.substr(std::string("jsonl:").size()),
-                                       shape->dpo_config(), mesh);
+        return run_preference_training(shape->train_spec(), shape->data, shape->dpo_config(), mesh);
       });
     };
   }

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
-#include "data/tokenizer.h"
+#include "data/text_codec.h"
 #include "launch/hf_shape.h"
 #include "launch/ini_text.h"
 #include "train/run_preference.h"
@@ -184,6 +184,7 @@ Shape load_shape(const std::string& path, const std::vector<std::string>& overri
   const std::set<std::string> set_keys = parse_shape_text(shape.text, schema, path, file_text, by_key);
   check_sets_a_key(path, file_text);
   if (from_hf == FromHf::kReadConfig && !shape.train.from_hf.empty()) resolve_from_hf(shape, set_keys, file_text, by_key);
+  if (from_hf == FromHf::kReadConfig) resolve_tokenizer(shape.data, shape.train.from_hf);
   return shape;
 }
 
@@ -203,7 +204,7 @@ void Shape::validate(int64_t world_size) const {
   FW_INPUT_CHECK(mesh.serve == 0, "mesh.serve = ", mesh.serve,
                  ": `flywheel train` has no serving ranks; set mesh.serve = 0 or use `flywheel run`");
   mesh.check_world(world_size);  // last: a shape that cannot work on any world size says so first
-  check_byte_vocabulary(model.vocab_size);
+  TextCodec::open(data)->check_model_vocabulary(model.vocab_size);
 }
 
 }  // namespace flywheel

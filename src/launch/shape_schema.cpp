@@ -60,7 +60,8 @@ po::options_description rl_options(RlConfig& r) {
   po::options_description rl("[rl] rollouts and the RL objective (flywheel run)");
   rl.add_options()
       ("rl.task", with_default(&r.task), "built-in task for prompts and rewards: addition | reverse")
-      ("rl.sft_steps", with_default(&r.sft_steps), "SFT warm-up steps before RL")
+      ("rl.sft_steps", with_default(&r.sft_steps),
+       "SFT warm-up steps before RL, on data.source when it is a file (chat:, jsonl:, text:), else on rl.task")
       ("rl.prompts_per_step", with_default(&r.prompts_per_step), "prompts per RL step")
       ("rl.group_size", with_default(&r.group_size), "samples per prompt (G)")
       ("rl.max_new_tokens", with_default(&r.max_new_tokens), "completion budget")
@@ -170,9 +171,15 @@ po::options_description shape_options(Shape& s) {
   po::options_description data("[data] training data");
   data.add_options()
       ("data.source", with_default(&s.data.source),
-       "task:addition | task:reverse | jsonl:<path> | text:<path>")
+       "task:addition | task:reverse | jsonl:<path> ({prompt, completion}) | chat:<path> ({messages}) | text:<path>")
       ("data.task_max_digits", with_default(&s.data.task_max_digits),
-       "difficulty of the built-in tasks");
+       "difficulty of the built-in tasks")
+      ("data.tokenizer", po::value(&s.data.tokenizer)->default_value("auto"),
+       "auto (model.from_hf's tokenizer.json when it has one, else byte) | byte | a tokenizer.json or its directory")
+      ("data.chat_format", with_default(&s.data.chat_format),
+       "auto (from the tokenizer's tokenizer_config.json chat_template) | chatml (Qwen3) | llama3")
+      ("data.enable_thinking", with_default(&s.data.enable_thinking),
+       "Qwen3 chat template: false puts an empty <think></think> in the generation prompt (answer directly)");
 
   po::options_description mesh("[mesh] parallel layout");
   MeshConfig& x = s.mesh;

@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "data/tasks.h"
-#include "data/tokenizer.h"
+#include "data/text_codec.h"
 
 namespace flywheel {
 namespace {
@@ -53,7 +53,7 @@ void FlywheelSpec::validate(int64_t world_size) const {
   // The trainer ranks' checks (as `flywheel train` makes them), on the ranks before the replicas.
   TrainSpec::validate();
   mesh.check_world(world_size);  // the whole job, replicas included: its message counts every rank
-  check_byte_vocabulary(model.vocab_size);
+  TextCodec::open(data)->check_model_vocabulary(model.vocab_size);
 }
 
 }  // namespace flywheel

@@ -4,12 +4,13 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "data/tokenizer.h"
+#include "data/text_codec.h"
 
 namespace flywheel {
 
 RolloutCoordinator::RolloutCoordinator(const FlywheelSpec& spec, Comm& world)
-    : spec_(spec), world_(world), task_(make_task(spec.rl.task, spec.data.task_max_digits)),
+    : spec_(spec), world_(world), codec_(TextCodec::open(spec.data)),
+      task_(make_task(spec.rl.task, spec.data.task_max_digits)),
       prompts_(spec.rl.prompts_per_step), group_(spec.rl.group_size),
       trainers_(static_cast<int>(spec.mesh.trainer_ranks())), replicas_(static_cast<int>(spec.mesh.serve)) {
   FW_CHECK(replicas_ > 0, "flywheel run needs serving ranks: set mesh.serve >= 1");
@@ -25,8 +26,7 @@ void RolloutCoordinator::request(int64_t step) {
   for (int r = 0; r < replicas_; ++r) batches[r].step = step;
   for (int64_t i = 0; i < prompts_; ++i) {
     const TaskExample example = task_->generate(spec_.train.seed + 1, step * prompts_ + i);
-    std::vector<int32_t> prompt{ByteTokenizer::kBos};
-    for (int32_t id : ByteTokenizer::encode(example.prompt)) prompt.push_back(id);
+    const std::vector<int32_t> prompt = codec_->encode_prompt(example.prompt);
     for (int64_t g = 0; g < group_; ++g) {
       GenerationRequest q;
       q.id = step * prompts_ * group_ + i * group_ + g;
@@ -37,7 +37,7 @@ void RolloutCoordinator::request(int64_t step) {
       q.sampling.top_p = static_cast<float>(rl.top_p);
       q.sampling.top_k = rl.top_k;
       q.sampling.max_new_tokens = rl.max_new_tokens;
-      q.sampling.stop_tokens = {ByteTokenizer::kEos};
+      q.sampling.stop_tokens = codec_->stop_tokens();
       batches[replica_rank(i) - trainers_].requests.push_back(std::move(q));
     }
   }
@@ -96,8 +96,7 @@ std::vector<RolloutSample> RolloutCoordinator::collect(int64_t step, RolloutStat
   }
   for (RolloutSample& r : rollouts) {
     r.example = task_->generate(spec_.train.seed + 1, step * prompts_ + r.prompt_index);
-    r.prompt_tokens = {ByteTokenizer::kBos};
-    for (int32_t id : ByteTokenizer::encode(r.example.prompt)) r.prompt_tokens.push_back(id);
+    r.prompt_tokens = codec_->encode_prompt(r.example.prompt);
     const auto& steps = r.result.snapshot_steps;
     if (!steps.empty() && std::any_of(steps.begin(), steps.end(), [&](int64_t s) { return s != steps.front(); }))
       ++stats.spanning;

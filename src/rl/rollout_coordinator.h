@@ -17,6 +17,7 @@
 #include "rl/flywheel_spec.h"
 #include "serve/replica_protocol.h"
 #include "data/tasks.h"
+#include "data/text_codec.h"
 
 namespace flywheel {
 
@@ -57,6 +58,7 @@ class RolloutCoordinator {
 
   const FlywheelSpec& spec_;
   Comm& world_;
+  std::shared_ptr<const TextCodec> codec_;  // prompts and stop tokens
   std::unique_ptr<Task> task_;
   int64_t prompts_, group_;
   int trainers_, replicas_;

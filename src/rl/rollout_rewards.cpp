@@ -10,16 +10,17 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "rl/rollout_file.h"
-#include "data/tokenizer.h"
+#include "data/text_codec.h"
 
 namespace flywheel {
 namespace {
 
 std::vector<double> task_rewards(const FlywheelSpec& spec, const std::vector<RolloutSample>& samples) {
   const auto task = make_task(spec.rl.task, spec.data.task_max_digits);
+  const std::shared_ptr<const TextCodec> codec = TextCodec::open(spec.data);
   std::vector<double> rewards;
   for (const RolloutSample& s : samples)
-    rewards.push_back(task->reward(s.example, ByteTokenizer::decode(s.result.tokens)));
+    rewards.push_back(task->reward(s.example, codec->decode_completion(s.result.tokens)));
   return rewards;
 }
 
@@ -55,6 +56,7 @@ std::vector<double> file_rewards(const FlywheelSpec& spec, int64_t step, const s
   std::filesystem::create_directories(folder);
   const std::string in = (folder / ("step-" + std::to_string(step) + ".jsonl")).string();
   const std::string out = (folder / ("step-" + std::to_string(step) + ".scored.jsonl")).string();
+  const std::shared_ptr<const TextCodec> codec = TextCodec::open(spec.data);
   std::vector<Rollout> written;
   for (const RolloutSample& s : samples) {
     Rollout r;
@@ -62,7 +64,7 @@ std::vector<double> file_rewards(const FlywheelSpec& spec, int64_t step, const s
     r.step = step;
     r.group = s.prompt_index;
     r.prompt = s.example.prompt;
-    r.completion = ByteTokenizer::decode(s.result.tokens);
+    r.completion = codec->decode_completion(s.result.tokens);
     r.prompt_tokens = s.prompt_tokens;
     r.completion_tokens = s.result.tokens;
     r.logprobs = s.result.logprobs;

