@@ -124,7 +124,8 @@ class JsonlSource final : public DataSource {
     FW_INPUT_CHECK(!samples_.empty() || !skipped.empty(), "data file '", path_, "' contains no examples; expected ",
                    kExpected, " per line");
     FW_INPUT_CHECK(!samples_.empty(), "data file '", path_, "': no example keeps a completion token within",
-                   " train.seq_len = ", seq_len, " (", codec.byte_level() ? "BOS + prompt take" : "the chat-framed prompt takes",
+                   " train.seq_len = ", seq_len, " (",
+                   codec.byte_level() ? "BOS + prompt take" : "the chat-framed prompt takes",
                    " all ", seq_len, " positions) on ", lines_text(skipped), ": shorten the prompts",
                    codec.byte_level() ? detail::concat(" to at most ", seq_len - 1, " bytes") : std::string(),
                    " or raise train.seq_len");

@@ -183,7 +183,8 @@ Shape load_shape(const std::string& path, const std::vector<std::string>& overri
   shape.text = apply_overrides(file_text, overrides);
   const std::set<std::string> set_keys = parse_shape_text(shape.text, schema, path, file_text, by_key);
   check_sets_a_key(path, file_text);
-  if (from_hf == FromHf::kReadConfig && !shape.train.from_hf.empty()) resolve_from_hf(shape, set_keys, file_text, by_key);
+  if (from_hf == FromHf::kReadConfig && !shape.train.from_hf.empty())
+    resolve_from_hf(shape, set_keys, file_text, by_key);
   if (from_hf == FromHf::kReadConfig) resolve_tokenizer(shape.data, shape.train.from_hf);
   return shape;
 }

@@ -46,8 +46,8 @@ struct DpoStep {
 
 DpoStep dpo_step(Trainer& trainer, const TrainSpec& spec, const Loss& dpo, const TextCodec& codec,
                  const std::vector<PreferencePair>& pairs, int64_t step) {
-  const LossBatch global = make_preference_batch(codec, pairs, pairs_of_step(spec, step, static_cast<int64_t>(pairs.size())),
-                                                 spec.train.seq_len);
+  const std::vector<int64_t> indices = pairs_of_step(spec, step, static_cast<int64_t>(pairs.size()));
+  const LossBatch global = make_preference_batch(codec, pairs, indices, spec.train.seq_len);
   LossBatch local = select_rows(global, spec.train.micro_batch, spec.train.grad_accum, spec.mesh.fsdp,
                               trainer.mesh().coords().fsdp);
   // Pair ids must be unique on each rank; select_rows keeps whole pairs, so renumber them locally.
