@@ -79,10 +79,9 @@ void initialize_from_hf(Trainer& trainer, const std::string& dir) {
   const ParameterSet& params = trainer.model().params();
   const HfWeights weights(dir, params, trainer.spec().model.tie_embeddings);
   Fsdp& shards = trainer.shards();
+  // A fresh start: the AdamW moments are still the zeros Fsdp allocated them as.
   for (const ShardSlice& s : shards.slices())
     weights.read_rows(params.info(s.param), s.row_begin, s.row_end, shards.values().data() + s.local_offset);
-  std::fill(shards.adam_m().begin(), shards.adam_m().end(), 0.0f);
-  std::fill(shards.adam_v().begin(), shards.adam_v().end(), 0.0f);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Comm& comm = trainer.mesh().trainers();
   double read[2] = {static_cast<double>(weights.bytes_read()), static_cast<double>(weights.bytes_read())};

@@ -55,8 +55,9 @@ class HfWeights {
   std::string dtypes_;
 };
 
-// Collective over the trainer ranks: every rank checks DIR's tensors and fills its shards of the
-// parameters from them (AdamW moments stay zero). Logs what was read and the rate.
+// Collective over the trainer ranks, at a run's fresh start: every rank checks DIR's tensors and
+// fills its shards of the parameters from them (the AdamW moments are still zero). Logs what was
+// read and the rate.
 void initialize_from_hf(Trainer& trainer, const std::string& dir);
 
 // Rank 0 of a run that starts: copies DIR's files of kHfConfigFiles into run_dir/hf/.
