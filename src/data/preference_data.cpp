@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/chat_data.h"
 #include "data/json_line.h"
 
 namespace flywheel {
@@ -36,7 +37,7 @@ std::string string_field(const nlohmann::json& object, const char* key, const st
 
 }  // namespace
 
-std::vector<PreferencePair> read_preference_jsonl(const std::string& path, int64_t seq_len) {
+std::vector<PreferencePair> read_preference_jsonl(const std::string& path, int64_t seq_len, bool byte_rows) {
   FW_CHECK(seq_len >= 1, "seq_len=", seq_len, " must be >= 1");
   std::error_code ignored;
   FW_INPUT_CHECK(!std::filesystem::is_directory(path, ignored), "preference file '", path,
@@ -51,12 +52,19 @@ std::vector<PreferencePair> read_preference_jsonl(const std::string& path, int64
     if (is_blank(text)) continue;
     const nlohmann::json object = parse_object_line(
         text, where(path, line), "a JSON object with string fields \"prompt\", \"chosen\" and \"rejected\"");
+    if (const auto prompt = object.find("prompt"); prompt != object.end() && prompt->is_array()) {
+      ChatPreference chat = parse_chat_preference(text, where(path, line), line);
+      PreferencePair pair{"", std::move(chat.chosen.content), std::move(chat.rejected.content), line};
+      pair.prompt_messages = std::move(chat.prompt);
+      pairs.push_back(std::move(pair));
+      continue;
+    }
     PreferencePair pair{string_field(object, "prompt", path, line), string_field(object, "chosen", path, line),
-                        string_field(object, "rejected", path, line), line};
+                        string_field(object, "rejected", path, line), line, {}};
     // BOS + prompt + first completion token must fit in seq_len + 1 tokens, or the row has no target.
     const auto prompt_tokens = static_cast<int64_t>(pair.prompt.size()) + 1;
-    FW_INPUT_CHECK(prompt_tokens + 1 <= seq_len + 1, where(path, line), "the prompt is ", pair.prompt.size(),
-                   " bytes, so with BOS no completion token fits in train.seq_len = ", seq_len,
+    FW_INPUT_CHECK(!byte_rows || prompt_tokens + 1 <= seq_len + 1, where(path, line), "the prompt is ",
+                   pair.prompt.size(), " bytes, so with BOS no completion token fits in train.seq_len = ", seq_len,
                    "; allowed: prompts of at most ", seq_len - 1, " bytes");
     pairs.push_back(std::move(pair));
   }

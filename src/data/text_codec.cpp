@@ -88,6 +88,19 @@ TokenizedSample TextCodec::encode_conversation(std::span<const ChatMessage> mess
   return sample;
 }
 
+TokenizedSample TextCodec::encode_reply(std::span<const ChatMessage> prompt, std::string_view reply) const {
+  std::vector<ChatMessage> messages(prompt.begin(), prompt.end());
+  messages.push_back({ChatRole::kAssistant, std::string(reply)});
+  TokenizedSample sample = encode_conversation(messages);
+  // The reply's tokens are the last run of loss tokens (headers separate the turns' runs).
+  size_t run = sample.loss.size();
+  while (run > 0 && sample.loss[run - 1] == 0) --run;
+  while (run > 0 && sample.loss[run - 1] != 0) --run;
+  std::fill(sample.loss.begin(), sample.loss.begin() + static_cast<std::ptrdiff_t>(run), 0);
+  sample.loss_start = static_cast<int64_t>(run);
+  return sample;
+}
+
 std::vector<int32_t> TextCodec::encode_prompt(std::string_view prompt) const {
   if (byte_level()) {
     std::vector<int32_t> ids{ByteTokenizer::kBos};

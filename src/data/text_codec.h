@@ -42,8 +42,10 @@ class TextCodec {
 
   // An SFT example: tokens and the loss mask (data/data_source.h).
   TokenizedSample encode_example(std::string_view prompt, std::string_view completion) const;
-  // A chat conversation ending with an assistant turn (HF tokenizers only).
+  // A chat conversation ending with an assistant turn, loss on every assistant turn (HF tokenizers only).
   TokenizedSample encode_conversation(std::span<const ChatMessage> messages) const;
+  // `prompt` (ending with a user turn) answered by `reply`, loss on the reply only (a DPO side).
+  TokenizedSample encode_reply(std::span<const ChatMessage> prompt, std::string_view reply) const;
   // What generation starts from.
   std::vector<int32_t> encode_prompt(std::string_view prompt) const;
   // Where generation stops: EOS (byte), the chat format's end of turn and the tokenizer's EOS.

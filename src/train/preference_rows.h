@@ -20,4 +20,13 @@ namespace flywheel {
 LossBatch make_preference_batch(const TextCodec& codec, const std::vector<PreferencePair>& pairs,
                                 const std::vector<int64_t>& indices, int64_t seq);
 
+// One side of a pair: the string layout as an SFT example, the conversational one as the prompt's
+// messages answered by `completion` (loss on that reply only).
+TokenizedSample preference_side(const TextCodec& codec, const PreferencePair& pair, const std::string& completion);
+
+// At start-up, before any step: with a Hugging Face tokenizer every side must fit in a row of seq + 1
+// tokens; the conversational layout needs one. Errors name the file (`path`) and line.
+void check_preference_rows(const TextCodec& codec, const std::vector<PreferencePair>& pairs, const std::string& path,
+                           int64_t seq);
+
 }  // namespace flywheel

@@ -138,11 +138,13 @@ void check_preference_spec(const TrainSpec& spec, const DpoConfig& dpo) {
 
 int run_preference_training(const TrainSpec& spec, const DataConfig& data, const DpoConfig& dpo_config, Mesh& mesh) {
   const std::string data_path = data.source.substr(std::string("jsonl:").size());
-  std::vector<PreferencePair> pairs = read_preference_jsonl(data_path, spec.train.seq_len);
+  const std::shared_ptr<const TextCodec> codec = TextCodec::open(data);
+  std::vector<PreferencePair> pairs = read_preference_jsonl(data_path, spec.train.seq_len, codec->byte_level());
+  check_preference_rows(*codec, pairs, data_path, spec.train.seq_len);
   Trainer trainer(spec, mesh);
   const std::filesystem::path dir =
       std::filesystem::path(spec.train.out_dir) / agree_on_run_name(spec, mesh.trainers());
-  DpoSteps steps(trainer, TextCodec::open(data), std::move(pairs), data_path, dpo_config);
+  DpoSteps steps(trainer, codec, std::move(pairs), data_path, dpo_config);
   return run_loop(trainer, steps, dir);
 }
 

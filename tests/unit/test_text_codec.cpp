@@ -13,8 +13,10 @@
 #include "core/error.h"
 #include "data/data_source.h"
 #include "data/sampler.h"
+#include "data/preference_data.h"
 #include "data/text_codec.h"
 #include "test_util.h"
+#include "train/preference_rows.h"
 
 namespace flywheel {
 namespace {
@@ -144,6 +146,34 @@ TEST(TextCodec, BadInputIsNamed) {
   DataConfig format = qwen3();
   format.chat_format = "vicuna";
   EXPECT_NE(error_message([&] { TextCodec::open(format); }).find("vicuna"), std::string::npos);
+}
+
+TEST(TextCodec, ConversationalPreferencePairsTrainOnTheReplyOnly) {
+  const std::string path = write_temp(
+      "pairs.jsonl",
+      R"({"prompt":[{"role":"user","content":"1+1="},{"role":"assistant","content":"2"},)"
+      R"({"role":"user","content":"2+2="}],"chosen":[{"role":"assistant","content":"4"}],)"
+      R"("rejected":[{"role":"assistant","content":"5"}]})"
+      "\n"
+      R"({"prompt":"3+3=","chosen":"6","rejected":"7"})"
+      "\n");
+  const std::vector<PreferencePair> pairs = read_preference_jsonl(path, 64, /*byte_rows=*/false);
+  ASSERT_EQ(pairs.size(), 2u);
+  ASSERT_EQ(pairs[0].prompt_messages.size(), 3u);
+  EXPECT_EQ(pairs[0].chosen, "4");
+  const auto codec = TextCodec::open(qwen3());
+  // The earlier assistant turn of the prompt ("2") is context, not a target.
+  EXPECT_EQ(loss_text(*codec, preference_side(*codec, pairs[0], pairs[0].chosen)), "4<|im_end|>");
+  EXPECT_EQ(loss_text(*codec, preference_side(*codec, pairs[0], pairs[0].rejected)), "5<|im_end|>");
+  EXPECT_EQ(loss_text(*codec, preference_side(*codec, pairs[1], pairs[1].chosen)), "6<|im_end|>");
+  EXPECT_NO_THROW(check_preference_rows(*codec, pairs, path, 64));
+  using testing::error_message;
+  EXPECT_NE(error_message([&] { check_preference_rows(*codec, pairs, path, 16); })
+                .find("line 1: the chosen conversation is"),
+            std::string::npos);
+  EXPECT_NE(error_message([&] { check_preference_rows(*TextCodec::open(DataConfig{}), pairs, path, 64); })
+                .find("line 1: a conversational prompt needs a Hugging Face tokenizer"),
+            std::string::npos);
 }
 
 }  // namespace
