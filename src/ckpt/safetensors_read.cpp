@@ -2,6 +2,9 @@
 // byte ranges a caller asks for, with pread(2). No mmap: a truncated-after-open file then gives a
 // short read (an error) rather than SIGBUS, and a rank's resident memory is only what it asked for.
 #include <fcntl.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +29,23 @@ static_assert(std::endian::native == std::endian::little, "the safetensors reade
 // 2-byte elements are read and widened in chunks this large (128 KiB of input: the staging buffer
 // stays in a core's L2), one chunk per OpenMP iteration, so the threads overlap pread and widening.
 constexpr uint64_t kStagingElements = 1 << 16;
+
+// BF16 -> fp32 is a 16-bit shift. The fp32 side is 2x the bytes read and is not read again soon, so
+// with AVX2 it is written with streaming (non-temporal) stores: no read-for-ownership of the
+// destination lines, which at 1 GB-scale imports is a third of the memory traffic.
+void widen_bf16(const uint16_t* in, float* out, uint64_t n) {
+  uint64_t i = 0;
+#if defined(__AVX2__)
+  for (; i < n && (reinterpret_cast<uintptr_t>(out + i) & 31) != 0; ++i) out[i] = fp32_from_bf16_bits(in[i]);
+  for (; i + 8 <= n; i += 8) {
+    const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+    const __m256i wide = _mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(out + i), wide);
+  }
+  _mm_sfence();
+#endif
+  for (; i < n; ++i) out[i] = fp32_from_bf16_bits(in[i]);
+}
 
 uint64_t le_u64(const unsigned char* b) {
   uint64_t v = 0;
@@ -153,7 +173,7 @@ void File::read_rows_into(const std::string& name, int64_t row_begin, int64_t ro
       }
       float* out = dst + done;
       if (bf16)
-        for (uint64_t i = 0; i < n; ++i) out[i] = fp32_from_bf16_bits(staging[i]);
+        widen_bf16(staging.data(), out, n);
       else
         for (uint64_t i = 0; i < n; ++i) out[i] = fp32_from_f16_bits(staging[i]);
     }

@@ -176,6 +176,14 @@ TEST(Safetensors, LargeBf16AndF16ReadsSpanChunks) {
     ASSERT_TRUE(got == expect || (std::isnan(got) && std::isnan(expect))) << "element " << i;
   }
   EXPECT_EQ(file.bytes_read(), half + static_cast<uint64_t>(877 - 123) * cols * 2);
+  // Into caller memory that is not 32-byte aligned (the widening's streaming stores start aligned).
+  std::vector<float> unaligned(static_cast<size_t>(7 * cols) + 3, -1.0f);
+  file.read_rows_into("b", 500, 507, unaligned.data() + 1);
+  EXPECT_EQ(unaligned[0], -1.0f);
+  for (int64_t i = 0; i < 7 * cols; ++i)
+    ASSERT_EQ(unaligned[static_cast<size_t>(i) + 1], fp32_from_bf16_bits(bf16[static_cast<size_t>(500 * cols + i)]))
+        << "element " << i;
+  EXPECT_EQ(unaligned[static_cast<size_t>(7 * cols) + 1], -1.0f);
 }
 
 TEST(Safetensors, ShardedModelWithIndex) {
