@@ -11,14 +11,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-struct Architecture {
-  const char* name;
-  const char* model_type;
-  bool qk_norm, moe;
-  int64_t default_max_positions;  // max_position_embeddings when absent (transformers' default)
-};
-
-constexpr Architecture kArchitectures[] = {
+constexpr HfArchitecture kArchitectures[] = {
     {"Qwen3ForCausalLM", "qwen3", true, false, 32768},
     {"Qwen3MoeForCausalLM", "qwen3_moe", true, true, 32768},
     {"LlamaForCausalLM", "llama", false, false, 2048},
@@ -69,12 +62,12 @@ class Keys {
   std::string origin_;
 };
 
-const Architecture& find_architecture(const Keys& keys) {
+const HfArchitecture& find_architecture(const Keys& keys) {
   FW_INPUT_CHECK(keys.has("architectures") && keys.at("architectures").is_array() &&
                      keys.at("architectures").size() == 1 && keys.at("architectures")[0].is_string(),
                  keys.origin(), ": \"architectures\" must be a list of one name, e.g. [\"Qwen3ForCausalLM\"]");
   const std::string name = keys.at("architectures")[0].get<std::string>();
-  for (const Architecture& a : kArchitectures) {
+  for (const HfArchitecture& a : kArchitectures) {
     if (name != a.name) continue;
     const std::string type = keys.text("model_type", a.model_type);
     FW_INPUT_CHECK(type == a.model_type, keys.origin(), ": model_type \"", type, "\" does not match ", name,
@@ -138,6 +131,12 @@ void refuse_unsupported(const Keys& keys) {
 
 }  // namespace
 
+const HfArchitecture* find_hf_architecture(const std::string& name) {
+  for (const HfArchitecture& a : kArchitectures)
+    if (name == a.name) return &a;
+  return nullptr;
+}
+
 HfModelConfig parse_hf_config(const std::string& json_text, const std::string& origin) {
   Json json;
   try {
@@ -148,7 +147,7 @@ HfModelConfig parse_hf_config(const std::string& json_text, const std::string& o
   FW_INPUT_CHECK(json.is_object(), origin, ": expected a JSON object, found ", json.type_name());
   const Keys keys(json, origin);
   HfModelConfig out;
-  const Architecture& arch = find_architecture(keys);
+  const HfArchitecture& arch = find_architecture(keys);
   out.architecture = arch.name;
   refuse_unsupported(keys);
   ModelConfig& m = out.model;

@@ -29,6 +29,16 @@
 
 namespace flywheel {
 
+// The architectures Flywheel reads and writes: the one table of import and export.
+struct HfArchitecture {
+  const char* name;        // architectures[0]: "Qwen3ForCausalLM"
+  const char* model_type;  // "qwen3"
+  bool qk_norm, moe;
+  int64_t default_max_positions;  // max_position_embeddings when absent (transformers' default)
+};
+// nullptr when `name` is none of them.
+const HfArchitecture* find_hf_architecture(const std::string& name);
+
 struct HfModelConfig {
   std::string architecture;  // "Qwen3ForCausalLM", ...
   ModelConfig model;         // every architecture key set; training-only keys (init_std, kernels) default

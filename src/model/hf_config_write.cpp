@@ -11,27 +11,14 @@ namespace {
 
 using Json = nlohmann::json;
 
-struct Target {
-  const char* name;
-  const char* model_type;
-  bool qk_norm, moe;
-};
-
-constexpr Target kTargets[] = {
-    {"Qwen3ForCausalLM", "qwen3", true, false},
-    {"Qwen3MoeForCausalLM", "qwen3_moe", true, true},
-    {"LlamaForCausalLM", "llama", false, false},
-};
-
-const Target& find_target(const std::string& architecture) {
-  for (const Target& t : kTargets)
-    if (architecture == t.name) return t;
+const HfArchitecture& find_target(const std::string& architecture) {
+  if (const HfArchitecture* a = find_hf_architecture(architecture)) return *a;
   FW_INPUT_THROW("architecture ", architecture,
                  " cannot be exported (supported: Qwen3ForCausalLM, Qwen3MoeForCausalLM, LlamaForCausalLM)");
 }
 
 // What the architecture's modeling code cannot hold: refused by the model key, never dropped.
-void check_expressible(const ModelConfig& m, const Target& t) {
+void check_expressible(const ModelConfig& m, const HfArchitecture& t) {
   if (m.is_moe())
     FW_INPUT_CHECK(!m.moe_shared_expert, "model.moe_shared_expert = true cannot be exported as ", t.name,
                    ": Hugging Face Qwen3-MoE has no shared expert (only Qwen2-MoE does)");
@@ -92,7 +79,7 @@ constexpr const char* kOwnedKeys[] = {
 
 nlohmann::json hf_config_json(const ModelConfig& m, const std::string& architecture, const nlohmann::json& original,
                               const std::string& torch_dtype) {
-  const Target& t = find_target(architecture);
+  const HfArchitecture& t = find_target(architecture);
   FW_CHECK(torch_dtype == "float32" || torch_dtype == "bfloat16", "torch_dtype ", torch_dtype);
   FW_CHECK(original.is_object(), "the original config.json must be an object");
   m.validate();
