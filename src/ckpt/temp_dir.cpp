@@ -19,14 +19,6 @@ namespace flywheel {
 namespace {
 namespace fs = std::filesystem;
 
-constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
-
-// What the handler may touch: the path kept alive by the TemporaryDirectory, whether it is armed,
-// and the actions it replaced.
-const char* volatile g_dir = nullptr;
-volatile sig_atomic_t g_armed = 0;
-struct sigaction g_previous[std::size(kSignals)] = {};
-
 // The kernel's getdents64 record (getdents64(2)); glibc's readdir may allocate, so the handler
 // reads directory entries with the system call into a static buffer.
 struct LinuxDirent64 {
@@ -62,17 +54,6 @@ void remove_flat_directory(const char* path) {
   ::rmdir(path);
 }
 
-// As TemporaryOutput's handler: clean up, put back an outer function handler if there was one (else
-// SA_RESETHAND's default action stays), and re-raise; the signal is delivered as the handler returns.
-extern "C" void remove_dir_and_reraise(int sig) {
-  if (g_armed) remove_flat_directory(g_dir);
-  for (size_t i = 0; i < std::size(kSignals); ++i)
-    if (kSignals[i] == sig && !(g_previous[i].sa_flags & SA_SIGINFO) && g_previous[i].sa_handler != SIG_DFL &&
-        g_previous[i].sa_handler != SIG_IGN)
-      ::sigaction(sig, &g_previous[i], nullptr);
-  ::raise(sig);
-}
-
 std::string parent_of(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
   return parent.empty() ? "." : parent.string();
@@ -84,28 +65,15 @@ TemporaryDirectory::TemporaryDirectory(std::string final_path) : final_(std::mov
   tmp_ = final_;
   tmp_ += ".tmp-";
   tmp_ += std::to_string(::getpid());
-  FW_CHECK(g_dir == nullptr, "only one TemporaryDirectory at a time (", tmp_, " while ", g_dir, " is active)");
   std::error_code ec;
   fs::remove_all(tmp_, ec);  // only a process with our pid, long gone, can have left it
   FW_CHECK(::mkdir(tmp_.c_str(), 0755) == 0, "cannot create directory ", tmp_, ": ", std::strerror(errno));
-  g_dir = tmp_.c_str();
-  g_armed = 1;
-  struct sigaction action = {};
-  action.sa_handler = remove_dir_and_reraise;
-  action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  for (size_t i = 0; i < std::size(kSignals); ++i) {
-    ::sigaction(kSignals[i], &action, &previous_[i]);
-    g_previous[i] = previous_[i];
-  }
+  cleanup_ = std::make_unique<CleanupOnSignal>(remove_flat_directory, tmp_.c_str());
 }
 
 TemporaryDirectory::~TemporaryDirectory() {
   std::error_code ec;
   if (!committed_) fs::remove_all(tmp_, ec);  // a failed command: nothing of it stays behind
-  g_armed = 0;
-  for (size_t i = 0; i < std::size(kSignals); ++i) ::sigaction(kSignals[i], &previous_[i], nullptr);
-  g_dir = nullptr;
 }
 
 void TemporaryDirectory::commit(bool replace) {
@@ -117,14 +85,14 @@ void TemporaryDirectory::commit(bool replace) {
     FW_CHECK(std::rename(tmp_.c_str(), final_.c_str()) == 0, "cannot rename ", tmp_, " to ", final_, ": ",
              std::strerror(errno));
     committed_ = true;
-    g_armed = 0;
+    cleanup_->disarm();
     fsync_directory(parent_of(final_));
     return;
   }
   FW_CHECK(::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) == 0, "cannot exchange ",
            tmp_, " with ", final_, ": ", std::strerror(errno));
   committed_ = true;  // tmp_ now names the replaced directory: the destructor must not count on it
-  g_armed = 0;
+  cleanup_->disarm();
   fsync_directory(parent_of(final_));
   fs::remove_all(tmp_, ec);
   FW_CHECK(!ec, final_, " is in place, but the directory it replaced, now ", tmp_,

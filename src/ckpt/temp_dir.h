@@ -4,13 +4,14 @@
 // removed when the command fails (the destructor, as the error unwinds to main) and when SIGINT,
 // SIGTERM or SIGHUP ends the tool (a handler removes its files and itself with async-signal-safe
 // system calls, then the signal's default action ends the process). The directory is flat: the
-// handler removes the files directly inside it, which is all its writers create. One at a time per
-// process; a TemporaryOutput (ckpt/temp_output.h) for a file inside it may be active at the same time.
+// handler removes the files directly inside it, which is all its writers create (ckpt/cleanup_on_signal.h);
+// a TemporaryOutput (ckpt/temp_output.h) for a file inside it may be active at the same time.
 #pragma once
 
-#include <signal.h>
-
+#include <memory>
 #include <string>
+
+#include "ckpt/cleanup_on_signal.h"
 
 namespace flywheel {
 
@@ -33,7 +34,7 @@ class TemporaryDirectory {
  private:
   std::string final_, tmp_;
   bool committed_ = false;
-  struct sigaction previous_[3] = {};
+  std::unique_ptr<CleanupOnSignal> cleanup_;  // from the moment the directory exists
 };
 
 }  // namespace flywheel

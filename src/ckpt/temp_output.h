@@ -4,13 +4,13 @@
 // temporary file never outlives the command either: it is removed when the command fails (the
 // destructor, as the error unwinds to main) and when SIGINT, SIGTERM or SIGHUP ends the tool (a
 // handler removes it, then the signal's default action ends the process, so the exit status still
-// says which signal it was). One at a time per process. A cleanup handler installed before it (a
-// TemporaryDirectory, ckpt/temp_dir.h, the file is written into) runs after its own.
+// says which signal it was; ckpt/cleanup_on_signal.h). A TemporaryDirectory
+// (ckpt/temp_dir.h) the file is written into is cleaned up after it.
 #pragma once
 
-#include <signal.h>
-
 #include <string>
+
+#include "ckpt/cleanup_on_signal.h"
 
 namespace flywheel {
 
@@ -28,7 +28,7 @@ class TemporaryOutput {
  private:
   std::string final_, tmp_;
   bool committed_ = false;
-  struct sigaction previous_[3] = {};
+  CleanupOnSignal cleanup_;  // after tmp_, whose path it holds
 };
 
 }  // namespace flywheel
