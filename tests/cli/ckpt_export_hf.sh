@@ -13,26 +13,9 @@ shapes="$src/configs/shapes"
 check="$src/tests/safetensors/hf_export_check.py"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-cases=0
-
-fail() { echo "FAIL $name: $*"; sed "s/^/    out: /" "$work/stdout" | head -20
-         sed "s/^/    err: /" "$work/stderr" | head -20
-         failures=$((failures + 1)); }
-run() {
-  name=$1 want=$2
-  shift 2
-  cases=$((cases + 1))
-  "$@" >"$work/stdout" 2>"$work/stderr"
-  local rc=$?
-  if [ "$rc" -ne "$want" ]; then fail "exit code $rc, expected $want"; return 1; fi
-  echo "ok   $name"
-}
-out_has() { grep -qE -- "$1" "$work/stdout" || fail "stdout does not match /$1/"; }
-err_has() { grep -qE -- "$1" "$work/stderr" || fail "stderr does not match /$1/"; }
+. "$src/tests/cli/check_cases.sh"
 py() { name=$1; shift; cases=$((cases + 1)); if "$python" "$@" >"$work/stdout" 2>"$work/stderr"; then
        sed 's/^/     /' "$work/stdout"; else fail "python check failed"; fi; }
-absent() { [ ! -e "$1" ] || fail "$1 exists"; }
 
 # ---- runs of `flywheel train`: 2 layers, 3 steps, one checkpoint -----------------------------------
 train() {  # train NAME SHAPE overrides...
@@ -204,5 +187,4 @@ leftovers=$(ls -d "$work"/*.tmp-* "$work/big" 2>/dev/null)
 run "export --help" 0 "$ckpt" export --help && { out_has "--format FMT +output format \(allowed: safetensors, hf\)"
   out_has "--max-shard-size SIZE"; out_has "--force"; }
 
-echo "$((cases - failures)) of $cases checks passed"
-[ "$failures" -eq 0 ]
+finish

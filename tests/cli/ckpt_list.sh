@@ -12,22 +12,9 @@ shapes="$(cd "$(dirname "$0")/../../configs/shapes" && pwd)"
 work=$(mktemp -d)
 background=
 trap '[ -n "$background" ] && kill -9 "$background" 2>/dev/null; rm -rf "$work"' EXIT
-failures=0
-
-fail() { echo "FAIL $name: $*"; sed 's/^/    out: /' "$work/stdout" | head -30; sed 's/^/    err: /' "$work/stderr" | head -20
-         failures=$((failures + 1)); }
-run() {
-  name=$1 want=$2
-  shift 2
-  "$@" >"$work/stdout" 2>"$work/stderr"
-  local rc=$?
-  if [ "$rc" -ne "$want" ]; then fail "exit code $rc, expected $want"; return 1; fi
-  echo "ok   $name"
-}
+. "$(dirname "$0")/check_cases.sh"
 # The STATE column of run $1 in the last listing.
 row_has() { grep -E "^$1 " "$work/stdout" | grep -qE -- "$2" || fail "the row of $1 does not match /$2/"; }
-out_has() { grep -qE -- "$1" "$work/stdout" || fail "stdout does not match /$1/"; }
-err_has() { grep -qE -- "$1" "$work/stderr" || fail "stderr does not match /$1/"; }
 
 runs="$work/checkpoints"
 # train RUN_NAME [overrides...]: one rank, 2 layers, a checkpoint every 4 steps. Called with `&`, the
@@ -100,5 +87,4 @@ err_has "unexpected argument"
 run "list --help" 0 "$ckpt" list --help
 out_has "usage: flywheel-ckpt list \[DIR\]"
 
-[ "$failures" -eq 0 ] && echo "all list checks passed" || echo "$failures list check(s) failed"
-exit $((failures > 0))
+finish

@@ -12,25 +12,7 @@ python=$3
 shapes="$(cd "$(dirname "$0")/../../configs/shapes" && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-cases=0
-
-fail() { echo "FAIL $name: $*"; sed 's/^/    out: /' "$work/stdout" | head -40; sed 's/^/    err: /' "$work/stderr" | head -20
-         failures=$((failures + 1)); }
-
-# run NAME EXIT_CODE CMD...: runs CMD (stdout, stderr kept for the checks below it), checks its exit code.
-run() {
-  name=$1 want=$2
-  shift 2
-  cases=$((cases + 1))
-  "$@" >"$work/stdout" 2>"$work/stderr"
-  local rc=$?
-  if [ "$rc" -ne "$want" ]; then fail "exit code $rc, expected $want"; return 1; fi
-  echo "ok   $name"
-}
-out_has() { grep -qE -- "$1" "$work/stdout" || fail "stdout does not match /$1/"; }
-err_has() { grep -qE -- "$1" "$work/stderr" || fail "stderr does not match /$1/"; }
-out_lacks() { ! grep -qE -- "$1" "$work/stdout" || fail "stdout unexpectedly matches /$1/"; }
+. "$(dirname "$0")/check_cases.sh"
 py() { cases=$((cases + 1)); name=$1; shift; if "$python" - "$@" >"$work/stdout" 2>"$work/stderr"; then echo "ok   $name";
        else fail "python check failed"; fi; }
 
@@ -371,5 +353,4 @@ fi
 name="read-only"; cases=$((cases + 1))
 [ -d "$dense/step-00000030.partial" ] && echo "ok   $name" || fail "step-00000030.partial was removed"
 
-echo "$((cases - failures)) of $cases checks passed"
-[ "$failures" -eq 0 ]
+finish
