@@ -63,7 +63,7 @@ void data_loss(Transformer& model, const Sampler& sampler, int64_t size, const E
   for (int64_t first = 0; first < size; first += o.batch) {
     const Batch b = sampler.make_batch(first, std::min(o.batch, size - first));
     std::vector<float> logp(b.tokens.size());
-    model.forward_logprobs(b.tokens.data(), b.targets.data(), b.rows, b.seq, logp.data());
+    model.forward_logprobs(b.tokens.data(), b.targets.data(), b.rows, b.seq, logp.data(), b.loss_mask.data());
     for (size_t t = 0; t < logp.size(); ++t) {
       if (b.loss_mask[t] == 0) continue;
       out.loss_sum -= static_cast<double>(logp[t]);

@@ -7,13 +7,6 @@
 #include "core/error.h"
 
 namespace flywheel {
-namespace {
-// LM-head chunk: rows * vocab floats of logits live at once (16 Mi floats = 64 MiB).
-constexpr int64_t kHeadChunkFloats = int64_t{1} << 24;
-
-int64_t head_chunk_rows(int64_t n, int64_t vocab) { return std::clamp<int64_t>(kHeadChunkFloats / vocab, 1, n); }
-}  // namespace
-
 Transformer::Transformer(const ModelConfig& config, bool allocate_full, StageRange stage)
     : config_(config),
       stage_(stage),
@@ -245,45 +238,6 @@ void Transformer::forward_stage(ActivationStash& stash, const int32_t* tokens, c
   if (stage_.has_head(config_.n_layers)) head_forward(stash);
 }
 
-void Transformer::head_forward(ActivationStash& stash) {
-  const int64_t n = stash.rows * stash.seq, d = config_.d_model;
-  stash.final_normed.resize(n * d);
-  stash.final_rstd.resize(n);
-  hooks_->before_use(head_unit_, false);
-  backend_->rmsnorm(stash.stage_out.data(), weight(final_norm_id_), stash.final_normed.data(),
-                    stash.final_rstd.data(), n, d, config_.norm_eps);
-  hooks_->after_forward(head_unit_);
-}
-
-double Transformer::head_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight, float* dx,
-                                  float* token_logprob) {
-  const int64_t n = stash.rows * stash.seq, d = config_.d_model, vocab = config_.vocab_size;
-  const int lm_unit = lm_head_unit();
-  if (lm_unit != head_unit_) hooks_->before_use(lm_unit, true);
-  hooks_->before_use(head_unit_, true);
-  // LM head + cross-entropy, chunk by chunk; dfinal = d loss / d final_normed.
-  Buffer<float> dfinal(n * d);
-  const int64_t chunk = head_chunk_rows(n, vocab);
-  Buffer<float> logits(chunk * vocab);
-  double ce = 0;
-  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-    const int64_t m = std::min(chunk, n - r0);
-    const float* h = stash.final_normed.data() + r0 * d;
-    head_chunk_logits(h, logits.data(), m);
-    ce += backend_->cross_entropy(logits.data(), targets + r0, ce_weight + r0, m, vocab, true,
-                                  token_logprob ? token_logprob + r0 : nullptr);
-    // d loss / d (h W^T) = s * d loss / d (s h W^T).
-    if (logit_scale_ != 1.0f) backend_->scale_in_place(logits.data(), m * vocab, logit_scale_);
-    backend_->linear_backward(h, lm_head().data<float>(), logits.data(), dfinal.data() + r0 * d, lm_head_grad(), m,
-                              d, vocab, false);
-  }
-  backend_->rmsnorm_backward(stash.stage_out.data(), params_.value(final_norm_id_), stash.final_rstd.data(),
-                             dfinal.data(), dx, params_.grad(final_norm_id_), n, d);
-  hooks_->after_backward(head_unit_);
-  if (lm_unit != head_unit_) hooks_->after_backward(lm_unit);
-  return ce;
-}
-
 MicroBatchResult Transformer::stage_backward(ActivationStash& stash, const int32_t* targets, const float* ce_weight,
                                              const float* dstage_out, float* dhidden_in, double aux_scale,
                                              float* token_logprob) {
@@ -337,38 +291,12 @@ void Transformer::set_logit_scale(float s) {
   logit_scale_ = s;
 }
 
-void Transformer::head_logits(const float* h, int64_t m, float* logits) {
-  backend_->linear(config_.forward_kernel(), h, lm_head(), logits, m, config_.d_model, config_.vocab_size);
-}
-
-void Transformer::head_chunk_logits(const float* h, float* logits, int64_t m) {
-  head_logits(h, m, logits);
-  if (logit_scale_ != 1.0f) backend_->scale_in_place(logits, m * config_.vocab_size, logit_scale_);
-}
-
-void Transformer::stage_logprobs(ActivationStash& stash, const int32_t* targets, float* token_logprob) {
-  FW_CHECK(stage_.has_head(config_.n_layers), "stage_logprobs needs the LM head; this stage ends at layer ",
-           stage_.end_layer, " of ", config_.n_layers);
-  const int64_t n = stash.rows * stash.seq, d = config_.d_model, vocab = config_.vocab_size;
-  const int lm_unit = lm_head_unit();
-  hooks_->before_use(lm_unit, false);
-  const int64_t chunk = head_chunk_rows(n, vocab);
-  Buffer<float> logits(chunk * vocab);
-  const std::vector<float> no_weight(static_cast<size_t>(chunk), 0.0f);  // the loss is not wanted
-  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-    const int64_t m = std::min(chunk, n - r0);
-    head_chunk_logits(stash.final_normed.data() + r0 * d, logits.data(), m);
-    backend_->cross_entropy(logits.data(), targets + r0, no_weight.data(), m, vocab, false, token_logprob + r0);
-  }
-  hooks_->after_forward(lm_unit);
-}
-
 void Transformer::forward_logprobs(const int32_t* tokens, const int32_t* targets, int64_t rows, int64_t seq,
-                                   float* token_logprob) {
+                                   float* token_logprob, const float* wanted) {
   FW_CHECK(stage_.has_embedding() && stage_.has_head(config_.n_layers),
            "forward_logprobs runs the whole model; this Transformer holds only a pipeline stage");
   stage_forward(scoring_stash_, tokens, nullptr, rows, seq);
-  stage_logprobs(scoring_stash_, targets, token_logprob);
+  stage_logprobs(scoring_stash_, targets, token_logprob, wanted);
 }
 
 }  // namespace flywheel

@@ -110,7 +110,8 @@ class Transformer {
 
   // Whole model on one micro-batch of rows x seq tokens: forward, then backward; gradients
   // accumulate into the bound gradient storage. ce_weight[t] = loss_mask[t] / (loss tokens in the
-  // global batch). token_logprob (optional, [rows * seq]) receives log p(target_t).
+  // global batch). token_logprob (optional, [rows * seq]) receives log p(target_t). Positions of
+  // weight 0 skip the LM head (they add nothing to the loss or a gradient) unless token_logprob is asked for.
   MicroBatchResult forward_backward(const int32_t* tokens, const int32_t* targets, const float* ce_weight,
                                     int64_t rows, int64_t seq, double aux_scale, float* token_logprob = nullptr);
 
@@ -122,10 +123,11 @@ class Transformer {
   void set_logit_scale(float s);
   float logit_scale() const { return logit_scale_; }
 
-  // Forward only, whole model: token_logprob[rows * seq] = log softmax(s * logits_t)[targets_t].
-  // Bit-identical to forward_backward's token_logprob (same head chunks, same cross-entropy code).
-  void forward_logprobs(const int32_t* tokens, const int32_t* targets, int64_t rows, int64_t seq,
-                        float* token_logprob);
+  // Forward only, whole model: token_logprob[rows * seq] = log softmax(s * logits_t)[targets_t], at
+  // the positions with wanted[t] != 0 (0 elsewhere; every position when wanted is null). Bit-identical
+  // to forward_backward's token_logprob (same head chunks, same cross-entropy code).
+  void forward_logprobs(const int32_t* tokens, const int32_t* targets, int64_t rows, int64_t seq, float* token_logprob,
+                        const float* wanted = nullptr);
 
   // Stage pieces. stage_forward: the first stage reads tokens, later ones hidden_in [n, d]; the
   // result stays in stash.stage_out (send it on; the last stage also runs the final norm). stage_backward: the last
@@ -137,7 +139,9 @@ class Transformer {
                                   const float* dstage_out, float* dhidden_in, double aux_scale,
                                   float* token_logprob = nullptr);
   // Last stage, after stage_forward: the head's forward part only (no gradients), as head_backward.
-  void stage_logprobs(ActivationStash& stash, const int32_t* targets, float* token_logprob);
+  // Only the positions with wanted[t] != 0 run through the head (all when wanted is null); the others get 0.
+  void stage_logprobs(ActivationStash& stash, const int32_t* targets, float* token_logprob,
+                      const float* wanted = nullptr);
 
   // Forward only, whole model, attending through `attention` (a KV cache: the decoder): embedding,
   // every layer, final norm; stash.final_normed[rows * seq, d] is the LM head's input of every row.

@@ -121,7 +121,7 @@ void run_pipeline_logprobs(Transformer& model, Comm& pp, const std::vector<Pipel
     if (stage + 1 < stages)
       pp.send(stash.stage_out.data(), n, stage + 1, tag);
     else
-      model.stage_logprobs(stash, mb.targets, token_logprob[m]);
+      model.stage_logprobs(stash, mb.targets, token_logprob[m], mb.ce_weight);
   }
 }
 

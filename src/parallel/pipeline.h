@@ -32,9 +32,10 @@ MicroBatchResult run_pipeline_step(Transformer& model, Comm& pp, const std::vect
                                    double aux_scale);
 
 // Forward only (no activations kept beyond one micro-batch, no gradients): the last stage writes
-// log p(target) of every token of micro-batch m into token_logprob[m] ([rows * seq]); other stages
+// log p(target) of micro-batch m's tokens into token_logprob[m] ([rows * seq]): of every token, or,
+// when the micro-batch has ce_weight, of those with ce_weight != 0 (the others get 0). Other stages
 // pass activations on and leave token_logprob alone. The values are bit-identical to the
-// token_logprob a forward_backward of the same micro-batch reports.
+// token_logprob a forward_backward of the same micro-batch reports for the same positions.
 void run_pipeline_logprobs(Transformer& model, Comm& pp, const std::vector<PipelineMicroBatch>& micro,
                            const std::vector<float*>& token_logprob);
 

@@ -118,7 +118,7 @@ RlStepReport FlywheelTrainer::rl_step(int64_t step) {
   const int64_t fsdp_rank = mesh_.coords().fsdp;
   const LossBatch mine = select_rows(report.rollouts.global, spec_.train.micro_batch, spec_.train.grad_accum,
                                    spec_.mesh.fsdp, fsdp_rank);
-  CallerBatch caller{mine.rows, mine.seq, mine.tokens, mine.targets};
+  CallerBatch caller{mine.rows, mine.seq, mine.tokens, mine.targets, mine.mask};
   LossBatch local = reorder_tokens(mine, trainer_.local_token_positions(mine.rows, mine.seq),
                                  mine.seq / spec_.mesh.cp);
   if (spec_.rl.kl_beta > 0) local.ref_logprob = trainer_.reference_logprobs(caller);  // collective

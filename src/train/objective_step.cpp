@@ -39,11 +39,15 @@ Trainer::LocalRows Trainer::local_rows(const CallerBatch& batch) const {
   const std::vector<int64_t> where = local_token_positions(batch.rows, batch.seq);
   local.local_seq = batch.seq / mesh_->cp().size();
   local.per_micro = local.rows_per_micro * local.local_seq;
+  FW_CHECK(batch.scored.empty() || batch.scored.size() == batch.tokens.size(), "the batch's scored mask has ",
+           batch.scored.size(), " entries for ", batch.tokens.size(), " tokens");
   local.tokens.resize(where.size());
   local.targets.resize(where.size());
+  local.scored.resize(batch.scored.empty() ? 0 : where.size());
   for (size_t i = 0; i < where.size(); ++i) {
     local.tokens[i] = batch.tokens[where[i]];
     local.targets[i] = batch.targets[where[i]];
+    if (!local.scored.empty()) local.scored[i] = batch.scored[where[i]];
   }
   return local;
 }
@@ -62,7 +66,8 @@ std::vector<float> Trainer::logprob_pass(const LocalRows& local) {
   std::vector<float> logp(local.tokens.size(), 0.0f);
   std::vector<float*> parts;
   for (int64_t m = 0; m < spec_.train.grad_accum; ++m) parts.push_back(logp.data() + m * local.per_micro);
-  run_pipeline_logprobs(*model_, mesh_->pp(), micro_batches(local, nullptr), parts);
+  const float* scored = local.scored.empty() ? nullptr : local.scored.data();
+  run_pipeline_logprobs(*model_, mesh_->pp(), micro_batches(local, scored), parts);
   return logp;
 }
 

@@ -52,7 +52,7 @@ DpoStep dpo_step(Trainer& trainer, const TrainSpec& spec, const Loss& dpo, const
                               trainer.mesh().coords().fsdp);
   // Pair ids must be unique on each rank; select_rows keeps whole pairs, so renumber them locally.
   for (size_t r = 0; r < local.pair_id.size(); ++r) local.pair_id[r] = static_cast<int64_t>(r / 2);
-  const CallerBatch caller{local.rows, local.seq, local.tokens, local.targets};
+  const CallerBatch caller{local.rows, local.seq, local.tokens, local.targets, local.mask};
   local.ref_logprob = trainer.reference_logprobs(caller);
   DpoStep out;
   const Reducer reduce = comm_reducer(trainer.mesh().dp());

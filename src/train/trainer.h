@@ -50,6 +50,9 @@ struct StepMetrics {
 struct CallerBatch {
   int64_t rows = 0, seq = 0;
   std::vector<int32_t> tokens, targets;
+  // 1 where the objective reads logp (its loss mask), else 0; empty: every token. The logprob passes
+  // run the LM head only there and report 0 elsewhere.
+  std::vector<float> scored;
 };
 
 // The objective of a caller-batch step, evaluated on the ranks that hold the LM head (the last
@@ -102,6 +105,7 @@ class Trainer {
   // This rank's tokens of caller rows after the cp split, by micro-batch (objective_step.cpp).
   struct LocalRows {
     std::vector<int32_t> tokens, targets;
+    std::vector<float> scored;  // empty: every token
     int64_t rows_per_micro = 0, local_seq = 0, per_micro = 0;
   };
   LocalRows local_rows(const CallerBatch& batch) const;

@@ -49,7 +49,8 @@ TEST(RlStep, SftObjectiveMatchesTheSftStep) {
     const StepMetrics a = plain.train_step(step);
     const Batch b = sampler.make_batch(step * shape.train.global_batch(), shape.train.global_batch());
     const LossBatch rl = as_rl_batch(b);
-    const StepMetrics c = caller.train_on_batch(step, {b.rows, b.seq, b.tokens, b.targets}, objective_of(sft, rl));
+    const StepMetrics c =
+        caller.train_on_batch(step, {b.rows, b.seq, b.tokens, b.targets, b.loss_mask}, objective_of(sft, rl));
     EXPECT_NEAR(a.loss, c.loss, 1e-6 * a.loss) << "step " << step;
     EXPECT_NEAR(a.grad_norm, c.grad_norm, 1e-5 * a.grad_norm) << "step " << step;
   }
@@ -77,8 +78,8 @@ TEST(RlStep, PolicyGradientRaisesRewardedAndLowersPenalisedCompletions) {
     for (int64_t t = 0; t < rl.seq; ++t) rl.advantage[r * rl.seq + t] = r % 2 == 0 ? 1.0f : -1.0f;
   const auto grpo = make_loss("grpo");
   std::vector<float> before, after;
-  trainer.train_on_batch(0, {b.rows, b.seq, b.tokens, b.targets}, objective_of(*grpo, rl), &before);
-  trainer.train_on_batch(1, {b.rows, b.seq, b.tokens, b.targets}, objective_of(*grpo, rl), &after);
+  trainer.train_on_batch(0, {b.rows, b.seq, b.tokens, b.targets, b.loss_mask}, objective_of(*grpo, rl), &before);
+  trainer.train_on_batch(1, {b.rows, b.seq, b.tokens, b.targets, b.loss_mask}, objective_of(*grpo, rl), &after);
   for (int64_t r = 0; r < rl.rows; ++r) {
     double change = 0;
     for (int64_t t = 0; t < rl.seq; ++t) {
