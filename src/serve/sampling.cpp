@@ -18,40 +18,103 @@ void validate_sampling(const SamplingParams& p, int64_t vocab) {
     FW_CHECK(id >= 0 && id < vocab, "sampling.stop_tokens holds ", id, ": token ids must be in [0, ", vocab, ")");
 }
 
-SamplingCandidates sampling_candidates(const float* z, int64_t vocab, const SamplingParams& params) {
-  const int64_t keep_k = params.top_k > 0 ? std::min(params.top_k, vocab) : vocab;
-  std::vector<int32_t> order(static_cast<size_t>(vocab));
-  std::iota(order.begin(), order.end(), 0);
-  auto before = [z](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
-  std::partial_sort(order.begin(), order.begin() + keep_k, order.end(), before);
-  order.resize(static_cast<size_t>(keep_k));
+namespace {
 
-  SamplingCandidates c;
-  const double max_z = z[order[0]];
-  double total = 0;
-  for (int32_t id : order) total += std::exp(static_cast<double>(z[id]) - max_z);
-  // Top-p over the renormalised top-k distribution: the shortest prefix with mass >= top_p.
-  double mass = 0;
-  for (int32_t id : order) {
-    const double p = std::exp(static_cast<double>(z[id]) - max_z) / total;
-    c.ids.push_back(id);
-    c.probs.push_back(p);
-    mass += p;
-    if (mass >= static_cast<double>(params.top_p)) break;
+// z descending, ties by lower id first: the rule's order.
+struct Before {
+  const float* z;
+  bool operator()(int32_t a, int32_t b) const { return z[a] > z[b] || (z[a] == z[b] && a < b); }
+};
+
+// The ids of the first `limit` places of the order, sorted a block at a time as they are asked for
+// (blocks double, so a walk through all of them costs O(V log V), no more than one sort).
+class OrderedIds {
+ public:
+  OrderedIds(const float* z, int64_t vocab, int64_t limit) : z_(z), limit_(limit), ids_(static_cast<size_t>(vocab)) {
+    std::iota(ids_.begin(), ids_.end(), 0);
   }
-  for (double& p : c.probs) p /= mass;
+  int64_t size() const { return limit_; }
+  int32_t operator[](int64_t place) {
+    while (place >= sorted_) extend();
+    return ids_[static_cast<size_t>(place)];
+  }
+
+ private:
+  void extend() {
+    const int64_t end = std::min(limit_, sorted_ + block_);
+    std::partial_sort(ids_.begin() + sorted_, ids_.begin() + end, ids_.end(), Before{z_});
+    sorted_ = end;
+    block_ *= 2;
+  }
+  const float* z_;
+  int64_t limit_, sorted_ = 0, block_ = 64;
+  std::vector<int32_t> ids_;
+};
+
+// Steps 1-3 of the rule: the kept places of the order and their renormalised probabilities.
+class KeptDistribution {
+ public:
+  KeptDistribution(const float* z, int64_t vocab, const SamplingParams& params)
+      : z_(z), vocab_(vocab), order_(z, vocab, params.top_k > 0 ? std::min(params.top_k, vocab) : vocab) {
+    max_z_ = z[order_[0]];
+    for (int32_t id : kept_in_id_order()) total_ += unnormalised(id);
+    if (params.top_p >= 1.0f) {  // every kept id, summed in id order
+      kept_ = order_.size();
+      for (int32_t id : kept_in_id_order()) mass_ += unnormalised(id) / total_;
+      return;
+    }
+    while (kept_ < order_.size()) {  // the shortest prefix whose mass reaches top_p
+      mass_ += unnormalised(order_[kept_++]) / total_;
+      if (mass_ >= static_cast<double>(params.top_p)) break;
+    }
+  }
+  int64_t size() const { return kept_; }
+  int32_t id(int64_t place) { return order_[place]; }
+  double prob(int64_t place) { return unnormalised(order_[place]) / total_ / mass_; }
+
+ private:
+  double unnormalised(int32_t id) const { return std::exp(static_cast<double>(z_[id]) - max_z_); }
+  // The ids top-k keeps, in id order (every id without top-k: no sort needed).
+  std::vector<int32_t> kept_in_id_order() {
+    std::vector<int32_t> ids;
+    if (order_.size() == vocab_) {
+      ids.resize(static_cast<size_t>(vocab_));
+      std::iota(ids.begin(), ids.end(), 0);
+      return ids;
+    }
+    for (int64_t place = 0; place < order_.size(); ++place) ids.push_back(order_[place]);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
+  const float* z_;
+  int64_t vocab_;
+  OrderedIds order_;
+  double max_z_ = 0, total_ = 0, mass_ = 0;
+  int64_t kept_ = 0;
+};
+
+}  // namespace
+
+SamplingCandidates sampling_candidates(const float* z, int64_t vocab, const SamplingParams& params) {
+  KeptDistribution kept(z, vocab, params);
+  SamplingCandidates c;
+  for (int64_t place = 0; place < kept.size(); ++place) {
+    c.ids.push_back(kept.id(place));
+    c.probs.push_back(kept.prob(place));
+  }
   return c;
 }
 
-int32_t sample_token(const float* scaled_logits, int64_t vocab, const SamplingParams& params, CounterRng& rng) {
-  const SamplingCandidates c = sampling_candidates(scaled_logits, vocab, params);
+int32_t sample_token(const float* z, int64_t vocab, const SamplingParams& params, CounterRng& rng) {
+  KeptDistribution kept(z, vocab, params);
   const double u = rng.uniform();
   double running = 0;
-  for (size_t i = 0; i < c.ids.size(); ++i) {
-    running += c.probs[i];
-    if (running > u) return c.ids[i];
+  for (int64_t place = 0; place < kept.size(); ++place) {
+    running += kept.prob(place);
+    if (running > u) return kept.id(place);
   }
-  return c.ids.back();
+  return kept.id(kept.size() - 1);
 }
 
 }  // namespace flywheel

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -344,6 +345,61 @@ TEST(DecodeSampling, TopK1IsGreedyDecoding) {
     for (GenerationResult& r : engine.step()) results[r.id] = std::move(r);
   for (const GenerationRequest& r : requests)
     EXPECT_EQ(results[r.id].tokens, greedy_decode(reference, r.prompt, 12, -1)) << "request " << r.id;
+}
+
+// The sampling rule of serve/sampling.h written out with a full sort: the reference sample_token
+// (which sorts lazily and stops at the drawn id) must match draw for draw.
+int32_t rule_draw(const std::vector<float>& z, const SamplingParams& p, double u) {
+  const auto vocab = static_cast<int64_t>(z.size());
+  std::vector<int32_t> order(z.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); });
+  order.resize(static_cast<size_t>(p.top_k > 0 ? std::min(p.top_k, vocab) : vocab));
+  std::vector<int32_t> by_id = order;
+  std::sort(by_id.begin(), by_id.end());
+  const double max_z = z[order[0]];
+  auto e = [&](int32_t id) { return std::exp(static_cast<double>(z[id]) - max_z); };
+  double total = 0, mass = 0;
+  for (int32_t id : by_id) total += e(id);
+  size_t kept = order.size();
+  if (p.top_p >= 1.0f) {
+    for (int32_t id : by_id) mass += e(id) / total;
+  } else {
+    for (kept = 0; kept < order.size();) {
+      mass += e(order[kept++]) / total;
+      if (mass >= static_cast<double>(p.top_p)) break;
+    }
+  }
+  double running = 0;
+  for (size_t i = 0; i < kept; ++i) {
+    running += e(order[i]) / total / mass;
+    if (running > u) return order[i];
+  }
+  return order[kept - 1];
+}
+
+TEST(DecodeSampling, LazyOrderDrawsWhatTheRuleWithAFullSortDraws) {
+  // A vocabulary of Qwen3's size (151,936), peaked and flat logits, ties, every truncation mode.
+  const int64_t vocab = 151936;
+  CounterRng values({3, RngPurpose::kSampling, 1, 0});
+  std::vector<float> peaked(vocab), flat(vocab);
+  for (int64_t i = 0; i < vocab; ++i) {
+    peaked[i] = static_cast<float>(8.0 * values.uniform() * values.uniform() * values.uniform());
+    flat[i] = static_cast<float>(std::floor(4.0 * values.uniform()) * 0.01);  // many ties
+  }
+  for (const std::vector<float>* z : {&peaked, &flat})
+    for (const auto& [top_k, top_p] :
+         std::vector<std::pair<int64_t, float>>{{0, 1.0f}, {0, 0.9f}, {50, 1.0f}, {1000, 0.5f}, {1, 1.0f}}) {
+      SamplingParams p;
+      p.top_k = top_k;
+      p.top_p = top_p;
+      for (uint64_t draw = 0; draw < 16; ++draw) {
+        const RngKey key{11, RngPurpose::kSampling, 0, draw};
+        CounterRng rng(key), same(key);
+        ASSERT_EQ(sample_token(z->data(), vocab, p, rng), rule_draw(*z, p, same.uniform()))
+            << "top_k " << top_k << " top_p " << top_p << " draw " << draw << (z == &flat ? " (flat)" : " (peaked)");
+      }
+    }
 }
 
 TEST(DecodeSampling, TopKAndTopPTruncateAndRenormalise) {
