@@ -108,7 +108,13 @@ std::vector<int32_t> TextCodec::encode_prompt(std::string_view prompt) const {
     return ids;
   }
   const ChatMessage turn[] = {{ChatRole::kUser, std::string(prompt)}};
-  return encode_generation_prompt(*chat_, *tokenizer_, turn);
+  return encode_chat_prompt(turn);
+}
+
+std::vector<int32_t> TextCodec::encode_chat_prompt(std::span<const ChatMessage> messages) const {
+  FW_INPUT_CHECK(!byte_level(), "chat prompts need a Hugging Face tokenizer (data.tokenizer = DIR or model.from_hf): ",
+                 "the byte tokenizer has no chat turns");
+  return encode_generation_prompt(*chat_, *tokenizer_, messages);
 }
 
 std::vector<int32_t> TextCodec::stop_tokens() const {

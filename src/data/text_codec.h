@@ -46,8 +46,10 @@ class TextCodec {
   TokenizedSample encode_conversation(std::span<const ChatMessage> messages) const;
   // `prompt` (ending with a user turn) answered by `reply`, loss on the reply only (a DPO side).
   TokenizedSample encode_reply(std::span<const ChatMessage> prompt, std::string_view reply) const;
-  // What generation starts from.
+  // What generation starts from: a task prompt (a user turn with a chat format), or a conversation
+  // ending with a user turn (HF tokenizers only: the byte tokenizer has no turns; InputError).
   std::vector<int32_t> encode_prompt(std::string_view prompt) const;
+  std::vector<int32_t> encode_chat_prompt(std::span<const ChatMessage> messages) const;
   // Where generation stops: EOS (byte), the chat format's end of turn and the tokenizer's EOS.
   std::vector<int32_t> stop_tokens() const;
   // A generated completion as the answer text a reward reads.

@@ -60,6 +60,8 @@ po::options_description rl_options(RlConfig& r) {
   po::options_description rl("[rl] rollouts and the RL objective (flywheel run)");
   rl.add_options()
       ("rl.task", with_default(&r.task), "built-in task for prompts and rewards: addition | reverse")
+      ("rl.prompts", with_default(&r.prompts),
+       "task: rl.task's examples | chat:FILE: JSONL of {\"messages\": [..., user], \"answer\": ...} (docs/rl.md)")
       ("rl.sft_steps", with_default(&r.sft_steps),
        "SFT warm-up steps before RL, on data.source when it is a file (chat:, jsonl:, text:), else on rl.task")
       ("rl.prompts_per_step", with_default(&r.prompts_per_step), "prompts per RL step")

@@ -3,27 +3,27 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "data/tasks.h"
 #include "data/text_codec.h"
+#include "rl/rl_prompts.h"
 
 namespace flywheel {
 namespace {
 
-// A rollout is BOS + prompt + up to rl.max_new_tokens sampled tokens: the replica's KV cache holds
-// model.max_seq_len positions and a training row seq_len + 1 tokens, so the longest prompt the task
-// can draw must leave max_new_tokens of both.
+// A rollout is the prompt (BOS or chat template included) + up to rl.max_new_tokens sampled tokens:
+// the replica's KV cache holds model.max_seq_len positions and a training row seq_len + 1 tokens, so
+// the longest prompt the run can draw must leave max_new_tokens of both.
 void check_rollout_room(const FlywheelSpec& spec) {
   const RlConfig& rl = spec.rl;
-  const int64_t prompt = make_task(rl.task, spec.data.task_max_digits)->max_prompt_bytes();
-  const int64_t room = std::min(spec.model.max_seq_len, spec.train.seq_len + 1) - 1 - prompt;
-  FW_INPUT_CHECK(rl.max_new_tokens <= room, "rl.max_new_tokens = ", rl.max_new_tokens, " does not fit: task ",
-                 rl.task, " with data.task_max_digits = ", spec.data.task_max_digits, " draws prompts of up to ",
-                 prompt, " tokens, and BOS + prompt + completion must fit in model.max_seq_len = ",
-                 spec.model.max_seq_len, " (a replica's KV cache) and in train.seq_len + 1 = ", spec.train.seq_len + 1,
-                 " (a training row); ",
+  const RlPrompts prompts(spec, TextCodec::open(spec.data));
+  const int64_t prompt = prompts.max_prompt_tokens();
+  const int64_t room = std::min(spec.model.max_seq_len, spec.train.seq_len + 1) - prompt;
+  FW_INPUT_CHECK(rl.max_new_tokens <= room, "rl.max_new_tokens = ", rl.max_new_tokens,
+                 " does not fit: ", prompts.longest_source(), " draws prompts of up to ", prompt,
+                 " tokens, and prompt + completion must fit in model.max_seq_len = ", spec.model.max_seq_len,
+                 " (a replica's KV cache) and in train.seq_len + 1 = ", spec.train.seq_len + 1, " (a training row); ",
                  room > 0 ? detail::concat("allowed: rl.max_new_tokens <= ", room)
                           : detail::concat("no completion fits: raise train.seq_len and model.max_seq_len to at least ",
-                                           1 + prompt + rl.max_new_tokens));
+                                           prompt + rl.max_new_tokens));
 }
 
 }  // namespace

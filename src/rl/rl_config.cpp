@@ -10,6 +10,9 @@ namespace flywheel {
 
 void RlConfig::validate() const {
   make_task(task, 1);  // throws naming the task and listing the known ones
+  FW_INPUT_CHECK(prompts == "task" || (chat_prompts() && !chat_prompt_file().empty()), "rl.prompts = '", prompts,
+                 "': allowed values are task (rl.task's examples) and chat:FILE (a JSONL file of OpenAI-format ",
+                 "conversations ending with a user message)");
   // Every floating-point key first: infinity passes "> 0" and ">= 0" below (0 turns the optional
   // terms off; there is no "infinitely off").
   auto finite = [](const char* key, double v) {

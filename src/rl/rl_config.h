@@ -15,6 +15,10 @@ namespace flywheel {
 
 struct RlConfig {
   std::string task = "addition";  // built-in verifiable task (src/data/tasks.h): prompts and rewards
+  // Where RL prompts come from: "task" (rl.task's examples) or "chat:FILE" (OpenAI-format conversations
+  // ending with a user turn, rl/rl_prompts.h), which the task's exact-match rule scores against each
+  // line's "answer" (rl.reward = task) or an external scorer scores (rl.reward = file).
+  std::string prompts = "task";
   int64_t sft_steps = 20;         // SFT warm-up steps on the task's reference answers before RL
   int64_t prompts_per_step = 8;   // prompts per RL step (the global batch is prompts x group_size rows)
   int64_t group_size = 4;         // samples per prompt (GRPO's G)
@@ -40,6 +44,8 @@ struct RlConfig {
   std::string reward_command;   // reward = file: shell command run as `<command> IN OUT` on trainer rank 0
 
   bool exact() const { return serve_dtype == "fp32"; }
+  bool chat_prompts() const { return prompts.rfind("chat:", 0) == 0; }
+  std::string chat_prompt_file() const { return chat_prompts() ? prompts.substr(5) : std::string(); }
   void validate() const;
 };
 

@@ -9,10 +9,14 @@
 namespace flywheel {
 
 RolloutCoordinator::RolloutCoordinator(const FlywheelSpec& spec, Comm& world)
-    : spec_(spec), world_(world), codec_(TextCodec::open(spec.data)),
-      task_(make_task(spec.rl.task, spec.data.task_max_digits)),
-      prompts_(spec.rl.prompts_per_step), group_(spec.rl.group_size),
-      trainers_(static_cast<int>(spec.mesh.trainer_ranks())), replicas_(static_cast<int>(spec.mesh.serve)) {
+    : spec_(spec),
+      world_(world),
+      codec_(TextCodec::open(spec.data)),
+      stream_(spec, codec_),
+      prompts_(spec.rl.prompts_per_step),
+      group_(spec.rl.group_size),
+      trainers_(static_cast<int>(spec.mesh.trainer_ranks())),
+      replicas_(static_cast<int>(spec.mesh.serve)) {
   FW_CHECK(replicas_ > 0, "flywheel run needs serving ranks: set mesh.serve >= 1");
 }
 
@@ -25,8 +29,7 @@ void RolloutCoordinator::request(int64_t step) {
   std::vector<GenerateMessage> batches(replicas_);
   for (int r = 0; r < replicas_; ++r) batches[r].step = step;
   for (int64_t i = 0; i < prompts_; ++i) {
-    const TaskExample example = task_->generate(spec_.train.seed + 1, step * prompts_ + i);
-    const std::vector<int32_t> prompt = codec_->encode_prompt(example.prompt);
+    const std::vector<int32_t> prompt = stream_.prompt(step, i).tokens;
     for (int64_t g = 0; g < group_; ++g) {
       GenerationRequest q;
       q.id = step * prompts_ * group_ + i * group_ + g;
@@ -95,8 +98,10 @@ std::vector<RolloutSample> RolloutCoordinator::collect(int64_t step, RolloutStat
     it = arrived_.erase(it);
   }
   for (RolloutSample& r : rollouts) {
-    r.example = task_->generate(spec_.train.seed + 1, step * prompts_ + r.prompt_index);
-    r.prompt_tokens = codec_->encode_prompt(r.example.prompt);
+    RlPrompt prompt = stream_.prompt(step, r.prompt_index);
+    r.example = std::move(prompt.example);
+    r.prompt_tokens = std::move(prompt.tokens);
+    r.chat = std::move(prompt.chat);
     const auto& steps = r.result.snapshot_steps;
     if (!steps.empty() && std::any_of(steps.begin(), steps.end(), [&](int64_t s) { return s != steps.front(); }))
       ++stats.spanning;

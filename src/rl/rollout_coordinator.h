@@ -1,31 +1,33 @@
 // Trainer rank 0's side of the rollout traffic: turns an RL step into prompts for the replicas,
 // collects the samples, and scores them.
 //
-// Prompts of RL step s are task examples (seed + 1, s * P + i), i < P = rl.prompts_per_step (the
-// stream is keyed apart from the SFT warm-up's, which uses seed itself), each sampled G =
-// rl.group_size times with seed random_u64({seed, kSampling, s, i * G + g}). Every prompt's group
-// goes to one replica (prompt i to replica i mod R), so rollouts are a function of (weights, seed,
-// step) and never of how many replicas there are or how they batch.
+// Prompts of RL step s are those of rl/rl_prompts.h (task examples or chat prompt records), i < P =
+// rl.prompts_per_step, each sampled G = rl.group_size times with seed random_u64({seed, kSampling, s,
+// i * G + g}). Every prompt's group goes to one replica (prompt i to replica i mod R), so rollouts are
+// a function of (weights, seed, step) and never of how many replicas there are or how they batch.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "comm/comm.h"
-#include "rl/flywheel_spec.h"
-#include "serve/replica_protocol.h"
 #include "data/tasks.h"
 #include "data/text_codec.h"
+#include "rl/flywheel_spec.h"
+#include "rl/rl_prompts.h"
+#include "serve/replica_protocol.h"
 
 namespace flywheel {
 
 struct RolloutSample {
   int64_t prompt_index = 0;  // i within the step
   int64_t sample = 0;        // g within the group
-  TaskExample example;
-  std::vector<int32_t> prompt_tokens;  // BOS + prompt bytes
+  TaskExample example;       // the prompt's text and answer (rl/rl_prompts.h)
+  std::vector<int32_t> prompt_tokens;  // what generation started from
+  std::optional<ChatPrompt> chat;      // the prompt file's record, for chat prompts
   GenerationResult result;
   double reward = 0;
 };
@@ -59,7 +61,7 @@ class RolloutCoordinator {
   const FlywheelSpec& spec_;
   Comm& world_;
   std::shared_ptr<const TextCodec> codec_;  // prompts and stop tokens
-  std::unique_ptr<Task> task_;
+  RlPrompts stream_;
   int64_t prompts_, group_;
   int trainers_, replicas_;
   std::vector<int64_t> requested_;  // steps requested and not collected

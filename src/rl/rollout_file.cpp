@@ -118,14 +118,20 @@ std::vector<std::pair<int64_t, Rollout>> parse_file(const std::string& path, boo
 
 json to_json(const Rollout& r) {
   std::vector<double> logprobs(r.logprobs.begin(), r.logprobs.end());  // exact: float -> double -> float
-  return json{{"id", r.id},
-              {"step", r.step},
-              {"group", r.group},
-              {"prompt", r.prompt},
-              {"completion", r.completion},
-              {"prompt_tokens", r.prompt_tokens},
-              {"completion_tokens", r.completion_tokens},
-              {"logprobs", logprobs}};
+  json out{{"id", r.id},
+           {"step", r.step},
+           {"group", r.group},
+           {"prompt", r.prompt},
+           {"completion", r.completion},
+           {"prompt_tokens", r.prompt_tokens},
+           {"completion_tokens", r.completion_tokens},
+           {"logprobs", logprobs}};
+  if (r.messages.empty()) return out;
+  json messages = json::array();
+  for (const ChatMessage& m : r.messages) messages.push_back({{"role", role_name(m.role)}, {"content", m.content}});
+  out["messages"] = std::move(messages);
+  out["fields"] = r.fields;
+  return out;
 }
 
 }  // namespace

@@ -7,12 +7,18 @@
 // sampler's logprob of each completion token). An external scorer writes back the same lines, in
 // any order, each with a finite number "reward" added; other added fields are ignored.
 // The token arrays are authoritative: "prompt"/"completion" are their text for the scorer, with
-// bytes that are not valid UTF-8 replaced by U+FFFD.
+// bytes that are not valid UTF-8 replaced by U+FFFD. A rollout of a chat prompt (rl.prompts = chat:FILE)
+// also carries the record's conversation and its other top-level keys:
+//   "messages": [{"role": "user", "content": "9+8="}], "fields": {"answer": "17", "id": "q12"}
+// ("prompt" is then the last user turn). Reading a file back ignores both.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "data/chat_messages.h"
 
 namespace flywheel {
 
@@ -24,6 +30,8 @@ struct Rollout {
   std::vector<int32_t> prompt_tokens, completion_tokens;
   std::vector<float> logprobs;  // one per completion token
   double reward = 0;            // only meaningful after read_scored_rollouts
+  Conversation messages;        // a chat prompt's conversation (written when not empty)
+  nlohmann::json fields = nlohmann::json::object();  // the chat prompt record's other keys
 };
 
 // Writes `rollouts` to `path` (replacing it; written to path.tmp and renamed, so a scorer never

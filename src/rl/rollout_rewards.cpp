@@ -68,6 +68,7 @@ std::vector<double> file_rewards(const FlywheelSpec& spec, int64_t step, const s
     r.prompt_tokens = s.prompt_tokens;
     r.completion_tokens = s.result.tokens;
     r.logprobs = s.result.logprobs;
+    if (s.chat) r.messages = s.chat->messages, r.fields = s.chat->fields;
     written.push_back(std::move(r));
   }
   write_rollouts(in, written);

@@ -25,10 +25,13 @@ class FlywheelSteps final : public RunSteps {
 
   std::string describe() const override {
     const RlConfig& rl = spec_.rl;
-    return detail::concat(rl.sft_steps, " SFT steps on ", warmup_data_, " + ", spec_.train.steps - rl.sft_steps,
-                          " GRPO steps on task ", rl.task,
-                          ", ", rl.prompts_per_step, " prompts x ", rl.group_size, " samples, ", rl.serve_dtype,
-                          " serving, ", rl.swap, " swaps");
+    return detail::concat(
+        rl.sft_steps, " SFT steps on ", warmup_data_, " + ", spec_.train.steps - rl.sft_steps, " GRPO steps on ",
+        rl.chat_prompts() ? detail::concat("chat prompts ", rl.chat_prompt_file(), " scored by ",
+                                           rl.reward == "file" ? "rl.reward_command" : "their answers")
+                          : "task " + rl.task,
+        ", ", rl.prompts_per_step, " prompts x ", rl.group_size, " samples, ", rl.serve_dtype, " serving, ", rl.swap,
+        " swaps");
   }
   void restore_state(const std::filesystem::path&) override { run_.restore_reference(); }
   StepReport step(int64_t step) override {

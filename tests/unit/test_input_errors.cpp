@@ -107,11 +107,11 @@ TEST(InputError, EveryFloatingPointKeyMustBeFinite) {
 
 TEST(InputError, RolloutsMustFitTheSequenceAfterTheLongestPrompt) {
   // tiny-rl: addition with 1-digit operands ("9+9=": 4 bytes), train.seq_len = 24, max_seq_len = 64:
-  // BOS + 4 + max_new_tokens <= 25.
+  // prompt (BOS + 4) + max_new_tokens <= 25.
   EXPECT_NO_THROW(shape_of("tiny-rl", {"--rl.max_new_tokens=20"}).flywheel_spec().validate(2));
   expect_plain(input_error([] { shape_of("tiny-rl", {"--rl.max_new_tokens=21"}).flywheel_spec().validate(2); }),
                "rl.max_new_tokens = 21 does not fit: task addition with data.task_max_digits = 1 draws prompts of up "
-               "to 4 tokens");
+               "to 5 tokens");
   expect_plain(input_error([] { shape_of("tiny-rl", {"--rl.max_new_tokens=21"}).flywheel_spec().validate(2); }),
                "allowed: rl.max_new_tokens <= 20");
   // The KV cache bound: max_seq_len below seq_len + 1.

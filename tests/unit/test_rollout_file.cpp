@@ -83,6 +83,24 @@ TEST(RolloutFile, RoundTripKeepsTokensAndLogprobsExactly) {
   EXPECT_THROW(read_rollouts(path, true), Error);               // no rewards yet
 }
 
+TEST(RolloutFile, ChatPromptRolloutsCarryTheirMessagesAndFields) {
+  std::vector<Rollout> written = sample_rollouts();
+  written[1].messages = {{ChatRole::kSystem, "Sum only."}, {ChatRole::kUser, "9+8="}};
+  written[1].fields = nlohmann::json{{"answer", "17"}, {"id", 4}};
+  const std::string path = temp_path("chat.jsonl");
+  write_rollouts(path, written);
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), written.size());
+  EXPECT_FALSE(lines[0].contains("messages"));  // a task prompt's rollout has neither
+  EXPECT_FALSE(lines[0].contains("fields"));
+  EXPECT_EQ(lines[1]["messages"], nlohmann::json::parse(R"([{"role": "system", "content": "Sum only."},
+                                                          {"role": "user", "content": "9+8="}])"));
+  EXPECT_EQ(lines[1]["fields"], nlohmann::json::parse(R"({"answer": "17", "id": 4})"));
+  EXPECT_EQ(read_rollouts(path, false).size(), written.size());  // reading back ignores both
+}
+
 TEST(RolloutFile, ExampleScorerAddsRewards) {
   const std::vector<Rollout> written = sample_rollouts();
   const std::string in = temp_path("to_score.jsonl"), out = temp_path("scored.jsonl");
