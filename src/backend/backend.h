@@ -12,6 +12,8 @@
 // takes fp32. Results overwrite their outputs unless the name says accumulate. Every op is
 // deterministic run to run for a fixed thread count; ops whose reduction order could depend on the
 // batch say so (LinearKernel::kBlas).
+// A null weight-gradient output (dweight of linear_backward and rmsnorm_backward) skips that gradient:
+// a frozen weight (a LoRA base) costs only its input gradient.
 #pragma once
 
 #include <cstdint>

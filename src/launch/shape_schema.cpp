@@ -192,8 +192,19 @@ po::options_description shape_options(Shape& s) {
       ("mesh.ep", with_default(&x.ep), "expert-parallel group size (divides fsdp x cp)")
       ("mesh.serve", with_default(&x.serve), "serving replica ranks");
 
+  po::options_description lora("[lora] low-rank adapters on a frozen base (model/lora_config.h)");
+  LoraConfig& a = s.model.lora;
+  lora.add_options()
+      ("lora.rank", with_default(&a.rank), "adapter rank r; 0: no adapters (full-parameter training)")
+      ("lora.alpha", with_default(&a.alpha), "scale s = alpha / r (alpha / sqrt(r) with use_rslora)")
+      ("lora.targets", with_default(&a.targets),
+       "comma-separated: q, k, v, o, gate, up, down (dense MLP and shared expert), experts, or all-linear")
+      ("lora.dropout", with_default(&a.dropout), "dropout on the adapter input (0 only, for now)")
+      ("lora.use_rslora", with_default(&a.use_rslora), "rank-stabilised scale alpha / sqrt(r)")
+      ("lora.seed", with_default(&a.seed), "seed of the adapters' A matrices");
+
   po::options_description all;
-  all.add(model).add(train).add(data).add(mesh).add(rl_options(s.rl));
+  all.add(model).add(train).add(data).add(mesh).add(lora).add(rl_options(s.rl));
   return all;
 }
 

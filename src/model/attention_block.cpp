@@ -7,8 +7,9 @@ namespace {
 
 // One projection y[n, width] = h W^T (+ b), written to `raw` and head-normed into y under qk_norm
 // (heads of width hd: RMSNorm over each head's hd values with the shared [hd] gain).
-void project(Backend& backend, const ModelConfig& cfg, const float* h, const Tensor& weight, const Tensor& bias,
-             const Tensor& head_norm, float* y, Buffer<float>& raw, Buffer<float>& rstd, int64_t n, int64_t width) {
+void project(Backend& backend, const ModelConfig& cfg, const float* h, const Tensor& weight, const LoraAdapter& lora,
+             const Tensor& bias, const Tensor& head_norm, float* y, Buffer<float>& raw, Buffer<float>& rstd, int64_t n,
+             int64_t width) {
   const int64_t d = cfg.d_model, hd = cfg.resolved_head_dim();
   float* out = y;
   if (cfg.qk_norm) {
@@ -16,7 +17,7 @@ void project(Backend& backend, const ModelConfig& cfg, const float* h, const Ten
     rstd.resize(n * width / hd);
     out = raw.data();
   }
-  backend.linear(cfg.forward_kernel(), h, weight, out, n, d, width);
+  adapted_linear(backend, cfg.forward_kernel(), h, weight, lora, out, n, d, width);
   if (cfg.attention_bias) backend.add_bias(out, bias, n, width);
   if (cfg.qk_norm) backend.rmsnorm(raw.data(), head_norm, y, rstd.data(), n * width / hd, hd, cfg.norm_eps);
 }
@@ -35,7 +36,7 @@ const float* project_output_backward(Backend& backend, const ModelConfig& cfg, c
     backend.rmsnorm_backward(raw.data(), head_norm, rstd.data(), dy, draw, dnorm, n * width / hd, hd);
     dout = draw;
   }
-  if (cfg.attention_bias) backend.bias_backward(dout, dbias, n, width);
+  if (cfg.attention_bias && dbias) backend.bias_backward(dout, dbias, n, width);
   return dout;
 }
 
@@ -60,17 +61,18 @@ void attention_block_forward(Backend& backend, const ModelConfig& cfg, const ops
 
   backend.rmsnorm(x, w.norm, act.normed.data(), act.rstd.data(), n, d, cfg.norm_eps);
   const LinearKernel kernel = cfg.forward_kernel();
-  project(backend, cfg, act.normed.data(), w.q, w.q_bias, w.q_norm, act.q.data(), act.q_raw, act.q_rstd, n, q_width);
-  project(backend, cfg, act.normed.data(), w.k, w.k_bias, w.k_norm, act.k.data(), act.k_raw, act.k_rstd, n,
+  project(backend, cfg, act.normed.data(), w.q, w.q_lora, w.q_bias, w.q_norm, act.q.data(), act.q_raw, act.q_rstd, n,
+          q_width);
+  project(backend, cfg, act.normed.data(), w.k, w.k_lora, w.k_bias, w.k_norm, act.k.data(), act.k_raw, act.k_rstd, n,
           kv_width);
-  backend.linear(kernel, act.normed.data(), w.v, act.v.data(), n, d, kv_width);
+  adapted_linear(backend, kernel, act.normed.data(), w.v, w.v_lora, act.v.data(), n, d, kv_width);
   if (cfg.attention_bias) backend.add_bias(act.v.data(), w.v_bias, n, kv_width);
   const std::vector<int64_t> positions = context.positions(batch, seq);
   backend.rope(rope, act.q.data(), n, cfg.n_heads, positions.data(), false);
   backend.rope(rope, act.k.data(), n, cfg.n_kv_heads, positions.data(), false);
   context.forward(backend, layer, heads, batch, seq, act.q.data(), act.k.data(), act.v.data(), act.attn.data(),
                   act.lse.data());
-  backend.linear_residual(kernel, act.attn.data(), w.o, x, x_out, n, q_width, d);
+  adapted_linear_residual(backend, kernel, act.attn.data(), w.o, w.o_lora, x, x_out, n, q_width, d);
   if (cfg.attention_bias) backend.add_bias(x_out, w.o_bias, n, d);
 }
 
@@ -81,9 +83,11 @@ void attention_block_backward(Backend& backend, const ModelConfig& cfg, const op
   const AttentionHeads heads = attention_heads(cfg);
   const int64_t n = batch * seq, d = cfg.d_model, q_width = heads.q_width(), kv_width = heads.kv_width();
 
+  const LinearKernel kernel = cfg.forward_kernel();
   Buffer<float> dattn(n * q_width), dq(n * q_width), dk(n * kv_width), dv(n * kv_width);
-  backend.linear_backward(act.attn.data(), w.o.data<float>(), dx_out, dattn.data(), g.o, n, q_width, d, false);
-  if (cfg.attention_bias) backend.bias_backward(dx_out, g.o_bias, n, d);
+  adapted_linear_backward(backend, kernel, act.attn.data(), w.o, w.o_lora, g.o_lora, dx_out, dattn.data(), g.o, n,
+                          q_width, d, false);
+  if (cfg.attention_bias && g.o_bias) backend.bias_backward(dx_out, g.o_bias, n, d);
   context.backward(backend, layer, heads, batch, seq, act.q.data(), act.k.data(), act.v.data(), act.attn.data(),
                    act.lse.data(), dattn.data(), dq.data(), dk.data(), dv.data());
   // RoPE is a rotation: its backward rotates the gradient back.
@@ -98,12 +102,16 @@ void attention_block_backward(Backend& backend, const ModelConfig& cfg, const op
                                                  g.q_bias, n, q_width);
   const float* dk_proj = project_output_backward(backend, cfg, k_norm, act, false, dk.data(), dk_raw.data(),
                                                  g.k_norm, g.k_bias, n, kv_width);
-  if (cfg.attention_bias) backend.bias_backward(dv.data(), g.v_bias, n, kv_width);
+  if (cfg.attention_bias && g.v_bias) backend.bias_backward(dv.data(), g.v_bias, n, kv_width);
 
   Buffer<float> dnormed(n * d);
-  backend.linear_backward(act.normed.data(), w.q.data<float>(), dq_proj, dnormed.data(), g.q, n, d, q_width, false);
-  backend.linear_backward(act.normed.data(), w.k.data<float>(), dk_proj, dnormed.data(), g.k, n, d, kv_width, true);
-  backend.linear_backward(act.normed.data(), w.v.data<float>(), dv.data(), dnormed.data(), g.v, n, d, kv_width, true);
+  const float* h = act.normed.data();
+  adapted_linear_backward(backend, kernel, h, w.q, w.q_lora, g.q_lora, dq_proj, dnormed.data(), g.q, n, d, q_width,
+                          false);
+  adapted_linear_backward(backend, kernel, h, w.k, w.k_lora, g.k_lora, dk_proj, dnormed.data(), g.k, n, d, kv_width,
+                          true);
+  adapted_linear_backward(backend, kernel, h, w.v, w.v_lora, g.v_lora, dv.data(), dnormed.data(), g.v, n, d,
+                          kv_width, true);
   backend.rmsnorm_backward(x, w.norm.data<float>(), act.rstd.data(), dnormed.data(), dx, g.norm, n, d);
   // Residual: the stream's own gradient passes straight through.
   backend.add_in_place(dx, dx_out, n * d);

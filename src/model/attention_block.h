@@ -11,22 +11,26 @@
 #include "backend/backend.h"
 #include "core/buffer.h"
 #include "core/tensor.h"
+#include "model/adapted_linear.h"
 #include "model/attention_context.h"
 #include "model/config.h"
 
 namespace flywheel {
 
-// q_norm / k_norm are defined with cfg.qk_norm, the four biases with cfg.attention_bias.
+// q_norm / k_norm are defined with cfg.qk_norm, the four biases with cfg.attention_bias, the adapters with
+// cfg.lora's targets.
 struct AttentionWeights {
   Tensor norm, q, k, v, o;
   Tensor q_norm, k_norm;
   Tensor q_bias, k_bias, v_bias, o_bias;
+  LoraAdapter q_lora, k_lora, v_lora, o_lora;
 };
-// Null where the weight does not exist.
+// Null where the weight does not exist or is frozen.
 struct AttentionGrads {
   float *norm, *q, *k, *v, *o;
   float *q_norm = nullptr, *k_norm = nullptr;
   float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
+  LoraGrads q_lora, k_lora, v_lora, o_lora;
 };
 
 struct AttentionActivations {

@@ -53,6 +53,7 @@ void ModelConfig::validate() const {
     FW_INPUT_CHECK(moe_d_ff >= 0, "model.moe_d_ff = ", moe_d_ff, ": must be 0 (use d_ff) or positive");
     FW_INPUT_CHECK(moe_aux_loss_coef >= 0, "model.moe_aux_loss_coef = ", moe_aux_loss_coef, ": must be >= 0");
   }
+  lora.validate(*this);
 }
 
 void ModelConfig::validate_rope_scaling() const {

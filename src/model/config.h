@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/lora_config.h"
 
 namespace flywheel {
 
@@ -52,6 +53,9 @@ struct ModelConfig {
   // has a fixed reduction order, so serving with a KV cache reproduces training's bits). Backward
   // always uses OpenBLAS.
   std::string forward_kernels = "blas";
+
+  // Low-rank adapters on a frozen base ([lora]; model/lora_config.h). lora.rank = 0: none.
+  LoraConfig lora;
 
   bool is_moe() const { return moe_experts > 0; }  // some layer may be MoE (see is_moe_layer)
   bool is_moe_layer(int64_t layer) const;

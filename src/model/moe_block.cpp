@@ -79,7 +79,7 @@ void moe_block_backward(Backend& backend, const ModelConfig& cfg, const MoeWeigh
     const int64_t first = plan.expert_offset()[le], count = plan.expert_offset()[le + 1] - first;
     if (count == 0) continue;
     const int64_t e = plan.first_expert() + le;
-    swiglu_ffn_backward(backend, w.experts[e], g.experts[e], act.grouped_in.data() + first * d,
+    swiglu_ffn_backward(backend, cfg.forward_kernel(), w.experts[e], g.experts[e], act.grouped_in.data() + first * d,
                         dgrouped_out.data() + first * d, dgrouped_in.data() + first * d, count, d, hidden,
                         act.expert_act[le], false);
   }
@@ -98,7 +98,8 @@ void moe_block_backward(Backend& backend, const ModelConfig& cfg, const MoeWeigh
 
   const float* router = w.router.data<float>();
   if (cfg.moe_shared_expert) {
-    swiglu_ffn_backward(backend, w.shared, g.shared, h, dy, dh, n, d, hidden, act.shared_act, false);
+    swiglu_ffn_backward(backend, cfg.forward_kernel(), w.shared, g.shared, h, dy, dh, n, d, hidden, act.shared_act,
+                        false);
     backend.linear_backward(h, router, dlogits.data(), dh, g.router, n, d, E, true);
   } else {
     backend.linear_backward(h, router, dlogits.data(), dh, g.router, n, d, E, false);

@@ -10,18 +10,19 @@
 
 namespace flywheel {
 
-int ParameterSet::begin_unit(const std::string& name, int layer, bool experts) {
+int ParameterSet::begin_unit(const std::string& name, int layer, bool experts, bool trainable) {
   FW_CHECK(unit_values_.empty(), "unit ", name, " opened after allocate()");
   ParameterUnit unit;
   unit.name = name;
   unit.layer = layer;
   unit.experts = experts;
+  unit.trainable = trainable;
   unit.begin = unit.end = (total_ + 15) / 16 * 16;
   units_.push_back(std::move(unit));
   return static_cast<int>(units_.size()) - 1;
 }
 
-int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert) {
+int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert, bool adapter) {
   FW_CHECK(unit_values_.empty(), "parameter ", name, " registered after allocate()");
   FW_CHECK(!units_.empty(), "parameter ", name, " registered before any begin_unit()");
   FW_CHECK(!by_name_.count(name), "parameter ", name, " registered twice");
@@ -36,6 +37,7 @@ int ParameterSet::add(const std::string& name, std::vector<int64_t> shape, Param
   info.weight_decay = info.shape.size() >= 2;
   info.unit = static_cast<int>(units_.size()) - 1;
   info.expert = expert;
+  info.adapter = adapter;
   total_ = info.offset + info.numel;
   units_.back().params.push_back(static_cast<int>(params_.size()));
   units_.back().end = total_;
@@ -62,7 +64,7 @@ void ParameterSet::allocate(DType dtype, bool with_grads) {
   unit_grads_.assign(units_.size(), nullptr);
   for (size_t u = 0; u < units_.size(); ++u) {
     unit_values_[u] = base + static_cast<size_t>(units_[u].begin) * dtype_bytes(dtype);
-    unit_grads_[u] = with_grads ? grads_.data() + units_[u].begin : nullptr;
+    unit_grads_[u] = with_grads && units_[u].trainable ? grads_.data() + units_[u].begin : nullptr;
   }
 }
 
@@ -89,6 +91,10 @@ int ParameterSet::find(const std::string& name) const {
   return it == by_name_.end() ? -1 : it->second;
 }
 
+bool ParameterSet::any_frozen() const {
+  return std::any_of(units_.begin(), units_.end(), [](const ParameterUnit& u) { return !u.trainable; });
+}
+
 void ParameterSet::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
 void initialize_elements(const ParamInfo& p, uint64_t seed, double init_std, int64_t n_layers,
@@ -97,9 +103,20 @@ void initialize_elements(const ParamInfo& p, uint64_t seed, double init_std, int
     std::fill(dst, dst + count, p.init == ParamInit::kOnes ? 1.0f : 0.0f);
     return;
   }
+  const RngKey base{seed, RngPurpose::kWeightInit, XXH64(p.name.data(), p.name.size(), 0), 0};
+  if (p.init == ParamInit::kFanInUniform) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(p.numel / p.shape[0]));
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      RngKey key = base;
+      key.index = static_cast<uint64_t>(first_element + i);
+      CounterRng rng(key);
+      dst[i] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+    }
+    return;
+  }
   const double std_dev =
       p.init == ParamInit::kNormalScaled ? init_std / std::sqrt(2.0 * static_cast<double>(n_layers)) : init_std;
-  const RngKey base{seed, RngPurpose::kWeightInit, XXH64(p.name.data(), p.name.size(), 0), 0};
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; ++i) {
     RngKey key = base;
@@ -109,9 +126,10 @@ void initialize_elements(const ParamInfo& p, uint64_t seed, double init_std, int
   }
 }
 
-void ParameterSet::initialize(uint64_t seed, double init_std, int64_t n_layers) {
+void ParameterSet::initialize(uint64_t seed, double init_std, int64_t n_layers, uint64_t adapter_seed) {
   for (size_t id = 0; id < params_.size(); ++id)
-    initialize_elements(params_[id], seed, init_std, n_layers, 0, params_[id].numel, value(static_cast<int>(id)));
+    initialize_elements(params_[id], params_[id].adapter ? adapter_seed : seed, init_std, n_layers, 0,
+                        params_[id].numel, value(static_cast<int>(id)));
 }
 
 }  // namespace flywheel

@@ -21,7 +21,8 @@ enum class ParamInit {
   kNormal,        // N(0, init_std)
   kNormalScaled,  // N(0, init_std / sqrt(2 n_layers)): projections that write into the residual stream
   kOnes,          // norm gains
-  kZeros,         // biases (as Hugging Face initialises nn.Linear biases for these models)
+  kZeros,         // biases (as Hugging Face initialises nn.Linear biases for these models); LoRA B
+  kFanInUniform,  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = columns: LoRA A, as PEFT's kaiming_uniform_(a=sqrt(5))
 };
 
 struct ParamInfo {
@@ -33,6 +34,7 @@ struct ParamInfo {
   ParamInit init = ParamInit::kNormal;
   bool weight_decay = true;  // AdamW decay applies to matrices, not to norm gains
   int expert = -1;           // MoE expert index for expert weights, else -1
+  bool adapter = false;      // a LoRA matrix (model/lora_config.h): initialised from lora.seed, never imported
 };
 
 // A unit is a contiguous run of parameters that is gathered, used and released together under
@@ -41,6 +43,7 @@ struct ParameterUnit {
   std::string name;         // "embed", "layers.3", "layers.3.experts", "head"
   int layer = -1;           // decoder layer, or -1
   bool experts = false;     // expert weights: sharded over the expert-data-parallel group
+  bool trainable = true;    // false: frozen (a LoRA base): no gradients, no optimizer state
   std::vector<int> params;  // ids, in registration (= flat) order
   int64_t begin = 0, end = 0;  // flat element range [begin, end)
 };
@@ -48,14 +51,15 @@ struct ParameterUnit {
 class ParameterSet {
  public:
   // Units partition the parameters: begin_unit() opens a unit that add() appends to.
-  int begin_unit(const std::string& name, int layer, bool experts);
+  int begin_unit(const std::string& name, int layer, bool experts, bool trainable = true);
   // Register before allocate(); returns the parameter's id (its index in list()).
-  int add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert = -1);
+  int add(const std::string& name, std::vector<int64_t> shape, ParamInit init, int expert = -1, bool adapter = false);
   // Single-rank storage, zero-filled, every unit bound into it: values in `dtype` (f32, or bf16 for
-  // serving) and, with_grads, fp32 gradients. Training is f32 with gradients.
+  // serving) and, with_grads, fp32 gradients of the trainable units (frozen units bind none).
   void allocate(DType dtype = DType::kF32, bool with_grads = true);
   // Points a unit's values/grads at other storage laid out like the unit's flat range
-  // (FSDP binds gathered working buffers here). value(id) then reads from that storage.
+  // (FSDP binds gathered working buffers here). value(id) then reads from that storage. grads is null
+  // for a frozen unit.
   void bind_unit(int unit, float* values, float* grads);
   const std::vector<ParameterUnit>& units() const { return units_; }
 
@@ -71,7 +75,13 @@ class ParameterSet {
              ", not read as f32 (use tensor())");
     return static_cast<float*>(unit_values_[params_[id].unit]) + (params_[id].offset - unit_begin(id));
   }
-  float* grad(int id) const { return unit_grads_[params_[id].unit] + (params_[id].offset - unit_begin(id)); }
+  // Null for a frozen parameter (and while its unit has no gradients bound): backward skips its gradient.
+  float* grad(int id) const {
+    float* unit = unit_grads_[params_[id].unit];
+    return unit ? unit + (params_[id].offset - unit_begin(id)) : nullptr;
+  }
+  bool trainable(int id) const { return units_[params_[id].unit].trainable; }
+  bool any_frozen() const;
 
   int64_t numel() const { return total_; }
   // The single-rank full fp32 buffers (empty when units are bound elsewhere or stored in bf16).
@@ -84,8 +94,9 @@ class ParameterSet {
   int64_t storage_bytes() const;
 
   // Deterministic initialisation (of the single-rank full buffers): element i of parameter "name" draws from the counter RNG keyed by
-  // (seed, kWeightInit, xxh64(name), i), so weights do not depend on registration order or the mesh.
-  void initialize(uint64_t seed, double init_std, int64_t n_layers);
+  // (seed, kWeightInit, xxh64(name), i), so weights do not depend on registration order or the mesh;
+  // adapters draw from adapter_seed (lora.seed) instead.
+  void initialize(uint64_t seed, double init_std, int64_t n_layers, uint64_t adapter_seed = 0);
 
  private:
   int64_t unit_begin(int id) const { return units_[params_[id].unit].begin; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 
@@ -28,7 +29,8 @@ Transformer::Transformer(const ModelConfig& config, WeightsOnly weights) : Trans
 void Transformer::register_parameters() {
   const ModelConfig& c = config_;
   const int64_t d = c.d_model;
-  embed_unit_ = params_.begin_unit("embed", -1, false);
+  const bool base_trainable = !c.lora.enabled();  // LoRA freezes every base weight
+  embed_unit_ = params_.begin_unit("embed", -1, false, base_trainable);
   embed_id_ = params_.add("model.embed_tokens.weight", {c.vocab_size, d}, ParamInit::kNormal);
   auto add_swiglu = [&](const std::string& prefix, int64_t hidden, int& gate, int& up, int& down, int expert = -1) {
     gate = params_.add(prefix + "gate_proj.weight", {hidden, d}, ParamInit::kNormal, expert);
@@ -38,7 +40,7 @@ void Transformer::register_parameters() {
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerIds ids{};
-    ids.unit = params_.begin_unit("layers." + std::to_string(l), l, false);
+    ids.unit = params_.begin_unit("layers." + std::to_string(l), l, false, base_trainable);
     ids.input_norm = params_.add(p + "input_layernorm.weight", {d}, ParamInit::kOnes);
     register_attention(p + "self_attn.", ids);
     ids.post_norm = params_.add(p + "post_attention_layernorm.weight", {d}, ParamInit::kOnes);
@@ -49,7 +51,7 @@ void Transformer::register_parameters() {
       if (c.moe_shared_expert)
         add_swiglu(p + "mlp.shared_expert.", c.resolved_moe_d_ff(), ids.shared_gate, ids.shared_up, ids.shared_down);
       // Experts form their own unit: they are sharded over the expert-parallel layout, not fsdp x cp.
-      ids.expert_unit = params_.begin_unit("layers." + std::to_string(l) + ".experts", l, true);
+      ids.expert_unit = params_.begin_unit("layers." + std::to_string(l) + ".experts", l, true, base_trainable);
       ids.expert_gate.resize(c.moe_experts);
       ids.expert_up.resize(c.moe_experts);
       ids.expert_down.resize(c.moe_experts);
@@ -57,9 +59,10 @@ void Transformer::register_parameters() {
         add_swiglu(p + "mlp.experts." + std::to_string(e) + ".", c.resolved_moe_d_ff(), ids.expert_gate[e],
                    ids.expert_up[e], ids.expert_down[e], static_cast<int>(e));
     }
+    if (c.lora.enabled()) register_adapters(l, ids);
     layer_ids_.push_back(std::move(ids));
   }
-  head_unit_ = params_.begin_unit("head", -1, false);
+  head_unit_ = params_.begin_unit("head", -1, false, base_trainable);
   final_norm_id_ = params_.add("model.norm.weight", {d}, ParamInit::kOnes);
   if (!c.tie_embeddings) lm_head_id_ = params_.add("lm_head.weight", {c.vocab_size, d}, ParamInit::kNormal);
 }
@@ -82,12 +85,80 @@ void Transformer::register_attention(const std::string& p, LayerIds& ids) {
   }
 }
 
+// PEFT's layout: <module>.lora_A.weight [rank, in] (U(+-1/sqrt(in))), <module>.lora_B.weight [out, rank] (zero).
+int Transformer::add_adapter(int base_id) {
+  const ParamInfo base = params_.info(base_id);
+  const std::string module = base.name.substr(0, base.name.size() - std::string(".weight").size());
+  const int64_t r = config_.lora.rank, out = base.shape[0], in = base.shape[1];
+  AdapterIds ids;
+  ids.a = params_.add(module + ".lora_A.weight", {r, in}, ParamInit::kFanInUniform, base.expert, true);
+  ids.b = params_.add(module + ".lora_B.weight", {out, r}, ParamInit::kZeros, base.expert, true);
+  adapter_of_.resize(params_.list().size());
+  adapter_of_[base_id] = ids;
+  return ids.a;
+}
+
+void Transformer::register_adapters(int l, LayerIds& ids) {
+  const LoraConfig& lora = config_.lora;
+  const std::string name = "layers." + std::to_string(l);
+  auto swiglu = [&](int gate, int up, int down, LoraTarget gate_kind, LoraTarget up_kind, LoraTarget down_kind) {
+    if (lora.targets_kind(gate_kind)) add_adapter(gate);
+    if (lora.targets_kind(up_kind)) add_adapter(up);
+    if (lora.targets_kind(down_kind)) add_adapter(down);
+  };
+  const bool moe = config_.is_moe_layer(l), has_mlp = !moe || config_.moe_shared_expert;
+  const bool dense_targets = lora.targets_kind(kLoraQ) || lora.targets_kind(kLoraK) || lora.targets_kind(kLoraV) ||
+                             lora.targets_kind(kLoraO) ||
+                             (has_mlp && (lora.targets_kind(kLoraGate) || lora.targets_kind(kLoraUp) ||
+                                          lora.targets_kind(kLoraDown)));
+  if (dense_targets) {  // no empty unit (targets = experts only)
+    ids.lora_unit = params_.begin_unit(name + ".lora", l, false);
+    for (const auto& [id, kind] : {std::pair{ids.q, kLoraQ}, {ids.k, kLoraK}, {ids.v, kLoraV}, {ids.o, kLoraO}})
+      if (lora.targets_kind(kind)) add_adapter(id);
+    if (!moe) swiglu(ids.gate, ids.up, ids.down, kLoraGate, kLoraUp, kLoraDown);
+    if (moe && config_.moe_shared_expert)
+      swiglu(ids.shared_gate, ids.shared_up, ids.shared_down, kLoraGate, kLoraUp, kLoraDown);
+  }
+  if (!moe || !lora.targets_kind(kLoraExperts)) return;
+  ids.expert_lora_unit = params_.begin_unit(name + ".experts.lora", l, true);
+  for (size_t e = 0; e < ids.expert_gate.size(); ++e)
+    swiglu(ids.expert_gate[e], ids.expert_up[e], ids.expert_down[e], kLoraExperts, kLoraExperts, kLoraExperts);
+}
+
+LoraAdapter Transformer::adapter(int base_id) const {
+  if (!adapters_enabled_ || base_id >= static_cast<int>(adapter_of_.size()) || adapter_of_[base_id].a < 0) return {};
+  const AdapterIds& ids = adapter_of_[base_id];
+  return {weight(ids.a), weight(ids.b), config_.lora.scale()};
+}
+
+LoraGrads Transformer::adapter_grads(int base_id) {
+  if (base_id >= static_cast<int>(adapter_of_.size()) || adapter_of_[base_id].a < 0) return {};
+  return {params_.grad(adapter_of_[base_id].a), params_.grad(adapter_of_[base_id].b)};
+}
+
+void Transformer::use_units(int unit, int lora_unit, bool backward) {
+  hooks_->before_use(unit, backward);
+  if (lora_unit >= 0) hooks_->before_use(lora_unit, backward);
+}
+
+void Transformer::end_units(int unit, int lora_unit, bool backward) {
+  for (int u : {lora_unit, unit}) {
+    if (u < 0) continue;
+    if (backward)
+      hooks_->after_backward(u);
+    else
+      hooks_->after_forward(u);
+  }
+}
+
 std::vector<int> Transformer::stage_units() const {
   std::vector<int> units;
   if (stage_.has_embedding()) units.push_back(embed_unit_);
   for (int l = stage_.first_layer; l < stage_.end_layer; ++l) {
-    units.push_back(layer_ids_[l].unit);
-    if (layer_ids_[l].expert_unit >= 0) units.push_back(layer_ids_[l].expert_unit);
+    // In registration (= flat) order: a single rank's shards then lie exactly as the flat layout.
+    for (int unit : {layer_ids_[l].unit, layer_ids_[l].expert_unit, layer_ids_[l].lora_unit,
+                     layer_ids_[l].expert_lora_unit})
+      if (unit >= 0) units.push_back(unit);
   }
   if (stage_.has_head(config_.n_layers)) {
     if (config_.tie_embeddings && !stage_.has_embedding()) units.push_back(embed_unit_);
@@ -105,23 +176,27 @@ AttentionWeights Transformer::attention_weights(int l) const {
           weight(i.o),               optional_weight(i.q_norm),
           optional_weight(i.k_norm), optional_weight(i.q_bias),
           optional_weight(i.k_bias), optional_weight(i.v_bias),
-          optional_weight(i.o_bias)};
+          optional_weight(i.o_bias), adapter(i.q),
+          adapter(i.k),              adapter(i.v),
+          adapter(i.o)};
 }
 AttentionGrads Transformer::attention_grads(int l) {
   const LayerIds& i = layer_ids_[l];
   return {params_.grad(i.input_norm), params_.grad(i.q),       params_.grad(i.k),      params_.grad(i.v),
           params_.grad(i.o),          optional_grad(i.q_norm), optional_grad(i.k_norm), optional_grad(i.q_bias),
-          optional_grad(i.k_bias),    optional_grad(i.v_bias), optional_grad(i.o_bias)};
+          optional_grad(i.k_bias),    optional_grad(i.v_bias), optional_grad(i.o_bias), adapter_grads(i.q),
+          adapter_grads(i.k),         adapter_grads(i.v),      adapter_grads(i.o)};
 }
 SwiGluWeights Transformer::swiglu_weights(int gate, int up, int down) const {
-  return {weight(gate), weight(up), weight(down)};
+  return {weight(gate), weight(up), weight(down), adapter(gate), adapter(up), adapter(down)};
 }
 SwiGluWeights Transformer::dense_ffn_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
   return swiglu_weights(i.gate, i.up, i.down);
 }
 SwiGluGrads Transformer::swiglu_grads(int gate, int up, int down) {
-  return {params_.grad(gate), params_.grad(up), params_.grad(down)};
+  return {params_.grad(gate),  params_.grad(up),  params_.grad(down), adapter_grads(gate), adapter_grads(up),
+          adapter_grads(down)};
 }
 MoeWeights Transformer::moe_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
@@ -149,7 +224,7 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
   const int64_t n = rows * seq, d = config_.d_model;
   const LayerIds& ids = layer_ids_[l];
   Backend& be = *backend_;
-  hooks_->before_use(ids.unit, false);
+  use_units(ids.unit, ids.lora_unit, false);
   if (keep_input) {
     a.x_in.assign(x_in, x_in + n * d);
     x_in = a.x_in.data();
@@ -162,14 +237,14 @@ void Transformer::layer_forward(int l, ActivationStash::Layer& a, const float* x
   be.rmsnorm(a.x_mid.data(), weight(ids.post_norm), a.ffn_normed.data(), a.ffn_rstd.data(), n, d, config_.norm_eps);
   Buffer<float> y(n * d);
   if (config_.is_moe_layer(l)) {
-    hooks_->before_use(ids.expert_unit, false);
+    use_units(ids.expert_unit, ids.expert_lora_unit, false);
     moe_block_forward(be, config_, moe_weights(l), a.ffn_normed.data(), y.data(), n, a.moe, experts_);
-    hooks_->after_forward(ids.expert_unit);
+    end_units(ids.expert_unit, ids.expert_lora_unit, false);
   } else {
     swiglu_ffn_forward(be, config_.forward_kernel(), swiglu_weights(ids.gate, ids.up, ids.down), a.ffn_normed.data(),
                        y.data(), n, d, config_.d_ff, a.dense);
   }
-  hooks_->after_forward(ids.unit);
+  end_units(ids.unit, ids.lora_unit, false);
   be.add(a.x_mid.data(), y.data(), x_out, n * d);
 }
 
@@ -178,15 +253,15 @@ void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* 
   const int64_t n = rows * seq, d = config_.d_model;
   const LayerIds& ids = layer_ids_[l];
   Backend& be = *backend_;
-  hooks_->before_use(ids.unit, true);
+  use_units(ids.unit, ids.lora_unit, true);
   Buffer<float> dnormed(n * d), dmid(n * d);
   if (config_.is_moe_layer(l)) {
-    hooks_->before_use(ids.expert_unit, true);
+    use_units(ids.expert_unit, ids.expert_lora_unit, true);
     moe_block_backward(be, config_, moe_weights(l), moe_grads(l), a.ffn_normed.data(), dx_out, dnormed.data(), n,
                        aux_weight, a.moe);
-    hooks_->after_backward(ids.expert_unit);
+    end_units(ids.expert_unit, ids.expert_lora_unit, true);
   } else {
-    swiglu_ffn_backward(be, swiglu_weights(ids.gate, ids.up, ids.down), swiglu_grads(ids.gate, ids.up, ids.down),
+    swiglu_ffn_backward(be, config_.forward_kernel(), swiglu_weights(ids.gate, ids.up, ids.down), swiglu_grads(ids.gate, ids.up, ids.down),
                         a.ffn_normed.data(), dx_out, dnormed.data(), n, d, config_.d_ff, a.dense, false);
   }
   be.rmsnorm_backward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_rstd.data(), dnormed.data(), dmid.data(),
@@ -194,7 +269,7 @@ void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* 
   be.add_in_place(dmid.data(), dx_out, n * d);
   attention_block_backward(be, config_, rope_, attention_weights(l), attention_grads(l), *attention_, l,
                            a.x_in.data(), dmid.data(), dx_in, rows, seq, a.attention);
-  hooks_->after_backward(ids.unit);
+  end_units(ids.unit, ids.lora_unit, true);
 }
 
 void Transformer::stage_forward(ActivationStash& stash, const int32_t* tokens, const float* hidden_in, int64_t rows,
@@ -258,9 +333,11 @@ MicroBatchResult Transformer::stage_backward(ActivationStash& stash, const int32
     if (config_.is_moe_layer(l)) result.aux_loss += a.moe.aux / moe_layers;
   }
   if (stage_.has_embedding()) {
-    hooks_->before_use(embed_unit_, true);
-    backend_->embedding_backward(stash.tokens.data(), dx.data(), params_.grad(embed_id_), n, d);
-    hooks_->after_backward(embed_unit_);
+    if (params_.trainable(embed_id_)) {  // a frozen embedding (LoRA) has nothing to learn from dx
+      hooks_->before_use(embed_unit_, true);
+      backend_->embedding_backward(stash.tokens.data(), dx.data(), params_.grad(embed_id_), n, d);
+      hooks_->after_backward(embed_unit_);
+    }
   } else {
     std::copy(dx.begin(), dx.end(), dhidden_in);
   }

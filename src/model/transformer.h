@@ -103,7 +103,11 @@ class Transformer {
   void set_expert_exchange(ExpertExchange* exchange) { experts_ = exchange; }
   void set_backend(Backend& backend) { backend_ = &backend; }
   Backend& backend() const { return *backend_; }
-  void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers); }
+  void initialize(uint64_t seed) { params_.initialize(seed, config_.init_std, config_.n_layers, config_.lora.seed); }
+  // LoRA (config.lora): with adapters off the model computes its frozen base alone -- the reference policy of DPO
+  // and of GRPO's KL penalty needs no copy of the weights. On by default; no effect without adapters.
+  void set_adapters_enabled(bool enabled) { adapters_enabled_ = enabled; }
+  bool adapters_enabled() const { return adapters_enabled_; }
 
   // Units this stage uses, in forward order (the embedding unit also on the last stage when tied).
   std::vector<int> stage_units() const;
@@ -153,6 +157,7 @@ class Transformer {
  private:
   struct LayerIds {
     int unit, expert_unit = -1;
+    int lora_unit = -1, expert_lora_unit = -1;  // config.lora: this layer's adapters (dense; experts)
     int input_norm, q, k, v, o, post_norm;
     int q_norm = -1, k_norm = -1;                              // qk_norm
     int q_bias = -1, k_bias = -1, v_bias = -1, o_bias = -1;    // attention_bias
@@ -162,8 +167,22 @@ class Transformer {
     int shared_gate = -1, shared_up = -1, shared_down = -1;
   };
 
+  // A base weight's LoRA matrices (ids; -1: none).
+  struct AdapterIds {
+    int a = -1, b = -1;
+  };
+
   void register_parameters();
   void register_attention(const std::string& prefix, LayerIds& ids);
+  // The adapters of layer l's targeted weights (config.lora), in new units after the layer's own.
+  void register_adapters(int layer, LayerIds& ids);
+  int add_adapter(int base_id);
+  // Base weight id's adapter (inactive: none, or adapters switched off) and its gradients.
+  LoraAdapter adapter(int base_id) const;
+  LoraGrads adapter_grads(int base_id);
+  // Hooks around a layer's units: its dense unit (+ adapters) or its expert unit (+ adapters).
+  void use_units(int unit, int lora_unit, bool backward);
+  void end_units(int unit, int lora_unit, bool backward);
   // The weight's view, or an undefined Tensor for an absent one (id -1); the gradient, or null.
   Tensor optional_weight(int id) const { return id >= 0 ? weight(id) : Tensor(); }
   float* optional_grad(int id) { return id >= 0 ? params_.grad(id) : nullptr; }
@@ -199,6 +218,8 @@ class Transformer {
   int embed_unit_ = -1, head_unit_ = -1;
   int embed_id_ = -1, final_norm_id_ = -1, lm_head_id_ = -1;
   std::vector<LayerIds> layer_ids_;
+  std::vector<AdapterIds> adapter_of_;  // by base parameter id
+  bool adapters_enabled_ = true;
   ActivationStash stash_;                // forward_backward
   ActivationStash scoring_stash_;  // forward_logits / forward_logprobs (forward only)
   UnitHooks no_hooks_;

@@ -44,10 +44,11 @@ void rmsnorm_backward(const T* x, const T* weight, const T* rstd, const T* dy, T
       for (int64_t i = 0; i < d; ++i) {
         const T xhat = xr[i] * r;
         dxr[i] = r * (dyr[i] * weight[i] - xhat * mean_dot);
-        dw[i] += dyr[i] * xhat;
+        if (dweight) dw[i] += dyr[i] * xhat;
       }
     }
   }
+  if (!dweight) return;  // a frozen gain: only dx
   for (int t = 0; t < threads; ++t)
     for (int64_t i = 0; i < d; ++i) dweight[i] += partial[static_cast<size_t>(t) * d + i];
 }

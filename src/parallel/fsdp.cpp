@@ -13,40 +13,45 @@ int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 Fsdp::Fsdp(Transformer& model, Mesh& mesh, uint64_t seed, bool random_init) : model_(model), mesh_(mesh) {
   const ParameterSet& params = model.params();
   unit_index_.assign(params.units().size(), -1);
+  int64_t grad_total = 0;
   for (const UnitPlacement& placement : place_units(model, mesh.config(), mesh.coords())) {
     const bool experts = params.units()[placement.unit].experts;
     Comm& group = experts ? mesh.edp() : mesh.dp();
     FW_CHECK(group.size() == placement.group_size && group.rank() == placement.group_rank,
              "shard plan and communicator disagree for unit ", params.units()[placement.unit].name);
-    plan_unit(placement, group);
+    plan_unit(placement, group, grad_total);
   }
   int64_t total = 0;
   for (const ShardSlice& s : slices_) total = std::max(total, s.local_offset + s.numel());
   values_.assign(total, 0.0f);
-  grads_.assign(total, 0.0f);
-  adam_m_.assign(total, 0.0f);
-  adam_v_.assign(total, 0.0f);
+  grads_.assign(grad_total, 0.0f);
+  adam_m_.assign(grad_total, 0.0f);
+  adam_v_.assign(grad_total, 0.0f);
   const ModelConfig& c = model.config();
-  for (const ShardSlice& s : slices_)
-    if (random_init)
-      initialize_elements(params.info(s.param), seed, c.init_std, c.n_layers, s.row_begin * s.cols, s.numel(),
-                          values_.data() + s.local_offset);
+  for (const ShardSlice& s : slices_) {
+    const ParamInfo& info = params.info(s.param);
+    if (random_init || info.adapter)
+      initialize_elements(info, info.adapter ? c.lora.seed : seed, c.init_std, c.n_layers, s.row_begin * s.cols,
+                          s.numel(), values_.data() + s.local_offset);
+  }
   for (UnitShard& u : units_)
     if (u.direct) {
-      const int64_t base = slices_[u.first_slice].local_offset;
-      model_.params().bind_unit(u.unit, values_.data() + base, grads_.data() + base);
+      const ShardSlice& first = slices_[u.first_slice];
+      model_.params().bind_unit(u.unit, values_.data() + first.local_offset,
+                                u.trainable ? grads_.data() + first.grad_offset : nullptr);
     }
   model_.set_hooks(this);
 }
 
 Fsdp::~Fsdp() { model_.set_hooks(nullptr); }
 
-void Fsdp::plan_unit(const UnitPlacement& placement, Comm& group) {
+void Fsdp::plan_unit(const UnitPlacement& placement, Comm& group, int64_t& grad_end) {
   const ParameterSet& params = model_.params();
   UnitShard u;
   u.unit = placement.unit;
   u.group = &group;
   u.tensors = placement.tensors;
+  u.trainable = params.units()[u.unit].trainable;
   const int G = placement.group_size, g = placement.group_rank;
   u.rank_elements.assign(G, 0);
   u.first_slice = slices_.size();
@@ -57,6 +62,12 @@ void Fsdp::plan_unit(const UnitPlacement& placement, Comm& group) {
     for (int r = 0; r < G; ++r) u.rank_elements[r] += (row_split(rows, r + 1, G) - row_split(rows, r, G)) * cols;
     ShardSlice s{id, row_split(rows, g, G), row_split(rows, g + 1, G), cols, offset};
     offset = align16(offset + s.numel());
+    // Gradients and moments: the trainable slices only, laid out with the same alignment (a direct unit binds
+    // its gradients as one range shaped like the unit).
+    if (u.trainable) {
+      s.grad_offset = align16(grad_end);
+      grad_end = s.grad_offset + s.numel();
+    }
     slices_.push_back(s);
   }
   u.slice_count = slices_.size() - u.first_slice;
@@ -75,11 +86,11 @@ void Fsdp::before_use(int unit, bool backward) {
   UnitShard& u = shard_of(unit);
   if (u.direct) return;
   if (u.work_values.empty()) gather(u);
-  if (backward && u.work_grads.empty()) {
+  if (backward && u.trainable && u.work_grads.empty()) {
     const ParameterUnit& pu = model_.params().units()[unit];
     u.work_grads.assign(pu.end - pu.begin, 0.0f);
   }
-  model_.params().bind_unit(unit, u.work_values.data(), u.work_grads.data());
+  model_.params().bind_unit(unit, u.work_values.data(), u.trainable ? u.work_grads.data() : nullptr);
   track_working_bytes();
 }
 
@@ -91,7 +102,7 @@ void Fsdp::after_forward(int unit) {
 void Fsdp::after_backward(int unit) {
   UnitShard& u = shard_of(unit);
   if (u.direct) return;
-  scatter_grads(u);
+  if (u.trainable) scatter_grads(u);
   release(u);
 }
 
@@ -147,7 +158,7 @@ void Fsdp::scatter_grads(UnitShard& u) {
   pos = 0;
   for (size_t i = 0; i < u.slice_count; ++i) {
     const ShardSlice& s = slices_[u.first_slice + i];
-    float* dst = grads_.data() + s.local_offset;
+    float* dst = grads_.data() + s.grad_offset;
     for (int64_t k = 0; k < s.numel(); ++k) dst[k] += mine[pos + k];
     pos += s.numel();
   }
@@ -168,6 +179,13 @@ void Fsdp::track_working_bytes() {
 }
 
 void Fsdp::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+int64_t Fsdp::trainable_elements() const {
+  int64_t n = 0;
+  for (const ShardSlice& s : slices_)
+    if (s.trainable()) n += s.numel();
+  return n;
+}
 
 int64_t Fsdp::shard_elements() const {
   int64_t n = 0;

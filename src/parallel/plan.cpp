@@ -21,6 +21,7 @@ uint64_t ring_all_reduce(uint64_t bytes, int64_t ranks) {
 // One unit as Fsdp::plan_unit shards it on this rank.
 struct UnitShard {
   bool present = false, experts = false, direct = false;
+  bool trainable = true;        // false: a frozen (LoRA base) unit: no gradients, no reduce-scatter
   int64_t mine = 0, total = 0;  // elements held here / by the whole group (owned experts only)
   int64_t span = 0;             // working-copy floats: the unit's whole flat range (all experts)
 };
@@ -33,6 +34,7 @@ std::vector<UnitShard> shard_units(const Transformer& model, const MeshConfig& m
     UnitShard& s = shards[p.unit];
     s.present = true;
     s.experts = pu.experts;
+    s.trainable = pu.trainable;
     s.span = pu.end - pu.begin;
     for (int id : p.tensors) {
       const ParamInfo& info = params.info(id);
@@ -56,13 +58,13 @@ class FsdpReplay {
     if (shards_[u].direct) return;
     if (!values_[u]) ++gathers[u];
     values_[u] = true;
-    grads_[u] = grads_[u] || backward;
+    grads_[u] = grads_[u] || (backward && shards_[u].trainable);
     track();
   }
   void forward_done(int u) { release(u); }
   void backward_done(int u) {
     if (shards_[u].direct) return;
-    ++scatters[u];
+    if (shards_[u].trainable) ++scatters[u];
     release(u);
   }
   int64_t peak_floats = 0;
@@ -83,25 +85,45 @@ class FsdpReplay {
   std::vector<char> values_, grads_;
 };
 
+// A layer's unit and its LoRA adapters' unit (-1: none), used together (Transformer::use_units / end_units).
+struct UnitPair {
+  int unit = -1, lora = -1;
+  void use(FsdpReplay& fsdp, bool backward) const {
+    fsdp.use(unit, backward);
+    if (lora >= 0) fsdp.use(lora, backward);
+  }
+  void done(FsdpReplay& fsdp, bool backward) const {
+    for (int u : {lora, unit}) {
+      if (u < 0) continue;
+      if (backward)
+        fsdp.backward_done(u);
+      else
+        fsdp.forward_done(u);
+    }
+  }
+};
+
 // The hook sequence of Transformer::stage_forward then stage_backward for one micro-batch.
 void replay_micro_batch(const Transformer& model, FsdpReplay& fsdp) {
   const ModelConfig& cfg = model.config();
   const StageRange& st = model.stage();
   int embed = -1, head = -1;
-  std::vector<int> layer(cfg.n_layers, -1), experts(cfg.n_layers, -1);
+  std::vector<UnitPair> layer(cfg.n_layers), experts(cfg.n_layers);
   const auto& units = model.params().units();
   for (size_t u = 0; u < units.size(); ++u) {
     const int id = static_cast<int>(u);
+    const bool lora = units[u].name.ends_with(".lora");
     if (units[u].name == "embed") embed = id;
     else if (units[u].name == "head") head = id;
-    else (units[u].experts ? experts : layer)[units[u].layer] = id;
+    else (lora ? (units[u].experts ? experts : layer)[units[u].layer].lora
+               : (units[u].experts ? experts : layer)[units[u].layer].unit) = id;
   }
   const bool first = st.has_embedding(), last = st.has_head(cfg.n_layers);
   if (first) fsdp.use(embed, false), fsdp.forward_done(embed);
   for (int l = st.first_layer; l < st.end_layer; ++l) {
-    fsdp.use(layer[l], false);
-    if (experts[l] >= 0) fsdp.use(experts[l], false), fsdp.forward_done(experts[l]);
-    fsdp.forward_done(layer[l]);
+    layer[l].use(fsdp, false);
+    if (experts[l].unit >= 0) experts[l].use(fsdp, false), experts[l].done(fsdp, false);
+    layer[l].done(fsdp, false);
   }
   if (last) fsdp.use(head, false), fsdp.forward_done(head);
   // head_backward: a tied LM head is the embedding unit, used beside the head unit (final norm).
@@ -110,11 +132,12 @@ void replay_micro_batch(const Transformer& model, FsdpReplay& fsdp) {
   if (last) fsdp.use(head, true), fsdp.backward_done(head);
   if (tied_head) fsdp.backward_done(embed);
   for (int l = st.end_layer - 1; l >= st.first_layer; --l) {
-    fsdp.use(layer[l], true);
-    if (experts[l] >= 0) fsdp.use(experts[l], true), fsdp.backward_done(experts[l]);
-    fsdp.backward_done(layer[l]);
+    layer[l].use(fsdp, true);
+    if (experts[l].unit >= 0) experts[l].use(fsdp, true), experts[l].done(fsdp, true);
+    layer[l].done(fsdp, true);
   }
-  if (first) fsdp.use(embed, true), fsdp.backward_done(embed);
+  // A frozen embedding (LoRA) skips its backward.
+  if (first && units[embed].trainable) fsdp.use(embed, true), fsdp.backward_done(embed);
 }
 
 // Tokens of one micro-batch on one rank: fsdp splits rows, cp splits each row's sequence.
@@ -283,9 +306,14 @@ RankPlan plan_rank(const Transformer& stage_model, const BatchShape& batch, cons
   FW_CHECK(r.stage.first_layer == stage_model.stage().first_layer && r.stage.end_layer == stage_model.stage().end_layer,
            "plan: the stage model does not hold trainer rank ", trainer_rank, "'s layers");
   const std::vector<UnitShard> shards = shard_units(stage_model, mesh, r.coords);
-  for (const UnitShard& s : shards) r.shard_elements += s.mine;
-  r.memory.weights = r.memory.grads = r.shard_elements * kF;
-  r.memory.optimizer = 2 * r.shard_elements * kF;
+  int64_t trainable = 0;  // as Fsdp::trainable_elements(): gradients and AdamW moments exist for these only
+  for (const UnitShard& s : shards) {
+    r.shard_elements += s.mine;
+    if (s.trainable) trainable += s.mine;
+  }
+  r.memory.weights = r.shard_elements * kF;
+  r.memory.grads = trainable * kF;
+  r.memory.optimizer = 2 * trainable * kF;
 
   // FSDP: replay one micro-batch; every micro-batch repeats it (nothing stays gathered in between).
   FsdpReplay fsdp(shards);

@@ -78,14 +78,16 @@ FlywheelTrainer::FlywheelTrainer(const FlywheelSpec& spec, Mesh& mesh, const Dat
 }
 
 void FlywheelTrainer::restore_reference() {
-  if (spec_.rl.kl_beta == 0 || !std::filesystem::exists(dir_ / "reference")) return;
+  if (spec_.rl.kl_beta == 0) return;
+  if (trainer_.reference_is_base()) return;  // LoRA: frozen again at the RL start, from the base itself
+  if (!std::filesystem::exists(dir_ / "reference")) return;
   if (resume_training(trainer_, (dir_ / "reference").string())) trainer_.freeze_reference();
 }
 
 void FlywheelTrainer::freeze_reference_at_rl_start(int64_t step) {
   if (spec_.rl.kl_beta == 0 || trainer_.has_reference()) return;
   trainer_.freeze_reference();
-  save_training_checkpoint(trainer_, (dir_ / "reference").string(), step);
+  if (!trainer_.reference_is_base()) save_training_checkpoint(trainer_, (dir_ / "reference").string(), step);
 }
 
 PublishInfo FlywheelTrainer::publish(int64_t steps_done) {

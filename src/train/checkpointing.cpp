@@ -9,14 +9,19 @@
 namespace flywheel {
 namespace {
 
-std::vector<TensorSlice> trainer_slices(Trainer& trainer) {
+std::vector<TensorSlice> trainer_slices(Trainer& trainer, CheckpointPart part = CheckpointPart::kAll) {
   Fsdp& shards = trainer.shards();
   const ParameterSet& params = trainer.model().params();
   std::vector<TensorSlice> slices;
   for (const ShardSlice& s : shards.slices()) {
     const ParamInfo& info = params.info(s.param);
+    if (part == CheckpointPart::kBaseWeights && info.adapter) continue;
+    // A frozen base weight (LoRA) has no moments: its slice carries values only.
+    const bool moments = s.trainable() && part == CheckpointPart::kAll;
+    float* m = moments ? shards.adam_m().data() + s.grad_offset : nullptr;
+    float* v = moments ? shards.adam_v().data() + s.grad_offset : nullptr;
     slices.push_back(float_slice(info.name, info.shape, s.row_begin, s.row_end, shards.values().data() + s.local_offset,
-                                 shards.adam_m().data() + s.local_offset, shards.adam_v().data() + s.local_offset));
+                                 m, v));
   }
   return slices;
 }
@@ -52,9 +57,10 @@ void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int6
   save_checkpoint(trainer.mesh().trainers(), run_dir, state, trainer_slices(trainer), spec.train.keep_last);
 }
 
-std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir) {
+std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir,
+                                                   CheckpointPart part) {
   if (committed_steps(run_dir).empty()) return std::nullopt;
-  std::vector<TensorSlice> slices = trainer_slices(trainer);
+  std::vector<TensorSlice> slices = trainer_slices(trainer, part);
   const LoadResult loaded = load_checkpoint(trainer.mesh().trainers(), run_dir, std::nullopt, slices);
   FW_CHECK(loaded.state.seed == trainer.spec().train.seed, "checkpoint ", loaded.step_dir, " was trained with seed ",
            loaded.state.seed, " but train.seed = ", trainer.spec().train.seed,
@@ -66,8 +72,8 @@ std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::
   return ResumedCheckpoint{loaded.step, loaded.step_dir, loaded.state.shape_text};
 }
 
-std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir) {
-  const std::optional<ResumedCheckpoint> resumed = resume_checkpoint(trainer, run_dir);
+std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir, CheckpointPart part) {
+  const std::optional<ResumedCheckpoint> resumed = resume_checkpoint(trainer, run_dir, part);
   if (!resumed) return std::nullopt;
   return resumed->step;
 }

@@ -27,12 +27,18 @@ struct ResumedCheckpoint {
   std::string shape_text;
 };
 
+// What a load fills: everything (a resume), or the base weights alone, leaving LoRA adapters and every AdamW
+// moment as they are (train.init_from under LoRA: the checkpoint supplies the base, the adapters start anew).
+enum class CheckpointPart { kAll, kBaseWeights };
+
 // Collective: loads the newest good checkpoint of run_dir into the trainer's shards, or returns
 // nullopt when run_dir has no committed checkpoint. Throws when the checkpoint belongs to another
 // model or seed.
-std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir);
+std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir,
+                                                   CheckpointPart part = CheckpointPart::kAll);
 // The same, returning only the number of steps the checkpoint holds.
-std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir);
+std::optional<int64_t> resume_training(Trainer& trainer, const std::string& run_dir,
+                                       CheckpointPart part = CheckpointPart::kAll);
 
 // Whole tensors of a single-rank ParameterSet (allocate()d full buffers) + moment buffers laid out
 // like params.values() (Trainer::adam_m()/adam_v()). Null moment pointers give slices without moments.

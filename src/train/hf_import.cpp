@@ -37,6 +37,7 @@ HfWeights::HfWeights(const std::string& dir, const ParameterSet& params, bool ti
   std::vector<std::string> missing;
   std::set<std::string> dtypes;
   for (const ParamInfo& p : params.list()) {
+    if (p.adapter) continue;  // LoRA matrices start from lora.seed, not from the base model
     if (!model_->has(p.name)) {
       missing.push_back(p.name);
       continue;
@@ -81,14 +82,17 @@ void initialize_from_hf(Trainer& trainer, const std::string& dir) {
   Fsdp& shards = trainer.shards();
   // A fresh start: the AdamW moments are still the zeros Fsdp allocated them as.
   for (const ShardSlice& s : shards.slices())
-    weights.read_rows(params.info(s.param), s.row_begin, s.row_end, shards.values().data() + s.local_offset);
+    if (!params.info(s.param).adapter)
+      weights.read_rows(params.info(s.param), s.row_begin, s.row_end, shards.values().data() + s.local_offset);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Comm& comm = trainer.mesh().trainers();
   double read[2] = {static_cast<double>(weights.bytes_read()), static_cast<double>(weights.bytes_read())};
   comm.control().all_reduce_sum(&read[0], 1);
   comm.control().all_reduce_max(&read[1], 1);
   const double total = static_cast<double>(weights.tensor_bytes());
-  log_info("imported ", params.list().size(), " tensors from ", weights.source(), " (", weights.dtypes(), ", ",
+  const auto imported = std::count_if(params.list().begin(), params.list().end(),
+                                      [](const ParamInfo& p) { return !p.adapter; });
+  log_info("imported ", imported, " tensors from ", weights.source(), " (", weights.dtypes(), ", ",
            format_bytes(total), ") in ", format_duration(seconds), ": this rank read ",
            format_bytes(static_cast<double>(weights.bytes_read())), " (",
            std::lround(100.0 * weights.bytes_read() / total), "% of the weights, ",

@@ -72,13 +72,30 @@ std::vector<float> Trainer::logprob_pass(const LocalRows& local) {
 }
 
 void Trainer::freeze_reference() {
+  if (reference_is_base()) {  // LoRA: the frozen base is the reference; nothing to copy
+    reference_frozen_ = true;
+    return;
+  }
   const Buffer<float>& values = fsdp_->values();
   reference_.assign(values.begin(), values.end());
+  reference_frozen_ = true;
 }
 
 std::vector<float> Trainer::reference_logprobs(const CallerBatch& batch) {
   FW_CHECK(has_reference(), "reference_logprobs: no reference policy was frozen (freeze_reference)");
   const LocalRows local = local_rows(batch);
+  if (reference_is_base()) {
+    model_->set_adapters_enabled(false);
+    std::vector<float> logp;
+    try {
+      logp = logprob_pass(local);
+    } catch (...) {
+      model_->set_adapters_enabled(true);
+      throw;
+    }
+    model_->set_adapters_enabled(true);
+    return logp;
+  }
   // The model reads its weights through FSDP from the shard values (gathered anew at every use), so
   // swapping the shard contents in place runs the same code on the reference weights.
   Buffer<float>& values = fsdp_->values();

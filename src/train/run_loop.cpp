@@ -56,9 +56,15 @@ void log_start(Trainer& trainer, const RunSteps& steps, const std::filesystem::p
            spec.train.global_batch(), " rows x ", spec.train.seq_len, " tokens, mesh pp", m.pp, " x fsdp", m.fsdp,
            " x cp", m.cp, " (ep ", m.ep, ")", m.serve > 0 ? " + " + std::to_string(m.serve) + " replica(s)" : "",
            ", ", thread_count(), " threads per rank");
-  const int64_t held = trainer.shards().shard_elements();
-  log_info("per-rank parameters + grads + AdamW moments: ", held * 16 / 1048576.0, " MiB (", held, " of ",
-           mc.total_params(), " parameters on this rank)");
+  if (mc.lora.enabled())
+    log_info("LoRA rank ", mc.lora.rank, " (alpha ", mc.lora.alpha, mc.lora.use_rslora ? ", rsLoRA" : "", ", scale ",
+             mc.lora.scale(), ") on ", mc.lora.targets, ": ", mc.lora.adapter_params(mc), " adapter parameters (",
+             100.0 * static_cast<double>(mc.lora.adapter_params(mc)) / static_cast<double>(mc.total_params()),
+             "% of the base), the base frozen");
+  // Values: 4 B per parameter held; gradients and AdamW m, v: 12 B per trainable one (all, or LoRA's adapters).
+  const int64_t held = trainer.shards().shard_elements(), trainable = trainer.shards().trainable_elements();
+  log_info("per-rank parameters + grads + AdamW moments: ", static_cast<double>(held * 4 + trainable * 12) / 1048576.0,
+           " MiB (", held, " parameters on this rank, ", trainable, " of them trained)");
 }
 
 void log_progress(const StepReport& r, int64_t step, int64_t steps, double recent_seconds) {

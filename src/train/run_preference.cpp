@@ -103,12 +103,15 @@ class DpoSteps final : public RunSteps {
   }
   void restore_state(const std::filesystem::path& dir) override {
     const std::filesystem::path reference = dir / "reference";
-    if (std::filesystem::exists(reference) && resume_training(trainer_, reference.string())) trainer_.freeze_reference();
+    if (trainer_.reference_is_base())  // LoRA: the reference is the base, with the adapters off
+      trainer_.freeze_reference();
+    else if (std::filesystem::exists(reference) && resume_training(trainer_, reference.string()))
+      trainer_.freeze_reference();
   }
   void fresh_start() override { trainer_.freeze_reference(); }
   void run_dir_ready(const std::filesystem::path& dir, std::optional<int64_t> resumed) override {
     // Once: a relaunch that found the reference loaded it in restore_state.
-    if (!resumed && !std::filesystem::exists(dir / "reference" / "latest"))
+    if (!resumed && !trainer_.reference_is_base() && !std::filesystem::exists(dir / "reference" / "latest"))
       save_training_checkpoint(trainer_, (dir / "reference").string(), 0);
   }
   StepReport step(int64_t step) override {

@@ -174,12 +174,16 @@ std::map<std::string, double> head_values_to_rank0(Trainer& trainer, const std::
 }
 
 void initialize_from(Trainer& trainer, const std::string& run_dir) {
-  const std::optional<int64_t> step = resume_training(trainer, run_dir);
+  // Under LoRA the checkpoint is the base: its weights load, the adapters keep their fresh initialisation.
+  const bool lora = trainer.spec().model.lora.enabled();
+  const std::optional<int64_t> step =
+      resume_training(trainer, run_dir, lora ? CheckpointPart::kBaseWeights : CheckpointPart::kAll);
   FW_INPUT_CHECK(step.has_value(), "train.init_from = '", run_dir, "' holds no committed checkpoint (expected a run ",
                  "directory with step-N/ and latest)");
   std::fill(trainer.shards().adam_m().begin(), trainer.shards().adam_m().end(), 0.0f);
   std::fill(trainer.shards().adam_v().begin(), trainer.shards().adam_v().end(), 0.0f);
-  log_info("starting from the weights of ", run_dir, " step ", *step, " (AdamW moments reset)");
+  log_info("starting from the weights of ", run_dir, " step ", *step,
+           lora ? " as the frozen base (new adapters)" : " (AdamW moments reset)");
 }
 
 }  // namespace flywheel

@@ -129,10 +129,11 @@ void Trainer::apply_optimizer(int64_t step, double lr) {
   const TrainConfig& tc = spec_.train;
   ops::AdamWHyper hyper{lr, tc.beta1, tc.beta2, tc.adam_eps, 0.0, step + 1};
   for (const ShardSlice& s : fsdp_->slices()) {
+    if (!s.trainable()) continue;  // a frozen base weight
     hyper.weight_decay = model_->params().info(s.param).weight_decay ? tc.weight_decay : 0.0;
-    const int64_t o = s.local_offset;
-    model_->backend().adamw(fsdp_->values().data() + o, fsdp_->grads().data() + o, fsdp_->adam_m().data() + o,
-                            fsdp_->adam_v().data() + o, s.numel(), hyper);
+    const int64_t g = s.grad_offset;
+    model_->backend().adamw(fsdp_->values().data() + s.local_offset, fsdp_->grads().data() + g,
+                            fsdp_->adam_m().data() + g, fsdp_->adam_v().data() + g, s.numel(), hyper);
   }
 }
 

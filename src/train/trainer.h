@@ -85,7 +85,9 @@ class Trainer {
   // The frozen reference policy (KL penalties, DPO): a copy of this rank's shard values now, and the
   // logprobs of caller rows under it (head ranks; local order as for Objective).
   void freeze_reference();
-  bool has_reference() const { return !reference_.empty(); }
+  bool has_reference() const { return reference_frozen_; }
+  // LoRA (model.lora): the reference is the frozen base, computed with the adapters switched off.
+  bool reference_is_base() const { return spec_.model.lora.enabled(); }
   std::vector<float> reference_logprobs(const CallerBatch& batch);
   // A fixed learning rate for the steps that follow (the RL phase), instead of the schedule of
   // learning_rate(train, step); nullopt returns to the schedule.
@@ -124,7 +126,8 @@ class Trainer {
   std::unique_ptr<Fsdp> fsdp_;
   std::optional<Sampler> sampler_;  // SFT data (absent for caller-row training)
   std::optional<double> lr_override_;
-  std::vector<float> reference_;  // frozen shard values (empty: none)
+  std::vector<float> reference_;  // frozen shard values (empty: none, or the base is the reference)
+  bool reference_frozen_ = false;
 };
 
 }  // namespace flywheel

@@ -8,7 +8,8 @@
 //   - bytes sent per collective (summed over communicators) and per communicator with plan_rank():
 //     exact equality, except the all-to-all when ep > 1 (its rows follow the routing; the plan's
 //     uniform-routing estimate is printed beside the measurement, not checked);
-//   - Fsdp::shard_elements() x 16 B with the plan's weights + grads + AdamW m and v;
+//   - Fsdp::shard_elements() x 4 B + Fsdp::trainable_elements() x 12 B with the plan's weights + grads + AdamW
+//     m and v (16 B per parameter, or 4 B per frozen LoRA base parameter);
 //   - Fsdp::peak_working_bytes() with the plan's FSDP working-copy peak.
 // Rank 0 prints every rank's figures and "N passed, M failed"; the exit code is 1 on any failure.
 #include <mpi.h>
@@ -57,7 +58,8 @@ Figures measure(Mesh& mesh, Trainer& trainer, const Shape& shape, int rank) {
   const RankPlan plan = plan_rank(shape.model, shape.train.batch(), shape.mesh, rank);
   for (size_t op = 0; op < kOps; ++op) f.predicted_op(op) = plan.comm.by_op[op];
   for (size_t g = 0; g < kMeshGroups; ++g) f.predicted_group(g) = plan.comm.by_group[g];
-  f.memory(0) = static_cast<uint64_t>(trainer.shards().shard_elements()) * 16;
+  // values 4 B per parameter held, gradients + AdamW m and v 12 B per trainable one (LoRA: the adapters)
+  f.memory(0) = static_cast<uint64_t>(trainer.shards().shard_elements() * 4 + trainer.shards().trainable_elements() * 12);
   f.memory(1) = static_cast<uint64_t>(plan.memory.weights + plan.memory.grads + plan.memory.optimizer);
   f.memory(2) = static_cast<uint64_t>(trainer.shards().peak_working_bytes());
   f.memory(3) = static_cast<uint64_t>(plan.memory.working);
@@ -89,7 +91,7 @@ void report(const std::vector<uint64_t>& all, int ranks, bool ep_active, Tally& 
       if (f.measured_group(g) != 0 || f.predicted_group(g) != 0 || g == kGroups - 1)
         t.line(r, "group " + name, f.measured_group(g), f.predicted_group(g), !estimate);
     }
-    t.line(r, "params held x 16 B", f.memory(0), f.memory(1), true);
+    t.line(r, "params held (values, grads, moments) B", f.memory(0), f.memory(1), true);
     t.line(r, "FSDP working peak B", f.memory(2), f.memory(3), true);
   }
 }

@@ -7,7 +7,9 @@
 // seed. Checks, each printed with its measured figure:
 //   1. loss at every step within kLossRelTol of the reference (relative);
 //   2. final weights: every element within kWeightAbsTol of the reference;
-//   3. the second mesh run is bit-identical to the first (loss curve and every weight).
+//   3. the second mesh run is bit-identical to the first (loss curve and every weight);
+//   4. training moved the weights (the reference's largest change is over 10 x kWeightAbsTol), so checks 1-3
+//      are not met by a run that learns nothing (e.g. LoRA adapters that never get a gradient).
 // Tolerances: a mesh sums gradients in another order than one rank (reduce-scatter of partial sums),
 // so values differ by float reassociation: ~1e-7 relative per step in the gradients. AdamW divides
 // by sqrt(v), which can amplify a rounding difference on a near-zero gradient element up to about
@@ -35,12 +37,16 @@ constexpr double kWeightAbsTol = 2e-5;
 struct RunResult {
   std::vector<double> losses;
   std::vector<float> weights;  // the stage's slices, in slice order (mesh) or full flat (reference)
+  double largest_change = 0;   // max |final - initial| over the weights
 };
 
 RunResult train(Trainer& trainer, int64_t steps) {
   RunResult r;
+  const std::vector<float> initial(trainer.shards().values().begin(), trainer.shards().values().end());
   for (int64_t s = 0; s < steps; ++s) r.losses.push_back(trainer.train_step(s).loss);
   r.weights.assign(trainer.shards().values().begin(), trainer.shards().values().end());
+  for (size_t i = 0; i < initial.size(); ++i)
+    r.largest_change = std::max(r.largest_change, static_cast<double>(std::abs(r.weights[i] - initial[i])));
   return r;
 }
 
@@ -90,6 +96,7 @@ int main(int argc, char** argv) {
     }
     ref.losses.resize(steps);
     world->broadcast(ref.losses.data(), steps, DType::kF64, 0);
+    world->broadcast(&ref.largest_change, 1, DType::kF64, 0);
     Transformer layout(shape.model, /*allocate_full=*/false);  // the full flat layout, for offsets
     int64_t full = ref.weights.size();
     world->broadcast(&full, 1, DType::kI64, 0);
@@ -126,6 +133,9 @@ int main(int argc, char** argv) {
     check(worst_weight <= kWeightAbsTol, text, *world);
     const bool same = runs[0].losses == runs[1].losses && runs[0].weights == runs[1].weights;
     check(same, "same mesh twice: bit-identical loss curve and weights", *world);
+    std::snprintf(text, sizeof(text), "training moved the weights: largest change %.3g (must exceed %.0e)",
+                  ref.largest_change, 10 * kWeightAbsTol);
+    check(ref.largest_change > 10 * kWeightAbsTol, text, *world);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mesh_parity: error on rank %d: %s\n", world->rank(), e.what());
     MPI_Abort(MPI_COMM_WORLD, 1);

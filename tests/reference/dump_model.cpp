@@ -54,6 +54,12 @@ nlohmann::json rope_scaling_json(const ModelConfig& m) {
           {"original_max_position_embeddings", m.rope_original_max_positions}};
 }
 
+// [lora] in the reference's terms (PEFT LoraConfig: r, lora_alpha, use_rslora, target kinds), or null.
+nlohmann::json lora_json(const LoraConfig& lora) {
+  if (!lora.enabled()) return nullptr;
+  return {{"rank", lora.rank}, {"alpha", lora.alpha}, {"use_rslora", lora.use_rslora}, {"targets", lora.targets}};
+}
+
 nlohmann::json config_json(const ModelConfig& m) {
   return {{"vocab_size", m.vocab_size},       {"d_model", m.d_model},
           {"n_layers", m.n_layers},           {"n_heads", m.n_heads},
@@ -65,18 +71,21 @@ nlohmann::json config_json(const ModelConfig& m) {
           {"moe_normalize_topk", m.moe_normalize_topk}, {"moe_aux_loss_coef", m.moe_aux_loss_coef},
           {"qk_norm", m.qk_norm},             {"attention_bias", m.attention_bias},
           {"rope_scaling", rope_scaling_json(m)},
-          {"moe_decoder_sparse_step", m.moe_decoder_sparse_step}, {"moe_mlp_only_layers", m.moe_mlp_only_layers}};
+          {"moe_decoder_sparse_step", m.moe_decoder_sparse_step}, {"moe_mlp_only_layers", m.moe_mlp_only_layers},
+          {"lora", lora_json(m.lora)}};
 }
 
-// Biases start at 0 and q/k norm gains at 1, where a forward that ignored them would still match:
-// give them random values (bias N(0, 0.1^2), gain 1 + N(0, 0.2^2)) so their use shows.
+// Biases start at 0, q/k norm gains at 1 and LoRA B matrices at 0, where a forward that ignored them would
+// still match (and an adapter's A would get no gradient): give them random values (bias and LoRA B
+// N(0, 0.1^2), gain 1 + N(0, 0.2^2)) so their use shows.
 void perturb_zero_and_unit_vectors(ParameterSet& params, uint64_t seed) {
   for (size_t id = 0; id < params.list().size(); ++id) {
     const ParamInfo& p = params.info(static_cast<int>(id));
     const bool bias = p.name.ends_with(".bias");
     const bool head_norm = p.name.ends_with("self_attn.q_norm.weight") || p.name.ends_with("self_attn.k_norm.weight");
-    if (!bias && !head_norm) continue;
-    const double mean = bias ? 0.0 : 1.0, std_dev = bias ? 0.1 : 0.2;
+    const bool lora_b = p.name.ends_with(".lora_B.weight");
+    if (!bias && !head_norm && !lora_b) continue;
+    const double mean = head_norm ? 1.0 : 0.0, std_dev = head_norm ? 0.2 : 0.1;
     CounterRng rng(RngKey{seed, RngPurpose::kDataShuffle, 7 + id, 0});
     float* v = params.value(static_cast<int>(id));
     for (int64_t i = 0; i < p.numel; ++i) v[i] = static_cast<float>(mean + std_dev * rng.normal());
@@ -118,8 +127,9 @@ int main(int argc, char** argv) {
       perturb_zero_and_unit_vectors(model.params(), shape.train.seed);
     } else {  // --model.from_hf=DIR: the Hugging Face import's checks and reads (train/hf_import.h)
       const HfWeights weights(shape.train.from_hf, model.params(), shape.model.tie_embeddings);
+      model.initialize(shape.train.seed);  // the adapters (LoRA); every base weight is then read
       for (const ParamInfo& p : model.params().list())
-        weights.read_rows(p, 0, p.shape[0], model.params().value(model.params().find(p.name)));
+        if (!p.adapter) weights.read_rows(p, 0, p.shape[0], model.params().value(model.params().find(p.name)));
     }
     const int64_t n = rows * seq, vocab = shape.model.vocab_size;
 
@@ -147,7 +157,9 @@ int main(int argc, char** argv) {
     for (size_t id = 0; id < model.params().list().size(); ++id) {
       const ParamInfo& p = model.params().info(static_cast<int>(id));
       dump.add(p.name, "f32", p.shape, model.params().value(static_cast<int>(id)), p.numel);
-      dump.add("grad." + p.name, "f32", p.shape, model.params().grad(static_cast<int>(id)), p.numel);
+      // A frozen base weight (LoRA) has no gradient: the reference checks that none is reported.
+      if (const float* grad = model.params().grad(static_cast<int>(id)))
+        dump.add("grad." + p.name, "f32", p.shape, grad, p.numel);
     }
     dump.add("batch.tokens", "i32", {rows, seq}, tokens.data(), n);
     dump.add("batch.targets", "i32", {rows, seq}, targets.data(), n);

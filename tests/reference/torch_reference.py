@@ -36,7 +36,7 @@ class DumpError(Exception):
 # ----------------------------------------------------------------------------- model
 # Architecture switches a dump may omit (older dumps, make_selftest_dump.py), with HF's defaults.
 OPTIONAL_KEYS = {"qk_norm": False, "attention_bias": False, "rope_scaling": None,
-                 "moe_decoder_sparse_step": 1, "moe_mlp_only_layers": []}
+                 "moe_decoder_sparse_step": 1, "moe_mlp_only_layers": [], "lora": None}
 
 
 def opt(cfg, key):
@@ -50,8 +50,58 @@ def is_moe_layer(cfg, i):
             and (i + 1) % opt(cfg, "moe_decoder_sparse_step") == 0)
 
 
+# LoRA target kinds (the [lora] targets of the dump's config) -> the module names they adapt, as PEFT's
+# target_modules would name them; "experts" adapts the routed experts' three projections.
+LORA_KINDS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj",
+              "gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
+
+
+def lora_targets(cfg):
+    """The set of target kinds, or None without adapters."""
+    lora = opt(cfg, "lora")
+    if not lora:
+        return None
+    kinds = set()
+    for name in lora["targets"].split(","):
+        name = name.strip()
+        if name == "all-linear":
+            kinds |= set(LORA_KINDS) | {"experts"}
+        else:
+            kinds.add(next((k for k, m in LORA_KINDS.items() if name in (k, m)), name))
+    return kinds
+
+
+def lora_scaling(cfg):
+    """PEFT LoraLayer.update_layer: lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora."""
+    lora = cfg["lora"]
+    r = lora["rank"]
+    return lora["alpha"] / math.sqrt(r) if lora["use_rslora"] else lora["alpha"] / r
+
+
+def adapter_shapes(cfg, shapes):
+    """PEFT's lora_A [r, in] / lora_B [out, r] next to every targeted base weight of `shapes`."""
+    kinds = lora_targets(cfg)
+    if kinds is None:
+        return {}
+    r = cfg["lora"]["rank"]
+    out = {}
+    for name, shape in shapes.items():
+        if not name.endswith("_proj.weight"):
+            continue
+        module = name[:-len(".weight")]
+        kind = next(k for k, m in LORA_KINDS.items() if module.endswith("." + m))
+        if ".mlp.experts." in name:
+            if "experts" not in kinds:
+                continue
+        elif kind not in kinds:
+            continue
+        out[module + ".lora_A.weight"] = [r, shape[1]]
+        out[module + ".lora_B.weight"] = [shape[0], r]
+    return out
+
+
 def param_shapes(cfg):
-    """Expected parameter names -> shapes, in a stable order."""
+    """Expected parameter names -> shapes (the base's, then any LoRA adapters), in a stable order."""
     V, d, L = cfg["vocab_size"], cfg["d_model"], cfg["n_layers"]
     q_dim = cfg["n_heads"] * cfg["head_dim"]
     kv_dim = cfg["n_kv_heads"] * cfg["head_dim"]
@@ -90,7 +140,19 @@ def param_shapes(cfg):
     shapes["model.norm.weight"] = [d]
     if not cfg["tie_embeddings"]:
         shapes["lm_head.weight"] = [V, d]
+    shapes.update(adapter_shapes(cfg, shapes))
     return shapes
+
+
+def linear(x, p, module, cfg, bias=False):
+    """x W^T (+ b), plus PEFT's LoRA term when the module has an adapter:
+    result + lora_B(lora_A(dropout(x))) * scaling (peft/tuners/lora/layer.py, Linear.forward)."""
+    y = x @ p[module + ".weight"].T
+    if bias:
+        y = y + p[module + ".bias"]
+    if module + ".lora_A.weight" in p:
+        y = y + ((x @ p[module + ".lora_A.weight"].T) @ p[module + ".lora_B.weight"].T) * lora_scaling(cfg)
+    return y
 
 
 def rms_norm(x, w, eps):
@@ -134,8 +196,7 @@ def attention(h, p, P, cfg):
     A = P + "self_attn."
 
     def proj(name, x):
-        y = x @ p[A + name + ".weight"].T
-        return y + p[A + name + ".bias"] if opt(cfg, "attention_bias") else y
+        return linear(x, p, A + name, cfg, bias=opt(cfg, "attention_bias"))
 
     q = proj("q_proj", h).view(B, T, H, D)
     k = proj("k_proj", h).view(B, T, Hkv, D)
@@ -157,10 +218,10 @@ def attention(h, p, P, cfg):
     return proj("o_proj", o)
 
 
-def swiglu(h, p, prefix):
-    g = h @ p[prefix + "gate_proj.weight"].T
-    u = h @ p[prefix + "up_proj.weight"].T
-    return (F.silu(g) * u) @ p[prefix + "down_proj.weight"].T
+def swiglu(h, p, prefix, cfg):
+    g = linear(h, p, prefix + "gate_proj", cfg)
+    u = linear(h, p, prefix + "up_proj", cfg)
+    return linear(F.silu(g) * u, p, prefix + "down_proj", cfg)
 
 
 def moe(h, p, P, cfg):
@@ -180,10 +241,10 @@ def moe(h, p, P, cfg):
     for e in range(E):
         tok, slot = (idx == e).nonzero(as_tuple=True)
         if tok.numel():
-            out = swiglu(x[tok], p, P + f"mlp.experts.{e}.")
+            out = swiglu(x[tok], p, P + f"mlp.experts.{e}.", cfg)
             y = y.index_add(0, tok, w[tok, slot].unsqueeze(-1) * out)
     if cfg["moe_shared_expert"]:
-        y = y + swiglu(x, p, P + "mlp.shared_expert.")
+        y = y + swiglu(x, p, P + "mlp.shared_expert.", cfg)
     # Switch-style load balancing: f_e is a routing-count constant, P_e carries grad.
     chosen = torch.zeros(N, E, dtype=probs.dtype).scatter(1, idx, 1.0)
     f = chosen.sum(0) / (N * k)
@@ -203,7 +264,7 @@ def forward(p, tokens, targets, loss_mask, cfg):
         x = x + attention(rms_norm(x, p[P + "input_layernorm.weight"], eps), p, P, cfg)
         h = rms_norm(x, p[P + "post_attention_layernorm.weight"], eps)
         if not is_moe_layer(cfg, i):
-            x = x + swiglu(h, p, P + "mlp.")
+            x = x + swiglu(h, p, P + "mlp.", cfg)
         else:
             y, aux = moe(h, p, P, cfg)
             x = x + y
@@ -313,7 +374,10 @@ def run(dump_dir, rtol):
     if mask.sum() <= 0:
         raise DumpError("batch.loss_mask sums to zero; ce_loss is undefined")
 
-    params = {n: torch.tensor(need(tensors, n, "f32", s), dtype=torch.float64, requires_grad=True)
+    # With LoRA the base is frozen (PEFT: requires_grad False outside the adapters): only adapters have gradients.
+    lora = lora_targets(cfg) is not None
+    trainable = {n for n in shapes if not lora or ".lora_" in n}
+    params = {n: torch.tensor(need(tensors, n, "f32", s), dtype=torch.float64, requires_grad=n in trainable)
               for n, s in shapes.items()}
     extra = [n for n in tensors if n not in shapes
              and not n.startswith(("batch.", "out.", "grad."))]
@@ -324,9 +388,9 @@ def run(dump_dir, rtol):
                   torch.tensor(tgts, dtype=torch.int64),
                   torch.tensor(mask, dtype=torch.float64), cfg)
     out["loss"].backward()
-    for t in params.values():  # an expert that received no token has no grad: it is zero
-        if t.grad is None:
-            t.grad = torch.zeros_like(t)
+    for n in trainable:  # an expert that received no token has no grad: it is zero
+        if params[n].grad is None:
+            params[n].grad = torch.zeros_like(params[n])
 
     # (name, C++ value, reference value); shapes are enforced by need().
     pairs = [("out.logits", need(tensors, "out.logits", "f32", [B, T, V]), out["logits"])]
@@ -337,12 +401,12 @@ def run(dump_dir, rtol):
         pairs.append((f"out.{key}", need(tensors, f"out.{key}", "f32", [1]), out[key].reshape(1)))
     failures = []
     grads = {n[5:] for n in tensors if n.startswith("grad.")}
-    for n in sorted(set(shapes) - grads):
+    for n in sorted(trainable - grads):
         failures.append(f"missing gradient grad.{n}")
-    for n in sorted(grads - set(shapes)):
-        failures.append(f"extra gradient grad.{n} (no such parameter)")
+    for n in sorted(grads - trainable):
+        failures.append(f"extra gradient grad.{n} (no such parameter, or a frozen one)")
     for n, s in shapes.items():
-        if n in grads:
+        if n in grads and n in trainable:
             pairs.append((f"grad.{n}", need(tensors, f"grad.{n}", "f32", s), params[n].grad))
 
     rows = []
