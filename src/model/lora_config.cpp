@@ -108,6 +108,9 @@ void LoraConfig::validate(const ModelConfig& m) const {
        std::min(m.resolved_moe_d_ff(), d), m.is_moe() && m.moe_shared_expert},
       {"experts", kLoraExperts, std::min(m.resolved_moe_d_ff(), d), m.is_moe()},
   };
+  FW_INPUT_CHECK(adapter_params(m) > 0, "lora.targets = '", targets, "' adapts no matrix of this model (",
+                 m.is_moe() ? "a mixture of experts" : "dense: no experts",
+                 "); allowed: q, k, v, o, gate, up, down, experts, all-linear");
   for (const auto& [name, kinds, side, present] : sides)
     FW_INPUT_CHECK(!present || (mask & kinds) == 0 || rank <= side, "lora.rank = ", rank,
                    " is larger than the smaller side (", side, ") of the ", name,
