@@ -10,9 +10,17 @@
         the float64 forward of tests/reference/torch_reference.py, configured from config.json's HF keys
         and fed the exported weights, gives the token-mean loss `flywheel eval` printed for the same step
         (byte tokenizer: BOS prompt completion EOS, loss on completion + EOS), to 1e-5 relative.
+    python3 hf_export_check.py peft PEFT_DIR MERGED_DIR REFERENCE.safetensors EVAL_JSONL HELD_OUT_JSONL
+        a LoRA run's `--format peft` directory: adapter_config.json as PEFT's LoraConfig has it, its
+        target_modules selecting (by PEFT's rules) exactly the modules adapter_model.safetensors adapts, every
+        base_model.model.<module>.lora_A/B.weight of the right shape and bit-equal to the run's safetensors export;
+        the `--format hf --merge` directory's weights W + scaling B A (float64, within one fp32 ulp); and the
+        float64 forward of the base plus the adapters applied as PEFT applies them gives `flywheel eval`'s loss.
 """
 import json
+import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -148,12 +156,7 @@ def layout(d, reference, dtype, max_shard=0):
           "safetensors export" % (os.path.basename(d), arch, len(weights), dtype, shards))
 
 
-def loss(d, eval_jsonl, held_out):
-    c = json.load(open(os.path.join(d, "config.json")))
-    weights, _ = read_weights(d, 0)
-    assert all(k == "F32" for k, _ in weights.values()), "the loss check compares fp32 exports"
-    p = {n: torch.tensor(a, dtype=torch.float64) for n, (_, a) in weights.items()}
-    cfg = reference_cfg(c)
+def held_out_loss(p, cfg, held_out):
     total, count = 0.0, 0
     for line in open(held_out):
         ex = json.loads(line)
@@ -168,13 +171,82 @@ def loss(d, eval_jsonl, held_out):
         n = int(mask.sum())
         total += float(out["ce_loss"]) * n
         count += n
+    return total / count, count
+
+
+def loss(d, eval_jsonl, held_out):
+    c = json.load(open(os.path.join(d, "config.json")))
+    weights, _ = read_weights(d, 0)
+    assert all(k == "F32" for k, _ in weights.values()), "the loss check compares fp32 exports"
+    p = {n: torch.tensor(a, dtype=torch.float64) for n, (_, a) in weights.items()}
+    theirs, count = held_out_loss(p, reference_cfg(c), held_out)
     rows = [json.loads(line) for line in open(eval_jsonl)]
     assert len(rows) == 1 and rows[0]["loss_tokens"] == count, (rows, count)
-    ours, theirs = rows[0]["loss"], total / count
+    ours = rows[0]["loss"]
     rel = abs(ours - theirs) / abs(theirs)
     assert rel <= 1e-5, "flywheel eval loss %.9f, float64 HF-convention forward %.9f (rel %.2e)" % (ours, theirs, rel)
     print("ok   %s: flywheel eval loss %.7f = float64 forward of the export %.7f (rel %.1e, %d tokens)"
           % (os.path.basename(d), ours, theirs, rel, count))
+
+
+def peft_selects(target_modules, module):
+    """PEFT's check_target_module_exists: a string full-matches as a regex, a list entry matches the name or a
+    '.'-separated suffix of it."""
+    if isinstance(target_modules, str):
+        return re.fullmatch(target_modules, module) is not None
+    return any(module == t or module.endswith("." + t) for t in target_modules)
+
+
+def peft(peft_dir, merged_dir, reference, eval_jsonl, held_out):
+    conf = json.load(open(os.path.join(peft_dir, "adapter_config.json")))
+    for key, want in (("peft_type", "LORA"), ("task_type", "CAUSAL_LM"), ("bias", "none"), ("use_dora", False),
+                      ("fan_in_fan_out", False)):
+        assert conf[key] == want, (key, conf[key])
+    r, alpha, rslora = conf["r"], conf["lora_alpha"], conf["use_rslora"]
+    scaling = alpha / math.sqrt(r) if rslora else alpha / r  # peft/tuners/lora/layer.py update_layer
+    adapter, _ = oracle.parse(os.path.join(peft_dir, "adapter_model.safetensors"))
+    ref, _ = oracle.parse(reference)
+    base = {n: a for n, (_, a) in ref.items() if ".lora_" not in n}
+    linear = {n[:-len(".weight")] for n in base if n.endswith("_proj.weight")}
+    prefix = "base_model.model."
+    adapted = set()
+    for name, (kind, arr) in adapter.items():
+        m = re.fullmatch(re.escape(prefix) + r"(.*)\.lora_([AB])\.weight", name)
+        assert m and kind == "F32", name
+        module, which = m.groups()
+        out_dim, in_dim = base[module + ".weight"].shape
+        assert list(arr.shape) == ([r, in_dim] if which == "A" else [out_dim, r]), (name, arr.shape)
+        assert oracle.same_bits(arr, ref[name[len(prefix):]][1]), name
+        adapted.add(module)
+    assert len(adapter) == 2 * len(adapted), "every adapted module has both lora_A and lora_B"
+    assert all(np.any(adapter[prefix + m + ".lora_B.weight"][1] != 0) for m in adapted), "an untrained B (zero)"
+    selected = {m for m in linear if peft_selects(conf["target_modules"], m)}
+    assert selected == adapted, ("target_modules selects other modules than the adapters", sorted(selected ^ adapted))
+    merged, _ = read_weights(merged_dir, 0)
+    assert sorted(merged) == sorted(base), sorted(set(merged) ^ set(base))
+    for name, (_, arr) in merged.items():
+        module = name[:-len(".weight")]
+        want = base[name].astype(np.float64)
+        if module in adapted:
+            a = adapter[prefix + module + ".lora_A.weight"][1].astype(np.float64)
+            b = adapter[prefix + module + ".lora_B.weight"][1].astype(np.float64)
+            want = want + scaling * (b @ a)
+        ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+        assert np.all(np.abs(arr.astype(np.float64) - want) <= ulp), name
+    cfg = reference_cfg(json.load(open(os.path.join(merged_dir, "config.json"))))
+    cfg["lora"] = {"rank": r, "alpha": alpha, "use_rslora": rslora}
+    p = {n: torch.tensor(a, dtype=torch.float64) for n, a in base.items()}
+    p.update({n[len(prefix):]: torch.tensor(a, dtype=torch.float64) for n, (_, a) in adapter.items()})
+    theirs, count = held_out_loss(p, cfg, held_out)
+    rows = [json.loads(line) for line in open(eval_jsonl)]
+    assert len(rows) == 1 and rows[0]["loss_tokens"] == count, (rows, count)
+    ours = rows[0]["loss"]
+    rel = abs(ours - theirs) / abs(theirs)
+    assert rel <= 1e-5, "flywheel eval loss %.9f, float64 base + PEFT adapter %.9f (rel %.2e)" % (ours, theirs, rel)
+    print("ok   %s: %d adapted modules (r %d, alpha %g, target_modules %s) as PEFT selects them; merged weights = "
+          "W + %g B A; flywheel eval loss %.7f = float64 base + PEFT adapter %.7f (rel %.1e)"
+          % (os.path.basename(peft_dir), len(adapted), r, alpha, json.dumps(conf["target_modules"]), scaling, ours,
+             theirs, rel))
 
 
 if __name__ == "__main__":
@@ -182,5 +254,7 @@ if __name__ == "__main__":
         layout(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 0)
     elif sys.argv[1] == "loss":
         loss(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "peft":
+        peft(*sys.argv[2:7])
     else:
-        sys.exit("usage: hf_export_check.py layout|loss ...")
+        sys.exit("usage: hf_export_check.py layout|loss|peft ...")

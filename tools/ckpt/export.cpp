@@ -3,7 +3,8 @@
 // --format safetensors: one Hugging Face safetensors file, written by the library's one safetensors
 // writer (ckpt/safetensors.h: header padded to 8 bytes, {"format": "pt"}, tensors in sorted-name
 // order, FILE.tmp renamed into place), in F32 or, with --dtype bf16, BF16 rounded to nearest even.
-// --format hf: a model directory transformers loads (export_hf.cpp).
+// --format hf: a model directory transformers loads (export_hf.cpp); a LoRA run's with --merge.
+// --format peft: a LoRA run's adapter as PEFT saves one (export_peft.cpp).
 //
 // Our tensor names already are Hugging Face (Llama / Qwen3 / Qwen3-MoE) names. With tied embeddings the
 // checkpoint has no lm_head.weight and neither does the file (transformers re-ties it from
@@ -105,18 +106,22 @@ int export_command(int argc, char** argv) {
       "Writes the weights of one committed step (verified first) for Hugging Face: --format safetensors, one\n"
       "safetensors file of F32 (or BF16) tensors under their Hugging Face names, in sorted-name order; --format hf,\n"
       "a model directory transformers loads (config.json, model.safetensors or shards + index,\n"
-      "generation_config.json, and the tokenizer files of the model the run was imported from). Moments are not\n"
-      "exported.");
+      "generation_config.json, and the tokenizer files of the model the run was imported from; a LoRA run's with\n"
+      "--merge); --format peft, a LoRA run's adapter as PEFT saves one (adapter_config.json +\n"
+      "adapter_model.safetensors). Moments are not exported.");
   command.positional("RUN_DIR", "the run directory")
-      .required<std::string>("format", "FMT", "output format (allowed: safetensors, hf)", "safetensors")
+      .required<std::string>("format", "FMT", "output format (allowed: safetensors, hf, peft)", "safetensors")
       .required<std::string>("out", "PATH",
-                             "safetensors: the file to write (replaced if it exists); hf: the directory to write")
+                             "safetensors: the file to write (replaced if it exists); hf, peft: the directory to write")
       .option<std::string>("dtype", "DTYPE", "tensor dtype in the file: fp32, or bf16 (rounded to nearest even)",
                            "fp32")
       .option<std::string>("max-shard-size", "SIZE",
                            "hf: weights above SIZE are split into model-0000i-of-0000n.safetensors shards with "
                            "model.safetensors.index.json (5GB, 500MB, 2GiB or bytes; default 5GB, as Hugging Face)")
-      .flag("force", "hf: replace --out when it is a non-empty model directory (one holding a config.json)");
+      .flag("force",
+            "hf, peft: replace --out when it is a non-empty directory of that kind (holding a config.json, or an "
+            "adapter_config.json)")
+      .flag("merge", "hf: fold a LoRA run's adapters into the base weights (W + s B A) and write the merged model");
   add_step_option(command, "export");
   add_progress_option(command);
   command.notes(
@@ -127,13 +132,19 @@ int export_command(int argc, char** argv) {
       "inferred (experts: Qwen3MoeForCausalLM, qk_norm: Qwen3ForCausalLM, else LlamaForCausalLM) and no tokenizer\n"
       "is written (Flywheel's byte tokenizer has no Hugging Face files). The directory is built as OUT.tmp-<pid>\n"
       "and renamed into place when complete: a failure or SIGINT / SIGTERM / SIGHUP leaves nothing. Load it with\n"
-      "transformers.AutoModelForCausalLM.from_pretrained(OUT).");
+      "transformers.AutoModelForCausalLM.from_pretrained(OUT).\n"
+      "peft: adapter_model.safetensors holds base_model.model.<module>.lora_A/B.weight; adapter_config.json names\n"
+      "r, lora_alpha, use_rslora and target_modules (module names, or a regular expression where names cannot\n"
+      "say it exactly, e.g. experts without the dense MLP). Load it with\n"
+      "peft.PeftModel.from_pretrained(base, OUT), base being the model the run trained on.");
   const ParsedArgs args = command.parse(argc, argv);
   if (args.help()) return print_help(command);
   const std::string run_dir = args.positionals()[0];
   const std::string format = args.get<std::string>("format");
-  if (format != "safetensors" && format != "hf")
-    usage_error("--format ", format, " is not supported (allowed: safetensors, hf)");
+  if (format != "safetensors" && format != "hf" && format != "peft")
+    usage_error("--format ", format, " is not supported (allowed: safetensors, hf, peft)");
+  if (args.flag("merge") && format != "hf")
+    usage_error("--merge applies to --format hf only (peft writes the adapter unmerged)");
   const std::string out = args.get<std::string>("out");
   const std::string dtype_text = args.get<std::string>("dtype");
   if (dtype_text != "fp32" && dtype_text != "bf16")
@@ -146,12 +157,17 @@ int export_command(int argc, char** argv) {
     if (args.flag("force")) usage_error("--force applies to --format hf only (safetensors replaces FILE anyway)");
     return export_safetensors(run_dir, out, step_option(args), dtype, style);
   }
-  HfExportRequest request{run_dir, out, step_option(args), dtype, 0, args.flag("force"), style};
+  HfExportRequest request{run_dir, out, step_option(args), dtype, 0, args.flag("force"), args.flag("merge"), style};
+  if (format == "peft") {
+    if (shard_text) usage_error("--max-shard-size applies to --format hf only (an adapter is one file)");
+    check_out_dir(request, "adapter_config.json");
+    return export_peft(request);
+  }
   const std::string size = shard_text.value_or("5GB");
   const std::optional<uint64_t> bytes = parse_byte_size(size);
   if (!bytes) usage_error("--max-shard-size ", size, " is not a size (allowed: ", kByteSizeForms, ")");
   request.max_shard_bytes = *bytes;
-  check_hf_out_dir(request);
+  check_out_dir(request, "config.json");
   return export_hf(request);
 }
 

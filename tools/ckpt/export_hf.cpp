@@ -10,6 +10,10 @@
 //                                 bos / eos / pad ids, as transformers' GenerationConfig.from_model_config
 //   tokenizer files               copied from RUN/hf (none for a model Flywheel initialised itself)
 //
+// A LoRA run exports with --merge: every adapted weight becomes W + s B A (the product and the sum in float64,
+// rounded once to fp32, as PEFT's merge_and_unload computes W + scaling * B @ A), the adapters are left out, and
+// the directory is the base architecture a plain from_pretrained loads. (--format peft writes the adapter.)
+//
 // Everything is written into OUT.tmp-<pid> (ckpt/temp_dir.h) and renamed into place at the end.
 #include <filesystem>
 #include <fstream>
@@ -75,6 +79,43 @@ ConfigSource config_source(const std::string& run_dir, const ModelConfig& model)
   return source;
 }
 
+// W + s B A of one adapted weight W [out, in], with A [r, in], B [out, r].
+std::vector<float> merged(StepReader& reader, const std::string& name, const std::string& module, double s) {
+  std::vector<float> w = reader.read("weight", name);
+  const std::vector<float> a = reader.read("weight", module + ".lora_A.weight");
+  const std::vector<float> b = reader.read("weight", module + ".lora_B.weight");
+  const std::vector<int64_t> shape = reader.global_shape("weight", name);
+  const int64_t out = shape[0], in = shape[1], r = reader.global_shape("weight", module + ".lora_A.weight")[0];
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      double delta = 0;
+      for (int64_t k = 0; k < r; ++k) delta += static_cast<double>(b[o * r + k]) * a[k * in + i];
+      w[o * in + i] = static_cast<float>(static_cast<double>(w[o * in + i]) + s * delta);
+    }
+  return w;
+}
+
+// The weights to write: all of them, or (merge) the base's with every adapter folded in.
+std::vector<safetensors::Source> export_sources(StepReader& reader, const ModelConfig& model, bool merge) {
+  if (!merge) return weight_sources(reader);
+  std::vector<safetensors::Source> sources;
+  const double s = model.lora.scale();
+  for (const std::string& name : reader.names("weight")) {
+    if (name.find(".lora_") != std::string::npos) continue;
+    const std::string module = name.substr(0, name.size() - std::string(".weight").size());
+    if (!reader.has("weight", module + ".lora_A.weight")) {
+      sources.push_back({name, reader.global_shape("weight", name), [&reader, name] { return reader.read("weight", name); }});
+      continue;
+    }
+    sources.push_back({name, reader.global_shape("weight", name),
+                       [&reader, name, module, s] { return merged(reader, name, module, s); }});
+  }
+  return sources;
+}
+
+}  // namespace
+
 // The step's model from its recorded shape; the hf format cannot do without it (config.json).
 ModelConfig step_model(StepReader& reader) {
   const std::string origin = reader.check().dir + "/state.h5 shape_text";
@@ -95,6 +136,8 @@ ModelConfig step_model(StepReader& reader) {
   return shape.model;
 }
 
+namespace {
+
 // transformers' GenerationConfig.from_model_config keeps these ids of the model config.
 Json generation_config(const Json& config) {
   Json out = Json::object();
@@ -108,6 +151,7 @@ void write_json(const fs::path& path, const Json& json) { replace_file_atomicall
 
 struct Written {
   safetensors::ModelWrite weights;
+  size_t tensors = 0;
   std::vector<std::string> copied;  // from RUN/hf
   bool generation_copied = false;
 };
@@ -115,13 +159,18 @@ struct Written {
 Written write_directory(const HfExportRequest& request, StepReader& reader, const ModelConfig& model,
                         const ConfigSource& source, const Json& config, const fs::path& dir) {
   Written written;
-  const std::vector<safetensors::Source> sources = weight_sources(reader);
+  const std::vector<safetensors::Source> sources = export_sources(reader, model, request.merge);
+  written.tensors = sources.size();
   uint64_t total = 0;
   for (const safetensors::Source& s : sources) total += safetensors::stored_bytes(s, request.dtype);
   ProgressMeter meter("export: writing", total, request.style);
   safetensors::WriteOptions options;
   options.dtype = request.dtype;
   options.metadata = export_metadata(reader, model.tie_embeddings, model_summary(model));
+  if (request.merge)
+    options.metadata["flywheel_lora_merged"] = detail::concat("rank ", model.lora.rank, ", alpha ", model.lora.alpha,
+                                                              ", scale ", model.lora.scale(), ", targets ",
+                                                              model.lora.targets, ": W + scale * B A");
   options.on_bytes = [&meter](uint64_t bytes) { meter.add(bytes); };
   written.weights = safetensors::write_model(dir.string(), sources, options, request.max_shard_bytes);
   meter.finish();
@@ -148,7 +197,7 @@ void print_summary(const HfExportRequest& request, const StepReader& reader, con
   std::cout << "exported step " << reader.check().step << " (" << reader.check().dir << ") as " << source.architecture
             << " to " << request.out << "\n";
   const size_t shards = written.weights.files.size() > 1 ? written.weights.files.size() - 1 : 1;
-  std::cout << "  weights: " << reader.names("weight").size() << " tensors, "
+  std::cout << "  weights: " << written.tensors << " tensors" << (request.merge ? " (LoRA adapters merged)" : "") << ", "
             << format_bytes(written.weights.tensor_bytes) << " " << (request.dtype == DType::kBF16 ? "BF16" : "F32")
             << ", "
             << (shards > 1 ? std::to_string(shards) + " shards + model.safetensors.index.json"
@@ -170,31 +219,33 @@ void print_summary(const HfExportRequest& request, const StepReader& reader, con
 
 }  // namespace
 
-void check_hf_out_dir(const HfExportRequest& request) {
+void check_out_dir(const HfExportRequest& request, const std::string& marker) {
   const std::string& out = request.out;
   std::error_code ec;
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty() && !fs::is_directory(parent, ec))
     fail("--out ", out, ": directory ", parent.string(), " does not exist");
   if (!fs::exists(out, ec)) return;
-  if (!fs::is_directory(out, ec))
-    fail("--out ", out, " exists and is not a directory (--format hf writes a model directory)");
+  if (!fs::is_directory(out, ec)) fail("--out ", out, " exists and is not a directory (", marker, " goes in one)");
   for (const fs::path& source : {fs::path(request.run_dir), fs::path(request.run_dir) / "hf"})
     if (fs::exists(source, ec) && fs::equivalent(out, source, ec))
       fail("--out ", out, " is ", source.string(), ", which the export reads; choose another directory");
   if (fs::is_empty(out, ec)) return;
   if (!request.force)
     fail("--out ", out, " exists and is not empty; pass --force to replace it, or choose a new directory");
-  if (!fs::exists(fs::path(out) / "config.json", ec))
-    fail("--force: refusing to replace ", out,
-         ": it has no config.json, so it is not a model directory "
-         "(only those are replaced)");
+  if (!fs::exists(fs::path(out) / marker, ec))
+    fail("--force: refusing to replace ", out, ": it has no ", marker, ", so it is not a directory this export writes",
+         " (only those are replaced)");
 }
 
 int export_hf(const HfExportRequest& request) {
   const int64_t step = choose_step(request.run_dir, request.step);
   StepReader reader = open_verified_step(request.run_dir, step, "export: verifying", request.style);
   const ModelConfig model = step_model(reader);  // its tensors match the model, lm_head.weight (untied) included
+  if (model.lora.enabled() && !request.merge)
+    fail("step ", step, " is a LoRA run (rank ", model.lora.rank, " on ", model.lora.targets,
+         "): --format hf --merge writes the merged model (W + s B A), --format peft the adapter alone");
+  if (!model.lora.enabled() && request.merge) fail("--merge: step ", step, " has no LoRA adapters to merge");
   // config.json first, in memory: a model HF cannot express fails before anything is written.
   ConfigSource source;
   Json config;

@@ -1,0 +1,77 @@
+#!/bin/bash
+# flywheel-ckpt export of LoRA runs (`flywheel train --lora.rank=...`), checked by an independent reader
+# (tests/safetensors/hf_export_check.py peft): --format peft writes adapter_config.json + adapter_model.safetensors
+# as PEFT saves them (target_modules a list of module names, or a regular expression where only one says it
+# exactly); --format hf --merge writes the base with every adapter folded in (W + s B A), a plain model whose
+# float64 forward gives `flywheel eval`'s loss; so does the base with the PEFT adapter applied unmerged. Runs: a
+# Qwen3-like dense model with rsLoRA on all-linear, and a Qwen3-MoE-like one with adapters on q and the experts
+# only. Then bad input: each format on the wrong kind of run, --merge where it does not apply, --force on a
+# directory that is not an adapter's.
+#   ckpt_export_peft.sh FLYWHEEL FLYWHEEL_CKPT SOURCE_DIR PYTHON
+set -u
+flywheel=$1 ckpt=$2 src=$3 python=$4
+shapes="$src/configs/shapes"
+check="$src/tests/safetensors/hf_export_check.py"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+. "$src/tests/cli/check_cases.sh"
+py() { name=$1; shift; cases=$((cases + 1)); if "$python" "$@" >"$work/stdout" 2>"$work/stderr"; then
+       sed 's/^/     /' "$work/stdout"; else fail "python check failed"; fi; }
+
+train() {  # train NAME SHAPE overrides...: 2 layers, 4 steps at a learning rate that moves the adapters
+  local run_name=$1 shape=$2
+  shift 2
+  "$flywheel" train --shape "$shapes/$shape" --model.n_layers=2 --train.steps=4 --train.checkpoint_every=4 \
+    --train.lr=1e-2 --train.threads=2 --train.out_dir="$work" --train.run_name="$run_name" "$@" \
+    >"$work/train-$run_name.log" 2>&1 || { echo "FAIL training $run_name: $(tail -3 "$work/train-$run_name.log")"; exit 1; }
+}
+train dense tiny-dense.ini --model.qk_norm=true --model.attention_bias=true --model.tie_embeddings=true \
+  --lora.rank=4 --lora.alpha=8 --lora.use_rslora=true
+train moe tiny-moe.ini --model.qk_norm=true --model.moe_shared_expert=false --model.d_model=64 --model.d_ff=96 \
+  --model.moe_d_ff=48 --model.moe_decoder_sparse_step=2 --lora.rank=2 --lora.alpha=4 --lora.targets=q,experts
+train full tiny-dense.ini
+"$python" - "$work/held_out.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for a, b in ((3, 4), (12, 7), (5, 5), (40, 2)):
+        f.write(json.dumps({"prompt": "%d+%d=" % (a, b), "completion": str(a + b)}) + "\n")
+PY
+
+for r in dense moe; do
+  run "safetensors export of $r" 0 "$ckpt" export "$work/$r" --format safetensors --out "$work/$r.safetensors" \
+    --no-progress
+  run "peft export of $r" 0 "$ckpt" export "$work/$r" --format peft --out "$work/$r-peft" --no-progress &&
+    { out_has "exported the LoRA adapter of step 4"; out_has "adapter_model.safetensors: [0-9]+ tensors"; }
+  run "merged hf export of $r" 0 "$ckpt" export "$work/$r" --format hf --merge --out "$work/$r-merged" \
+    --no-progress && out_has "LoRA adapters merged"
+  "$flywheel" eval --run "$work/$r" --data "$work/held_out.jsonl" --json "$work/$r-eval.jsonl" >/dev/null \
+    2>"$work/$r-eval.log" || { name="eval $r"; fail "$(tail -3 "$work/$r-eval.log")"; }
+  py "adapter and merge of $r" "$check" peft "$work/$r-peft" "$work/$r-merged" "$work/$r.safetensors" \
+    "$work/$r-eval.jsonl" "$work/held_out.jsonl"
+  py "loss of $r's merged export" "$check" loss "$work/$r-merged" "$work/$r-eval.jsonl" "$work/held_out.jsonl"
+done
+py "target_modules: a list for all-linear, a regular expression for q + experts" - "$work" <<'PY'
+import json, os, sys
+w = sys.argv[1]
+dense = json.load(open(os.path.join(w, "dense-peft", "adapter_config.json")))
+moe = json.load(open(os.path.join(w, "moe-peft", "adapter_config.json")))
+assert dense["target_modules"] == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"], dense
+assert dense["use_rslora"] is True and dense["r"] == 4 and dense["lora_alpha"] == 8, dense
+assert isinstance(moe["target_modules"], str), moe  # gate_proj would also select layer 0's dense MLP
+print("ok   target_modules: %s | %s" % (dense["target_modules"], moe["target_modules"]))
+PY
+
+# ---- bad input --------------------------------------------------------------------------------------
+run "peft of a full-parameter run" 1 "$ckpt" export "$work/full" --format peft --out "$work/x" --no-progress &&
+  { err_has "--format peft: step 4 has no LoRA adapters"; absent "$work/x"; }
+run "hf of a LoRA run without --merge" 1 "$ckpt" export "$work/dense" --format hf --out "$work/x" --no-progress &&
+  { err_has "step 4 is a LoRA run \(rank 4 on all-linear\): --format hf --merge writes the merged model"; absent "$work/x"; }
+run "--merge of a full-parameter run" 1 "$ckpt" export "$work/full" --format hf --merge --out "$work/x" \
+  --no-progress && { err_has "--merge: step 4 has no LoRA adapters to merge"; absent "$work/x"; }
+run "--merge with peft" 2 "$ckpt" export "$work/dense" --format peft --merge --out "$work/x" &&
+  err_has "--merge applies to --format hf only"
+run "--force over a model directory" 1 "$ckpt" export "$work/dense" --format peft --force \
+  --out "$work/dense-merged" --no-progress && err_has "it has no adapter_config.json"
+run "--force over an adapter" 0 "$ckpt" export "$work/dense" --format peft --force --out "$work/dense-peft" \
+  --no-progress
+finish
