@@ -455,7 +455,7 @@ nd; SAME="$truncated"; ck "ckpt reshard: corrupt shard" 1 "shard-00000.h5" resha
 nd; ck "ckpt reshard: missing run" 1 "no-such-run does not exist" reshard "$work/no-such-run" --out "$D/o/run" --mesh fsdp=2
 
 # ---- flywheel-ckpt export -------------------------------------------------------------------------
-nd; ck "ckpt export: --format unknown" 2 "--format onnx is not supported \(allowed: safetensors, hf\)" export "$good" --format onnx --out "$D/o/m.onnx"
+nd; ck "ckpt export: --format unknown" 2 "--format onnx is not supported \(allowed: safetensors, hf, peft\)" export "$good" --format onnx --out "$D/o/m.onnx"
 nd; ck "ckpt export: --out in a missing directory" 1 "directory .*o/missing does not exist" export "$good" --format safetensors --out "$D/o/missing/m.safetensors"
 nd; ck "ckpt export: --out a directory" 1 "is a directory" export "$good" --format safetensors --out "$D/o"
 nd; ck "ckpt export: --step not committed" 1 "step 3 is not a committed checkpoint" export "$good" --format safetensors --out "$D/o/m.safetensors" --step 3

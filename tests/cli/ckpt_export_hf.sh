@@ -138,7 +138,7 @@ run "--max-shard-size with safetensors" 2 "$ckpt" export "$work/llama" --format 
 run "--dtype fp16" 2 "$ckpt" export "$work/llama" --format hf --out "$work/x" --dtype fp16 &&
   err_has "--dtype fp16 is not supported \(allowed: fp32, bf16\)"
 run "--format gguf" 2 "$ckpt" export "$work/llama" --format gguf --out "$work/x" &&
-  err_has "--format gguf is not supported \(allowed: safetensors, hf\)"
+  err_has "--format gguf is not supported \(allowed: safetensors, hf, peft\)"
 run "existing non-empty directory" 1 "$ckpt" export "$work/llama" --format hf --out "$work/llama-hf" --no-progress &&
   err_has "llama-hf exists and is not empty; pass --force to replace it"
 mkdir "$work/not-a-model" && echo keep >"$work/not-a-model/notes.txt"
@@ -184,7 +184,7 @@ done 2>/dev/null
 leftovers=$(ls -d "$work"/*.tmp-* "$work/big" 2>/dev/null)
 [ -z "$leftovers" ] || { name="failed exports"; cases=$((cases + 1)); fail "left $leftovers behind"; }
 
-run "export --help" 0 "$ckpt" export --help && { out_has "--format FMT +output format \(allowed: safetensors, hf\)"
+run "export --help" 0 "$ckpt" export --help && { out_has "--format FMT +output format \(allowed: safetensors, hf, peft\)"
   out_has "--max-shard-size SIZE"; out_has "--force"; }
 
 finish

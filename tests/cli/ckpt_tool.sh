@@ -268,7 +268,7 @@ EOF
 run "export --dtype fp16" 2 "$ckpt" export "$dense" --dtype fp16 --format safetensors --out "$work/x.safetensors" &&
   err_has "--dtype fp16 is not supported \(allowed: fp32, bf16\)"
 run "export of an unknown format" 2 "$ckpt" export "$dense" --format gguf --out "$work/x.gguf" &&
-  err_has "--format gguf is not supported \(allowed: safetensors, hf\)"
+  err_has "--format gguf is not supported \(allowed: safetensors, hf, peft\)"
 run "export without --out" 2 "$ckpt" export "$dense" --format safetensors && err_has "missing --out"
 
 # A failed or interrupted export leaves neither FILE nor FILE.tmp.
