@@ -2,13 +2,15 @@
 // replica hot-load one, against memory and read() baselines measured in the same run.
 //
 //   hotload_bench [--shape configs/shapes/gpt2-124m.ini] [--steps 4] [--lrs 1e-6,1e-5] [--levels 1,3]
-//                 [--dtypes fp32,bf16] [--threads 2] [--dir DIR] [--keep]
+//                 [--dtypes fp32,bf16] [--threads 2] [--dir DIR] [--keep] [--section.key=value ...]
 //
 // For every (serving dtype, zstd level, learning rate): the model's parameters (the real registry:
 // HF names and shapes of the shape's ModelConfig, N(0, 0.02) init) are published as a full
 // snapshot, then --steps AdamW-sized updates are published as deltas (full_every larger than the
 // run) and a replica loads each one. The update per element is lr * (u + 0.1 w), u uniform with unit
 // variance: Adam's m / sqrt(v) is O(1) per element, plus decoupled weight decay 0.1.
+// With --lora.rank=R (any [lora] override) only the adapters train: the update touches their elements alone,
+// the frozen base's bytes never change, and the deltas show what a LoRA run's snapshots cost.
 // Per step it prints: changed elements (bit patterns in the serving dtype), delta bytes as a fraction
 // of the full serve-dtype bytes, publish ms, and hot-load ms (map the file + verify its XXH3 +
 // decompress + XOR in place + checksum of the result) next to three baselines on the same bytes:
@@ -181,7 +183,13 @@ void run_config(const Config& c, Transformer& model, const std::string& dir, int
     std::vector<uint8_t> before;
     if (s > 0) {
       before = serve_bytes(w, n, c.dtype);
-      adamw_like_step(w, n, c.lr, seed + static_cast<uint64_t>(s));
+      if (!params.any_frozen())
+        adamw_like_step(w, n, c.lr, seed + static_cast<uint64_t>(s));
+      else
+        for (size_t id = 0; id < params.list().size(); ++id)
+          if (params.trainable(static_cast<int>(id)))
+            adamw_like_step(w + params.info(static_cast<int>(id)).offset, params.info(static_cast<int>(id)).numel,
+                            c.lr, seed + static_cast<uint64_t>(s) * 1000003u + id);
     }
     const PublishInfo pub = publisher.publish(s, trainer);
     const double cpu0 = cpu_ms();
@@ -224,7 +232,8 @@ int run(int argc, char** argv) {
       .option<std::string>("dtypes", "LIST", "serving dtypes", "fp32,bf16")
       .option<int>("threads", "N", "OpenMP threads (publisher compression, loader decompression)", "2")
       .option<std::string>("dir", "DIR", "publish directory (default: a new one under the build directory)")
-      .flag("keep", "leave the last configuration's snapshots in the publish directory (to inspect them)");
+      .flag("keep", "leave the last configuration's snapshots in the publish directory (to inspect them)")
+      .shape_overrides();
   const ParsedArgs args = command.parse(argc, argv);
   if (args.help()) {
     std::cout << command.help();
@@ -232,7 +241,7 @@ int run(int argc, char** argv) {
   }
   const int threads = args.get<int>("threads");
   set_thread_count(threads);
-  const Shape shape = load_shape(args.get<std::string>("shape"), {});
+  const Shape shape = load_shape(args.get<std::string>("shape"), args.overrides());
   Transformer model(shape.model);
   const std::string dir = args.has("dir") ? args.get<std::string>("dir")
                                           : std::string(FLYWHEEL_BINARY_DIR) + "/hotload-bench-publish";

@@ -11,7 +11,8 @@
 // 3. Model FLOPs per step = 6 N_active tokens + causal attention (QK^T and PV, forward + backward =
 //    3x forward; the flash backward's recomputation is work we choose to do, not model FLOPs), as a
 //    rate and as a fraction of the square-sgemm rate (target: >= 0.5).
-// 4. Peak RSS next to the 16 bytes/parameter of weights + grads + Adam m, v.
+// 4. Peak RSS next to the 16 bytes/parameter of weights + grads + Adam m, v (LoRA: 4 bytes per frozen base
+//    parameter, 16 per adapter parameter).
 // 5. --profile: `steps` more real Trainer::train_steps, after the timed ones, with the model's backend
 //    (through which the model and the optimizer run every op) replaced by a ProfilingBackend over
 //    cpu_backend() (src/backend/profiling_backend.h). Per backend op: calls and seconds per step,
@@ -119,10 +120,14 @@ double attention_forward_flops(const flywheel::ModelConfig& c, int64_t rows, int
   return static_cast<double>(rows) * 2.0 * 2.0 * static_cast<double>(c.n_heads * c.resolved_head_dim()) * pairs;
 }
 
+// Matrix products: 2 FLOPs per parameter per token forward, 2 for the input gradient, 2 for the weight gradient.
+// A LoRA base is frozen: 4 N (no weight gradient), and its adapters 6 N_adapter (backward's recomputation of
+// x A^T is work we choose to do, not model FLOPs).
 double model_flops_per_step(const flywheel::ModelConfig& c, int64_t rows, int64_t seq) {
   const double tokens = static_cast<double>(rows * seq);
-  return 6.0 * static_cast<double>(c.active_matmul_params()) * tokens +
-         3.0 * static_cast<double>(c.n_layers) * attention_forward_flops(c, rows, seq);
+  const double base = (c.lora.enabled() ? 4.0 : 6.0) * static_cast<double>(c.active_matmul_params());
+  const double adapters = 6.0 * static_cast<double>(c.lora.adapter_params(c, /*active=*/true));
+  return (base + adapters) * tokens + 3.0 * static_cast<double>(c.n_layers) * attention_forward_flops(c, rows, seq);
 }
 
 
@@ -464,7 +469,9 @@ int run(int argc, char** argv) {
   const double min_s = min_of(seconds);
   const double load_sgemm = others_cores(cpu0, cpu1), load_steps = others_cores(cpu2, cpu3);
   const double peak_mib = peak_rss_mib();  // of the timed steps (the profiled ones come after)
-  const double state_mib = 16.0 * static_cast<double>(numel) / (1024.0 * 1024.0);
+  // Values 4 B per parameter, gradients and AdamW m, v 12 B per trained one (a LoRA run: the adapters).
+  const double trained = static_cast<double>(trainer.shards().trainable_elements());
+  const double state_mib = (4.0 * static_cast<double>(numel) + 12.0 * trained) / (1024.0 * 1024.0);
 
   const double flops = model_flops_per_step(mc, rows, seq);
   const double attn_flops = 3.0 * static_cast<double>(mc.n_layers) * attention_forward_flops(mc, rows, seq);
@@ -472,18 +479,28 @@ int run(int argc, char** argv) {
   std::printf("train step %s (%.1fM params, %lld tokens): %.3f s mean, %.3f s min over %d steps (loss %.3f)\n",
               shape.name.c_str(), static_cast<double>(numel) / 1e6, static_cast<long long>(tokens), mean_s, min_s,
               steps, last_loss);
-  std::printf("model FLOPs/step: %.1f GFLOP (6 x %.1fM active x %lld tokens + attention %.1f GFLOP)\n", flops * 1e-9,
-              static_cast<double>(mc.active_matmul_params()) / 1e6, static_cast<long long>(tokens), attn_flops * 1e-9);
+  if (mc.lora.enabled())
+    std::printf("model FLOPs/step: %.1f GFLOP (frozen base 4 x %.1fM active + LoRA rank %lld adapters 6 x %.2fM, x %lld "
+                "tokens + attention %.1f GFLOP)\n",
+                flops * 1e-9, static_cast<double>(mc.active_matmul_params()) / 1e6,
+                static_cast<long long>(mc.lora.rank), static_cast<double>(mc.lora.adapter_params(mc, true)) / 1e6,
+                static_cast<long long>(tokens), attn_flops * 1e-9);
+  else
+    std::printf("model FLOPs/step: %.1f GFLOP (6 x %.1fM active x %lld tokens + attention %.1f GFLOP)\n",
+                flops * 1e-9, static_cast<double>(mc.active_matmul_params()) / 1e6, static_cast<long long>(tokens),
+                attn_flops * 1e-9);
   std::printf("model FLOP/s: %.1f GFLOP/s = %.2f of sgemm (best step: %.1f GFLOP/s = %.2f; target >= 0.5)\n",
               rate_mean, rate_mean / square.gflops, rate_best, rate_best / square.gflops);
   std::printf("tokens/s: %.0f (mean)\n", static_cast<double>(tokens) / mean_s);
-  std::printf("peak RSS: %.0f MiB (weights+grads+Adam: %.0f MiB); %.0f minor page faults per step\n", peak_mib,
-              state_mib, faults_per_step);
+  std::printf("peak RSS: %.0f MiB (weights+grads+Adam: %.0f MiB, %.1fM of %.1fM parameters trained); %.0f minor page "
+              "faults per step\n",
+              peak_mib, state_mib, trained / 1e6, static_cast<double>(numel) / 1e6, faults_per_step);
   std::printf("other processes on this machine: %.2f cores during sgemm, %.2f cores during the timed steps%s\n",
               load_sgemm, load_steps,
               std::max(load_sgemm, load_steps) > 0.1 ? " (timings disturbed: rerun on a quiet machine)" : "");
   std::fflush(stdout);
   out["params"] = numel;
+  out["trained_params"] = trained;
   out["active_matmul_params"] = mc.active_matmul_params();
   out["step"] = {{"warmup", warmup}, {"steps", steps},  {"seconds", seconds}, {"mean_s", mean_s},
                  {"min_s", min_s},   {"last_loss", last_loss}};

@@ -62,7 +62,7 @@ bool LoraConfig::targets_kind(LoraTarget target) const {
   return enabled() && (target_mask() & target) != 0;
 }
 
-int64_t LoraConfig::adapter_params(const ModelConfig& m) const {
+int64_t LoraConfig::adapter_params(const ModelConfig& m, bool active) const {
   if (!enabled()) return 0;
   const int64_t hd = m.resolved_head_dim(), q = m.n_heads * hd, kv = m.n_kv_heads * hd, d = m.d_model;
   // One SwiGLU's three matrices of hidden width ff: gate, up [ff, d], down [d, ff].
@@ -80,7 +80,7 @@ int64_t LoraConfig::adapter_params(const ModelConfig& m) const {
     }
     const int64_t ff = m.resolved_moe_d_ff();
     if (m.moe_shared_expert) total += swiglu(ff, g, u, dn);
-    if (targets_kind(kLoraExperts)) total += m.moe_experts * swiglu(ff, true, true, true);
+    if (targets_kind(kLoraExperts)) total += (active ? m.moe_top_k : m.moe_experts) * swiglu(ff, true, true, true);
   }
   return total;
 }

@@ -42,8 +42,9 @@ struct LoraConfig {
   float scale() const;
   // Whether `target` gets an adapter (false for every target when !enabled()).
   bool targets_kind(LoraTarget target) const;
-  // Parameters of every adapter of `model`: rank x (in + out) per targeted matrix.
-  int64_t adapter_params(const ModelConfig& model) const;
+  // Parameters of every adapter of `model`: rank x (in + out) per targeted matrix. active: count only the
+  // top-k routed experts' adapters of an MoE layer (the ones a token runs through), as for FLOPs.
+  int64_t adapter_params(const ModelConfig& model, bool active = false) const;
   // Throws InputError naming the [lora] key, its value and what is allowed, including a rank larger than a
   // targeted matrix's smaller side.
   void validate(const ModelConfig& model) const;

@@ -13,7 +13,9 @@ MemoryNeed flywheel_memory_need(const FlywheelSpec& spec, int world_rank) {
   const auto trainers = static_cast<int>(spec.mesh.trainer_ranks());
   if (world_rank < trainers) {
     MemoryNeed need = trainer_memory_need(spec, world_rank);
-    if (spec.rl.kl_beta > 0) need.parts.emplace_back("reference weights", need.parts.front().second);
+    // A frozen copy of the weights, unless LoRA makes the base the reference (adapters off: no copy).
+    if (spec.rl.kl_beta > 0 && !spec.model.lora.enabled())
+      need.parts.emplace_back("reference weights", need.parts.front().second);
     if (world_rank == 0) {
       need.parts.emplace_back("full fp32 copy to publish from", 4 * params);
       need.parts.emplace_back("last published snapshot", serve_bytes * params);

@@ -184,6 +184,19 @@ void SnapshotWriter::write_bytes(const void* data, size_t size) {
 
 void SnapshotWriter::encode_frame(const uint8_t* raw, size_t raw_size, int64_t item, ZSTD_CCtx* cctx, int level,
                                   std::vector<uint8_t>& scratch, std::vector<uint8_t>& out) {
+  // A zero frame: nothing to store (words first, then the tail bytes).
+  size_t i = 0;
+  uint64_t any = 0;
+  for (; i + 8 <= raw_size; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, raw + i, 8);
+    any |= word;
+  }
+  for (; i < raw_size; ++i) any |= raw[i];
+  if (any == 0) {
+    out.clear();
+    return;
+  }
   scratch.resize(raw_size);
   split_byte_planes(raw, scratch.data(), static_cast<int64_t>(raw_size) / item, item);
   out.resize(ZSTD_compressBound(raw_size));
@@ -263,8 +276,8 @@ void SnapshotFile::parse() {
   FW_CHECK(file_sum == actual, "snapshot ", path_, " is corrupt: XXH3-64 of its bytes is ", actual,
            " but its footer says ", file_sum);
   const uint32_t version = get<uint32_t>(data_ + 8);
-  FW_CHECK(version == kSnapshotVersion, "snapshot ", path_, " has format version ", version, "; this reader knows ",
-           kSnapshotVersion);
+  FW_CHECK(version == 1 || version == kSnapshotVersion, "snapshot ", path_, " has format version ", version,
+           "; this reader knows 1 and ", kSnapshotVersion);
   const uint8_t kind = data_[12], dtype = data_[13], transform = data_[14];
   FW_CHECK(kind <= 1 && dtype <= 1 && transform == kTransformBytePlanes, "snapshot ", path_, ": kind ", int{kind},
            ", dtype ", int{dtype}, ", transform ", int{transform}, "; allowed: kind 0|1, dtype 0|1, transform 1");

@@ -7,7 +7,10 @@
 // tensor; each chunk is stored byte-plane transposed (all byte 0s of its elements, then all byte
 // 1s, ...) and compressed as one independent zstd frame. A full snapshot stores the values' bit
 // patterns; a delta stores old XOR new, so unchanged weights are zero bytes. The footer carries
-// the XXH3-64 of the resulting serve-dtype bytes and of the file's own bytes.
+// the XXH3-64 of the resulting serve-dtype bytes and of the file's own bytes. A chunk whose raw bytes are
+// all zero (a delta's unchanged weights: a LoRA run's whole frozen base) is stored as a zero frame,
+// compressed size 0 in the frame index and no bytes in the file: readers skip it (delta) or zero-fill it
+// (full) without decompressing anything (format version 2; version 1 files, which have none, still read).
 //
 // Why per-chunk frames rather than one frame: a reader decompresses into a 1 MiB buffer and XORs
 // in place (memory O(chunk), not O(model)); chunks decode in parallel; a frame never spans two
@@ -42,7 +45,7 @@ const char* snapshot_kind_name(SnapshotKind kind);  // "full" | "delta" (also th
 
 inline constexpr char kSnapshotMagic[9] = "FWSNAPSH";
 inline constexpr char kSnapshotEndMagic[9] = "FWSNAPND";
-inline constexpr uint32_t kSnapshotVersion = 1;
+inline constexpr uint32_t kSnapshotVersion = 2;         // written; 1 and 2 are read
 inline constexpr uint64_t kSnapshotHeaderBytes = 72;
 inline constexpr uint64_t kSnapshotFooterBytes = 40;
 inline constexpr uint64_t kSnapshotChunkBytes = uint64_t{1} << 20;  // raw serve bytes per frame
@@ -95,7 +98,7 @@ class SnapshotWriter {
   SnapshotWriter& operator=(const SnapshotWriter&) = delete;
 
   // Transposes `raw` into byte planes and compresses it as one frame into `out` (thread-safe with
-  // one ZSTD_CCtx per thread). `scratch` is resized as needed.
+  // one ZSTD_CCtx per thread); all-zero `raw` gives an empty `out`, a zero frame. `scratch` is resized as needed.
   static void encode_frame(const uint8_t* raw, size_t raw_size, int64_t item, ZSTD_CCtx* cctx, int level,
                            std::vector<uint8_t>& scratch, std::vector<uint8_t>& out);
   void write_frame(const std::vector<uint8_t>& compressed);  // frames in file order
@@ -129,6 +132,8 @@ class SnapshotFile {
   uint64_t result_checksum() const { return result_checksum_; }
   uint64_t file_bytes() const { return size_; }
   uint64_t frame_count() const { return frame_offsets_.size(); }
+  // A zero frame (compressed size 0): its raw bytes are all zero, decode_frame is not needed.
+  bool zero_frame(uint64_t frame) const { return frame_sizes_[frame] == 0; }
   // Decompresses frame `frame` (raw size `raw_size`) into dst with the byte planes joined;
   // `scratch` holds the planes. Throws naming the file and frame when zstd fails or sizes differ.
   void decode_frame(uint64_t frame, uint8_t* dst, uint64_t raw_size, ZSTD_DCtx* dctx,

@@ -78,7 +78,9 @@ uint64_t apply_frames(const SnapshotFile& file, const std::vector<const NamedTen
         const FrameRange& r = frames[f];
         uint8_t* dst = element_bytes(*views[r.tensor], r.first_element);
         const uint64_t n = static_cast<uint64_t>(r.elements * item);
-        if (mode == ApplyMode::kOverwrite) {
+        if (file.zero_frame(f)) {  // all-zero raw bytes: a full's zeros, a delta's unchanged weights
+          if (mode == ApplyMode::kOverwrite) std::memset(dst, 0, n);
+        } else if (mode == ApplyMode::kOverwrite) {
           file.decode_frame(f, dst, n, s.dctx, s.planes);  // straight into place
         } else {
           s.raw.resize(n);

@@ -46,7 +46,8 @@ MemoryNeed trainer_memory_need(const TrainSpec& spec, int trainer_rank) {
                 {"activations", bytes(p.activations)},
                 {"workspace and buffers", bytes(p.workspace + p.comm_buffers)},
                 {"RoPE table", rope_table_bytes(m)}};
-  if (t.objective == "dpo") need.parts.emplace_back("reference weights", bytes(p.weights));
+  // DPO's frozen reference copy; under LoRA the reference is the base itself (adapters off).
+  if (t.objective == "dpo" && !m.lora.enabled()) need.parts.emplace_back("reference weights", bytes(p.weights));
   return need;
 }
 

@@ -221,6 +221,46 @@ TEST(SnapshotDeltaSize, SmallUpdatesGiveSmallBf16Deltas) {
   }
 }
 
+// A LoRA run's delta: only a small tensor changes (the adapters), the big ones are frozen. Their chunks XOR to
+// zero and are stored as zero frames (no bytes, nothing decompressed); a full snapshot's all-zero chunks too (a
+// fresh adapter's B). The replica still ends bit-exact, through a delta and through a replay from the full.
+TEST(SnapshotZeroFrames, UnchangedChunksCostNothingAndStillLoadExactly) {
+  for (const ServeDtype dtype : {ServeDtype::kFp32, ServeDtype::kBf16}) {
+    TempDir dir;
+    SnapshotPublisher publisher(dir.str(), dtype, /*full_every=*/100);
+    SnapshotLoader loader(dir.str(), dtype);
+    Model trainer(4), replica = replica_for(dtype);
+    for (int64_t i = 0; i < trainer.numel(1); ++i) trainer.set(1, i, 0.0f);  // up_proj: all zero
+    const PublishInfo full = publisher.publish(0, trainer.views());
+    {
+      const SnapshotFile file(full.path);
+      uint64_t zero = 0;
+      for (uint64_t f = 0; f < file.frame_count(); ++f) zero += file.zero_frame(f);
+      EXPECT_EQ(zero, 1u) << "the all-zero up_proj (96 x 512 elements) is one frame";
+    }
+    ASSERT_FALSE(loader.load(0, replica.views()).fell_back);
+    for (int64_t s = 1; s <= 2; ++s) {
+      for (int64_t i = 0; i < trainer.numel(2); ++i) trainer.set(2, i, trainer.at(2, i) + 0.01f * (s + 1));
+      const PublishInfo delta = publisher.publish(s, trainer.views());
+      ASSERT_FALSE(delta.full);
+      const SnapshotFile file(delta.path);
+      uint64_t zero = 0;
+      for (uint64_t f = 0; f < file.frame_count(); ++f) zero += file.zero_frame(f);
+      EXPECT_EQ(zero, file.frame_count() - 1) << "only q_proj's one frame changed";
+      // Header, table, frame index and footer (~600 bytes), and at most the raw bytes of the 512 changed elements.
+      EXPECT_LT(delta.file_bytes, 512u * serve_dtype_bytes(dtype) + 1024u) << "a delta of 512 changed elements";
+      const LoadInfo got = loader.load(s, replica.views());
+      EXPECT_FALSE(got.fell_back) << got.reason;
+      EXPECT_TRUE(got.applied_delta);
+      expect_served(trainer, replica, dtype, std::string(serve_dtype_name(dtype)) + " step " + std::to_string(s));
+    }
+    Model fresh = replica_for(dtype);  // a fresh replica: the full, then both deltas replayed
+    SnapshotLoader fresh_loader(dir.str(), dtype);
+    EXPECT_FALSE(fresh_loader.load(2, fresh.views()).fell_back);
+    expect_served(trainer, fresh, dtype, std::string(serve_dtype_name(dtype)) + " fresh replica");
+  }
+}
+
 TEST(SnapshotFallback, CorruptDeltaByteFallsBackAndNamesFile) {
   TempDir dir;
   const std::vector<Model> history = publish_steps(dir.str(), ServeDtype::kFp32, 4, 100);
