@@ -1,6 +1,7 @@
 #include "train/run_loop.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -59,7 +60,8 @@ void log_start(Trainer& trainer, const RunSteps& steps, const std::filesystem::p
   if (mc.lora.enabled())
     log_info("LoRA rank ", mc.lora.rank, " (alpha ", mc.lora.alpha, mc.lora.use_rslora ? ", rsLoRA" : "", ", scale ",
              mc.lora.scale(), ") on ", mc.lora.targets, ": ", mc.lora.adapter_params(mc), " adapter parameters (",
-             100.0 * static_cast<double>(mc.lora.adapter_params(mc)) / static_cast<double>(mc.total_params()),
+             std::round(1e4 * static_cast<double>(mc.lora.adapter_params(mc)) / static_cast<double>(mc.total_params())) /
+                 100.0,
              "% of the base), the base frozen");
   // Values: 4 B per parameter held; gradients and AdamW m, v: 12 B per trainable one (all, or LoRA's adapters).
   const int64_t held = trainer.shards().shard_elements(), trainable = trainer.shards().trainable_elements();
