@@ -86,7 +86,7 @@ void Transformer::register_attention(const std::string& p, LayerIds& ids) {
 }
 
 // PEFT's layout: <module>.lora_A.weight [rank, in] (U(+-1/sqrt(in))), <module>.lora_B.weight [out, rank] (zero).
-int Transformer::add_adapter(int base_id) {
+void Transformer::add_adapter(int base_id) {
   const ParamInfo base = params_.info(base_id);
   const std::string module = base.name.substr(0, base.name.size() - std::string(".weight").size());
   const int64_t r = config_.lora.rank, out = base.shape[0], in = base.shape[1];
@@ -95,7 +95,6 @@ int Transformer::add_adapter(int base_id) {
   ids.b = params_.add(module + ".lora_B.weight", {out, r}, ParamInit::kZeros, base.expert, true);
   adapter_of_.resize(params_.list().size());
   adapter_of_[base_id] = ids;
-  return ids.a;
 }
 
 void Transformer::register_adapters(int l, LayerIds& ids) {

@@ -176,7 +176,7 @@ class Transformer {
   void register_attention(const std::string& prefix, LayerIds& ids);
   // The adapters of layer l's targeted weights (config.lora), in new units after the layer's own.
   void register_adapters(int layer, LayerIds& ids);
-  int add_adapter(int base_id);
+  void add_adapter(int base_id);
   // Base weight id's adapter (inactive: none, or adapters switched off) and its gradients.
   LoraAdapter adapter(int base_id) const;
   LoraGrads adapter_grads(int base_id);

@@ -182,6 +182,15 @@ void SnapshotWriter::write_bytes(const void* data, size_t size) {
   written_ += size;
 }
 
+uint64_t frame_digest(const uint8_t* bytes, size_t size) { return XXH3_64bits(bytes, size); }
+
+uint64_t result_checksum(const std::vector<uint64_t>& frame_digests) {
+  std::vector<uint8_t> le;
+  le.reserve(frame_digests.size() * 8);
+  for (uint64_t d : frame_digests) put<uint64_t>(le, d);
+  return XXH3_64bits(le.data(), le.size());
+}
+
 void SnapshotWriter::encode_frame(const uint8_t* raw, size_t raw_size, int64_t item, ZSTD_CCtx* cctx, int level,
                                   std::vector<uint8_t>& scratch, std::vector<uint8_t>& out) {
   // A zero frame: nothing to store (words first, then the tail bytes).
@@ -276,8 +285,8 @@ void SnapshotFile::parse() {
   FW_CHECK(file_sum == actual, "snapshot ", path_, " is corrupt: XXH3-64 of its bytes is ", actual,
            " but its footer says ", file_sum);
   const uint32_t version = get<uint32_t>(data_ + 8);
-  FW_CHECK(version == 1 || version == kSnapshotVersion, "snapshot ", path_, " has format version ", version,
-           "; this reader knows 1 and ", kSnapshotVersion);
+  FW_CHECK(version == kSnapshotVersion, "snapshot ", path_, " has format version ", version, "; this reader knows ",
+           kSnapshotVersion);
   const uint8_t kind = data_[12], dtype = data_[13], transform = data_[14];
   FW_CHECK(kind <= 1 && dtype <= 1 && transform == kTransformBytePlanes, "snapshot ", path_, ": kind ", int{kind},
            ", dtype ", int{dtype}, ", transform ", int{transform}, "; allowed: kind 0|1, dtype 0|1, transform 1");

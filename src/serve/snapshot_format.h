@@ -7,10 +7,15 @@
 // tensor; each chunk is stored byte-plane transposed (all byte 0s of its elements, then all byte
 // 1s, ...) and compressed as one independent zstd frame. A full snapshot stores the values' bit
 // patterns; a delta stores old XOR new, so unchanged weights are zero bytes. The footer carries
-// the XXH3-64 of the resulting serve-dtype bytes and of the file's own bytes. A chunk whose raw bytes are
+// the result checksum (below) and the XXH3-64 of the file's own bytes. A chunk whose raw bytes are
 // all zero (a delta's unchanged weights: a LoRA run's whole frozen base) is stored as a zero frame,
 // compressed size 0 in the frame index and no bytes in the file: readers skip it (delta) or zero-fill it
-// (full) without decompressing anything (format version 2; version 1 files, which have none, still read).
+// (full) without decompressing anything.
+//
+// The result checksum (format version 2) is two-level: the XXH3-64 of the array of every frame's XXH3-64 digest
+// of its resulting serve-dtype bytes, in file order (result_checksum()). A replica that keeps the digests of
+// what it holds recomputes only the frames a delta changes, so verifying a LoRA run's delta costs the adapters'
+// bytes, not the model's.
 //
 // Why per-chunk frames rather than one frame: a reader decompresses into a 1 MiB buffer and XORs
 // in place (memory O(chunk), not O(model)); chunks decode in parallel; a frame never spans two
@@ -45,7 +50,7 @@ const char* snapshot_kind_name(SnapshotKind kind);  // "full" | "delta" (also th
 
 inline constexpr char kSnapshotMagic[9] = "FWSNAPSH";
 inline constexpr char kSnapshotEndMagic[9] = "FWSNAPND";
-inline constexpr uint32_t kSnapshotVersion = 2;         // written; 1 and 2 are read
+inline constexpr uint32_t kSnapshotVersion = 2;
 inline constexpr uint64_t kSnapshotHeaderBytes = 72;
 inline constexpr uint64_t kSnapshotFooterBytes = 40;
 inline constexpr uint64_t kSnapshotChunkBytes = uint64_t{1} << 20;  // raw serve bytes per frame
@@ -84,6 +89,11 @@ std::vector<SnapshotTensor> snapshot_table(const std::vector<NamedTensor>& tenso
                                            uint64_t chunk_bytes);
 // Empty when `file` has exactly the tensors' names and shapes (any order); else what differs.
 std::string table_mismatch(const std::vector<SnapshotTensor>& file, const std::vector<NamedTensor>& tensors);
+
+// A frame's digest: XXH3-64 (seed 0) of its resulting serve-dtype bytes.
+uint64_t frame_digest(const uint8_t* bytes, size_t size);
+// The result checksum of a snapshot: XXH3-64 (seed 0) of the frame digests as little-endian u64s.
+uint64_t result_checksum(const std::vector<uint64_t>& frame_digests);
 
 // Byte-plane transposition of `count` elements of `item` bytes: planes[b * count + i] = bytes[i * item + b].
 void split_byte_planes(const uint8_t* bytes, uint8_t* planes, int64_t count, int64_t item);

@@ -1,7 +1,6 @@
 #include "serve/snapshot_loader.h"
 
 #include <omp.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
@@ -51,13 +50,15 @@ void xor_into(uint8_t* dst, const uint8_t* raw, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) dst[i] ^= raw[i];
 }
 
-// Decodes the file's frames into the tensors (overwrite or XOR), in parallel batches; after each
-// batch hashes the updated ranges in file order, so the checksum reads data still in cache. The
-// tensors are in the serve dtype, so a frame's bytes are the storage's bytes. done[f] marks frames
-// applied (for undo). `only_done`: re-apply just those (undo an XOR). Returns XXH3-64 of the
-// resulting serve-dtype bytes (meaningless when only_done).
+// Decodes the file's frames into the tensors (overwrite or XOR), in parallel batches, and digests each
+// frame's result right after writing it (data still in cache). The tensors are in the serve dtype, so a
+// frame's bytes are the storage's bytes. done[f] marks frames applied (for undo). `only_done`: re-apply
+// just those (undo an XOR). digests: each frame's digest of what the tensors hold, updated to the result;
+// with `known` (they are the digests of what is held now) a zero frame of a delta changes nothing and
+// keeps its digest, so verifying costs only the changed frames. Returns the result checksum
+// (meaningless when only_done).
 uint64_t apply_frames(const SnapshotFile& file, const std::vector<const NamedTensor*>& views, ApplyMode mode,
-                      std::vector<char>& done, bool only_done) {
+                      std::vector<char>& done, bool only_done, std::vector<uint64_t>& digests, bool known) {
   const ServeDtype dtype = file.header().dtype;
   const int64_t item = serve_dtype_bytes(dtype);
   const std::vector<FrameRange> frames = frame_ranges(file.tensors(), dtype, file.header().chunk_bytes);
@@ -65,8 +66,7 @@ uint64_t apply_frames(const SnapshotFile& file, const std::vector<const NamedTen
   std::vector<DecodeScratch> scratch(static_cast<size_t>(threads));
   const size_t batch = 4 * static_cast<size_t>(threads);
   std::vector<std::exception_ptr> errors(frames.size());
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
+  digests.resize(frames.size());
   for (size_t b0 = 0; b0 < frames.size(); b0 += batch) {
     const int64_t count = static_cast<int64_t>(std::min(batch, frames.size() - b0));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -88,23 +88,24 @@ uint64_t apply_frames(const SnapshotFile& file, const std::vector<const NamedTen
           xor_into(dst, s.raw.data(), n);
         }
         done[f] = 1;
+        const bool unchanged = known && mode == ApplyMode::kXor && file.zero_frame(f);
+        if (!only_done && !unchanged) digests[f] = frame_digest(dst, n);
       } catch (...) {
         errors[f] = std::current_exception();
       }
     }
-    for (size_t f = b0; f < b0 + static_cast<size_t>(count); ++f) {
-      if (errors[f]) {
-        XXH3_freeState(state);
-        std::rethrow_exception(errors[f]);
-      }
-      if (!only_done)
-        XXH3_64bits_update(state, element_bytes(*views[frames[f].tensor], frames[f].first_element),
-                           static_cast<size_t>(frames[f].elements * item));
-    }
+    for (size_t f = b0; f < b0 + static_cast<size_t>(count); ++f)
+      if (errors[f]) std::rethrow_exception(errors[f]);
   }
-  const uint64_t sum = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  return sum;
+  return result_checksum(digests);
+}
+
+// Whether two files lay their frames out alike (the same tensors in the same order): digests carry over.
+bool same_layout(const std::vector<SnapshotTensor>& a, const std::vector<SnapshotTensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].name != b[i].name || a[i].shape != b[i].shape) return false;
+  return true;
 }
 
 double ms_since(std::chrono::steady_clock::time_point start) {
@@ -136,14 +137,21 @@ std::string SnapshotLoader::try_delta(const SnapshotFile& file, int64_t base, ui
   if (!mismatch.empty()) return path + ": " + mismatch;
   const std::vector<const NamedTensor*> views = views_in_file_order(file, tensors);
   std::vector<char> done(file.frame_count(), 0);
+  // The held weights' digests carry over when they came from a file laid out like this one.
+  const bool known = same_layout(digest_layout_, file.tensors());
+  std::vector<uint64_t> digests = known ? digests_ : std::vector<uint64_t>();
   try {
-    const uint64_t sum = apply_frames(file, views, ApplyMode::kXor, done, false);
-    if (sum == file.result_checksum()) return "";
-    apply_frames(file, views, ApplyMode::kXor, done, true);
+    const uint64_t sum = apply_frames(file, views, ApplyMode::kXor, done, false, digests, known);
+    if (sum == file.result_checksum()) {
+      digests_ = std::move(digests);
+      digest_layout_ = file.tensors();
+      return "";
+    }
+    apply_frames(file, views, ApplyMode::kXor, done, true, digests, known);
     return path + ": checksum after applying is " + hex64(sum) + " but the file expects " +
            hex64(file.result_checksum()) + " (delta undone)";
   } catch (const std::exception& e) {
-    apply_frames(file, views, ApplyMode::kXor, done, true);  // frames that succeeded before the failure
+    apply_frames(file, views, ApplyMode::kXor, done, true, digests, known);  // frames applied before the failure
     return plain(e) + " (delta undone)";
   }
 }
@@ -220,8 +228,11 @@ void SnapshotLoader::load_full_or_fall_back(int64_t step, const std::vector<Name
         continue;
       }
       loaded_step_ = -1;  // the tensors are being overwritten
+      digest_layout_.clear();
       std::vector<char> done(file.frame_count(), 0);
-      const uint64_t sum = apply_frames(file, views_in_file_order(file, tensors), ApplyMode::kOverwrite, done, false);
+      std::vector<uint64_t> digests;
+      const uint64_t sum = apply_frames(file, views_in_file_order(file, tensors), ApplyMode::kOverwrite, done, false,
+                                        digests, false);
       if (sum != file.result_checksum()) {
         problems += "; skipped " + it->path + ": checksum after loading is " + hex64(sum) + ", expected " +
                     hex64(file.result_checksum());
@@ -229,6 +240,8 @@ void SnapshotLoader::load_full_or_fall_back(int64_t step, const std::vector<Name
       }
       loaded_step_ = it->step;
       loaded_checksum_ = sum;
+      digests_ = std::move(digests);
+      digest_layout_ = file.tensors();
       info.full_step = it->step;
     } catch (const std::exception& e) {
       problems += "; skipped " + plain(e);

@@ -50,6 +50,9 @@ class SnapshotLoader {  // runs on a serving replica
   ServeDtype dtype_;
   int64_t loaded_step_ = -1;
   uint64_t loaded_checksum_ = 0;
+  // Each frame's digest of the held weights, for files laid out as digest_layout_ (empty: unknown).
+  std::vector<uint64_t> digests_;
+  std::vector<SnapshotTensor> digest_layout_;
 };
 
 }  // namespace flywheel

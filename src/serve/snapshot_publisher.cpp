@@ -1,7 +1,6 @@
 #include "serve/snapshot_publisher.h"
 
 #include <omp.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
@@ -74,6 +73,7 @@ void SnapshotPublisher::encode_payload(const std::vector<NamedTensor>& tensors, 
                                        bool full, SnapshotWriter& writer) {
   const int64_t item = serve_dtype_bytes(dtype_);
   const std::vector<FrameRange> frames = frame_ranges(table, dtype_, kSnapshotChunkBytes);
+  if (full) published_digests_.assign(frames.size(), 0);
   const int threads = std::max(1, omp_get_max_threads());
   std::vector<CompressScratch> scratch(static_cast<size_t>(threads));
   const size_t batch = 4 * static_cast<size_t>(threads);
@@ -100,6 +100,8 @@ void SnapshotPublisher::encode_payload(const std::vector<NamedTensor>& tensors, 
           std::memcpy(published, s.values.data(), n);
         }
         SnapshotWriter::encode_frame(s.values.data(), n, item, s.cctx, zstd_level_, s.planes, out[k]);
+        // A zero delta frame left published_ as it was, and so its digest.
+        if (full || !out[k].empty()) published_digests_[b0 + static_cast<size_t>(k)] = frame_digest(published, n);
       } catch (...) {
         errors[k] = std::current_exception();
       }
@@ -145,7 +147,7 @@ PublishInfo SnapshotPublisher::publish(int64_t step, const std::vector<NamedTens
   {
     SnapshotWriter writer(tmp, header, table);
     encode_payload(tensors, table, full, writer);
-    info.checksum = XXH3_64bits(published_.data(), published_.size());
+    info.checksum = result_checksum(published_digests_);
     info.file_bytes = writer.finish(info.checksum);
   }
   rename_durably(tmp, info.path);

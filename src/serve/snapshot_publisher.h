@@ -18,7 +18,7 @@ struct PublishInfo {
   std::string path;
   uint64_t file_bytes = 0;
   uint64_t full_bytes = 0;  // size a full snapshot in this dtype would have, uncompressed (numel x dtype bytes)
-  uint64_t checksum = 0;    // XXH3-64 of the resulting serve-dtype bytes, tensors in order
+  uint64_t checksum = 0;    // the result checksum (snapshot_format.h: XXH3-64 of the frames' digests)
   double ms = 0;
 };
 
@@ -59,6 +59,7 @@ class SnapshotPublisher {  // runs on one trainer rank
   // The last published serve-dtype bytes (tensors in table order): the base of the next delta.
   // Costs numel x dtype bytes of host memory, the price of not re-reading the chain from disk.
   std::vector<uint8_t> published_;
+  std::vector<uint64_t> published_digests_;  // each frame's digest of published_ (a zero delta frame keeps its own)
   std::vector<SnapshotTensor> published_table_;
   int64_t last_step_ = -1, last_full_step_ = -1;
   uint64_t last_checksum_ = 0;

@@ -4,14 +4,17 @@
 # whole tensors and trains on. Its losses after the resume and its final weights must match an
 # uninterrupted pp2 x fsdp2 run within the mesh tolerances of tests/mpi/mesh_parity.cpp (loss 1e-5
 # relative, weights 2e-5 absolute): the meshes sum gradients in different orders, nothing more.
-#   reshard_resume.sh FLYWHEEL_BINARY SOURCE_DIR PYTHON
+# Any further arguments are shape overrides for every launch (fault.reshard_resume_lora: LoRA adapters on a frozen
+# base, whose checkpoint holds moments for the adapters only).
+#   reshard_resume.sh FLYWHEEL_BINARY SOURCE_DIR PYTHON [--section.key=value ...]
 set -u
 flywheel=$1 src=$2 python=$3
+shift 3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
 common=(--shape "$src/configs/shapes/tiny-moe.ini" --model.n_layers=2 --train.micro_batch=8 --train.seq_len=16
-        --train.grad_accum=2 --train.steps=12 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work")
+        --train.grad_accum=2 --train.steps=12 --train.checkpoint_every=0 --train.threads=1 --train.out_dir="$work" "$@")
 mesh4() {
   timeout 150 mpirun --allow-run-as-root --oversubscribe --bind-to none -n 4 "$flywheel" train "${common[@]}" \
     --mesh.pp=2 --mesh.fsdp=2 --mesh.ep=2 --train.run_name="$1"
