@@ -87,12 +87,13 @@ int64_t LoraConfig::adapter_params(const ModelConfig& m, bool active) const {
 
 void LoraConfig::validate(const ModelConfig& m) const {
   FW_INPUT_CHECK(rank >= 0, "lora.rank = ", rank, ": must be >= 1 (0: no adapters, full-parameter training)");
-  if (!enabled()) return;
+  // The other keys are checked with rank 0 too: a [lora] section with a typo is refused, not ignored.
   FW_INPUT_CHECK(std::isfinite(alpha) && alpha > 0, "lora.alpha = ", alpha, ": must be a finite number > 0");
   // Dropout on the adapter's input needs a mask that is a pure function of (seed, step, sample, position)
   // on every mesh; until that exists a rate other than 0 is refused rather than silently ignored.
   FW_INPUT_CHECK(dropout == 0.0, "lora.dropout = ", dropout, ": not supported yet; allowed: 0");
   const unsigned mask = target_mask();
+  if (!enabled()) return;
   const int64_t hd = m.resolved_head_dim(), q = m.n_heads * hd, kv = m.n_kv_heads * hd, d = m.d_model;
   const bool dense_layers = m.moe_layer_count() < m.n_layers;
   // (target, the smaller side of the matrix it adapts, whether the model has that matrix)

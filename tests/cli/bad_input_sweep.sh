@@ -297,6 +297,14 @@ fw_train "model.init_std 1e999" "model.init_std" --shape "$dense" --model.init_s
 fw_train "model.forward_kernels unknown" "model.forward_kernels = 'cuda'" --shape "$dense" --model.forward_kernels=cuda
 fw_train "model.moe_top_k zero" "model.moe_top_k = 0 is not in \[1, model.moe_experts = 8\]" --shape "$moe" --model.moe_top_k=0
 fw_train "model.moe_aux_loss_coef negative" "model.moe_aux_loss_coef = -1: must be >= 0" --shape "$moe" --model.moe_aux_loss_coef=-1
+# ---- flywheel train: [lora] -----------------------------------------------------------------------
+fw_train "lora.rank negative" "lora.rank = -1: must be >= 1 \(0: no adapters" --shape "$dense" --lora.rank=-1
+fw_train "lora.rank above a target's side" "lora.rank = 200 is larger than the smaller side \(128\) of the q matrices" --shape "$dense" --lora.rank=200
+fw_train "lora.targets unknown" "lora.targets = 'q,qkv': unknown target 'qkv'; allowed: a comma-separated list of q, k, v, o, gate, up, down, experts, or all-linear" --shape "$dense" --lora.rank=4 --lora.targets=q,qkv
+fw_train "lora.targets typo without a rank" "unknown target 'attn'" --shape "$dense" --lora.targets=attn
+fw_train "lora.targets experts on a dense model" "adapts no matrix of this model \(dense: no experts\)" --shape "$dense" --lora.rank=4 --lora.targets=experts
+fw_train "lora.alpha zero" "lora.alpha = 0: must be a finite number > 0" --shape "$dense" --lora.rank=4 --lora.alpha=0
+fw_train "lora.dropout nonzero" "lora.dropout = 0.05: not supported yet; allowed: 0" --shape "$dense" --lora.rank=4 --lora.dropout=0.05
 fw_train "mesh.ep not dividing fsdp x cp" "mesh.ep = 3 does not divide" --shape "$moe" --mesh.ep=3
 
 # ---- flywheel train: [train] ----------------------------------------------------------------------

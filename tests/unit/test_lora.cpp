@@ -80,6 +80,7 @@ TEST(Lora, BadKeysAreInputErrorsNamingTheKeyAndWhatIsAllowed) {
   EXPECT_NE(input_error(dense(-1)).find("lora.rank = -1: must be >= 1"), std::string::npos);
   EXPECT_NE(input_error(dense(4, "q,qkv")).find("unknown target 'qkv'; allowed: a comma-separated list of q, k, v"),
             std::string::npos);
+  EXPECT_NE(input_error(dense(0, "qkv")).find("unknown target 'qkv'"), std::string::npos);  // a typo, even unused
   // q: [n_heads * hd, d] = [32, 32]; k and v: [n_kv * hd, d] = [16, 32]: rank 17 fits q but not k.
   EXPECT_NO_THROW(dense(17, "q").validate());
   EXPECT_NE(input_error(dense(17, "k")).find("lora.rank = 17 is larger than the smaller side (16) of the k matrices"),
