@@ -5,7 +5,7 @@
 # exactly); --format hf --merge writes the base with every adapter folded in (W + s B A), a plain model whose
 # float64 forward gives `flywheel eval`'s loss; so does the base with the PEFT adapter applied unmerged. Runs: a
 # Qwen3-like dense model with rsLoRA on all-linear, and a Qwen3-MoE-like one with adapters on q and the experts
-# only. Then bad input: each format on the wrong kind of run, --merge where it does not apply, --force on a
+# only, and LoRA on q_proj, v_proj of a Qwen3 imported from Hugging Face files. Then bad input: each format on the wrong kind of run, --merge where it does not apply, --force on a
 # directory that is not an adapter's.
 #   ckpt_export_peft.sh FLYWHEEL FLYWHEEL_CKPT SOURCE_DIR PYTHON
 set -u
@@ -30,6 +30,14 @@ train dense tiny-dense.ini --model.qk_norm=true --model.attention_bias=true --mo
 train moe tiny-moe.ini --model.qk_norm=true --model.moe_shared_expert=false --model.d_model=64 --model.d_ff=96 \
   --model.moe_d_ff=48 --model.moe_decoder_sparse_step=2 --lora.rank=2 --lora.alpha=4 --lora.targets=q,experts
 train full tiny-dense.ini
+# A Hugging Face base (the independent writer's random Qwen3, BF16): LoRA on the imported model; the adapter names
+# the base directory, the merged export keeps the import's config.json keys.
+"$python" "$src/tests/hf/make_hf_model.py" --arch qwen3 --tied --out "$work/qwen3-base" >/dev/null ||
+  { echo "FAIL make_hf_model.py"; exit 1; }
+"$flywheel" train --shape "$src/tests/hf/import.ini" --model.from_hf="$work/qwen3-base" --train.steps=4 \
+  --train.checkpoint_every=4 --train.lr=1e-2 --train.threads=2 --train.out_dir="$work" --train.run_name=imported \
+  --lora.rank=4 --lora.alpha=8 --lora.targets=q_proj,v_proj >"$work/train-imported.log" 2>&1 ||
+  { echo "FAIL training imported: $(tail -3 "$work/train-imported.log")"; exit 1; }
 "$python" - "$work/held_out.jsonl" <<'PY'
 import json, sys
 with open(sys.argv[1], "w") as f:
@@ -37,7 +45,7 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"prompt": "%d+%d=" % (a, b), "completion": str(a + b)}) + "\n")
 PY
 
-for r in dense moe; do
+for r in dense moe imported; do
   run "safetensors export of $r" 0 "$ckpt" export "$work/$r" --format safetensors --out "$work/$r.safetensors" \
     --no-progress
   run "peft export of $r" 0 "$ckpt" export "$work/$r" --format peft --out "$work/$r-peft" --no-progress &&
@@ -58,7 +66,14 @@ moe = json.load(open(os.path.join(w, "moe-peft", "adapter_config.json")))
 assert dense["target_modules"] == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"], dense
 assert dense["use_rslora"] is True and dense["r"] == 4 and dense["lora_alpha"] == 8, dense
 assert isinstance(moe["target_modules"], str), moe  # gate_proj would also select layer 0's dense MLP
-print("ok   target_modules: %s | %s" % (dense["target_modules"], moe["target_modules"]))
+imported = json.load(open(os.path.join(w, "imported-peft", "adapter_config.json")))
+assert imported["target_modules"] == ["q_proj", "v_proj"], imported
+assert imported["base_model_name_or_path"] == os.path.join(w, "qwen3-base"), imported
+merged = json.load(open(os.path.join(w, "imported-merged", "config.json")))
+assert merged["architectures"] == ["Qwen3ForCausalLM"] and (merged["bos_token_id"], merged["eos_token_id"]) == (1, 2), merged
+print("ok   target_modules: %s | %s | %s; the imported run's adapter names its base %s"
+      % (dense["target_modules"], moe["target_modules"], imported["target_modules"],
+         imported["base_model_name_or_path"]))
 PY
 
 # ---- bad input --------------------------------------------------------------------------------------
