@@ -3,46 +3,58 @@
 #include <algorithm>
 
 #include "core/buffer.h"
+#include "core/error.h"
 
 namespace flywheel {
 namespace {
 
-// y[n, out] += s * (x A^T) B^T, with u = x A^T kept in `u` [n, rank].
-void add_adapter(Backend& backend, LinearKernel kernel, const float* x, const LoraAdapter& lora, float* y,
-                 Buffer<float>& u, int64_t n, int64_t in, int64_t out) {
+// y[n, out] += s * (x A^T) B^T (all rows), or the same on lora.rows only (gathered, then added back row by row).
+void add_adapter(Backend& backend, LinearKernel kernel, const float* x, const LoraAdapter& lora, float* y, int64_t n,
+                 int64_t in, int64_t out) {
   const int64_t r = lora.rank();
-  u.resize(n * r);
-  Buffer<float> v(n * out);
-  backend.linear(kernel, x, lora.a, u.data(), n, in, r);
-  backend.linear(kernel, u.data(), lora.b, v.data(), n, r, out);
-  backend.scale_in_place(v.data(), n * out, lora.scale);
-  backend.add_in_place(y, v.data(), n * out);
+  Buffer<float> gathered;
+  int64_t m = n;
+  if (lora.rows) {
+    m = static_cast<int64_t>(lora.rows->size());
+    if (m == 0) return;
+    gathered.resize(m * in);
+    backend.gather_rows(x, lora.rows->data(), gathered.data(), m, in);
+    x = gathered.data();
+  }
+  Buffer<float> u(m * r), v(m * out);
+  backend.linear(kernel, x, lora.a, u.data(), m, in, r);
+  backend.linear(kernel, u.data(), lora.b, v.data(), m, r, out);
+  backend.scale_in_place(v.data(), m * out, lora.scale);
+  if (!lora.rows) {
+    backend.add_in_place(y, v.data(), n * out);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i) backend.add_in_place(y + (*lora.rows)[i] * out, v.data() + i * out, out);
 }
 
 }  // namespace
 
 void adapted_linear(Backend& backend, LinearKernel kernel, const float* x, const Tensor& weight,
-                    const LoraAdapter& lora, float* y, int64_t n, int64_t in, int64_t out) {
+                    const LoraAdapters& loras, float* y, int64_t n, int64_t in, int64_t out) {
   backend.linear(kernel, x, weight, y, n, in, out);
-  if (!lora.active()) return;
-  Buffer<float> u;
-  add_adapter(backend, kernel, x, lora, y, u, n, in, out);
+  for (const LoraAdapter& lora : loras) add_adapter(backend, kernel, x, lora, y, n, in, out);
 }
 
 void adapted_linear_residual(Backend& backend, LinearKernel kernel, const float* x, const Tensor& weight,
-                             const LoraAdapter& lora, const float* residual, float* y, int64_t n, int64_t in,
+                             const LoraAdapters& loras, const float* residual, float* y, int64_t n, int64_t in,
                              int64_t out) {
   backend.linear_residual(kernel, x, weight, residual, y, n, in, out);
-  if (!lora.active()) return;
-  Buffer<float> u;
-  add_adapter(backend, kernel, x, lora, y, u, n, in, out);
+  for (const LoraAdapter& lora : loras) add_adapter(backend, kernel, x, lora, y, n, in, out);
 }
 
 void adapted_linear_backward(Backend& backend, LinearKernel kernel, const float* x, const Tensor& weight,
-                             const LoraAdapter& lora, const LoraGrads& lora_grads, const float* dy, float* dx,
+                             const LoraAdapters& loras, const LoraGrads& lora_grads, const float* dy, float* dx,
                              float* dweight, int64_t n, int64_t in, int64_t out, bool accumulate_dx) {
   backend.linear_backward(x, weight.data<float>(), dy, dx, dweight, n, in, out, accumulate_dx);
-  if (!lora.active()) return;
+  if (loras.empty()) return;
+  FW_CHECK(loras.size() == 1 && !loras[0].rows, "adapted_linear_backward: training has one adapter on every row, not ",
+           loras.size(), " on row subsets (per-row adapters are for serving)");
+  const LoraAdapter& lora = loras[0];
   const int64_t r = lora.rank();
   Buffer<float> u(n * r), du(n * r), scaled_dy(n * out);
   backend.linear(kernel, x, lora.a, u.data(), n, in, r);

@@ -7,36 +7,42 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "backend/backend.h"
 #include "core/tensor.h"
 
 namespace flywheel {
 
-// An undefined `a` means no adapter (or adapters switched off): the layer is its base weight alone.
+// One adapter of a layer: `rows` null applies it to every row (training, one adapter served); otherwise to those
+// rows of the batch only (a serving replica's decode batch mixing sequences of several adapters).
 struct LoraAdapter {
   Tensor a, b;         // [rank, in], [out, rank]
   float scale = 0.0f;  // s
-  bool active() const { return a.defined(); }
+  const std::vector<int64_t>* rows = nullptr;
   int64_t rank() const { return a.shape()[0]; }
 };
+// The adapters of one layer, applied in order after the base product; empty: the base weight alone (no adapter,
+// or adapters switched off). Rows of different entries do not overlap.
+using LoraAdapters = std::vector<LoraAdapter>;
 // Null where the adapter does not exist.
 struct LoraGrads {
   float* a = nullptr;
   float* b = nullptr;
 };
 
-// y[n, out] = x W^T + adapter (overwrites y).
+// y[n, out] = x W^T + adapters (overwrites y). A row subset's adapter runs on those rows gathered: with the
+// batch-invariant kernel each row's bits are those of the same adapter applied to every row.
 void adapted_linear(Backend& backend, LinearKernel kernel, const float* x, const Tensor& weight,
-                    const LoraAdapter& lora, float* y, int64_t n, int64_t in, int64_t out);
-// y[n, out] = residual + x W^T + adapter (y aliases neither input).
+                    const LoraAdapters& loras, float* y, int64_t n, int64_t in, int64_t out);
+// y[n, out] = residual + x W^T + adapters (y aliases neither input).
 void adapted_linear_residual(Backend& backend, LinearKernel kernel, const float* x, const Tensor& weight,
-                             const LoraAdapter& lora, const float* residual, float* y, int64_t n, int64_t in,
+                             const LoraAdapters& loras, const float* residual, float* y, int64_t n, int64_t in,
                              int64_t out);
 // dx[n, in] = (or += with accumulate_dx) dy W + s (dy B) A;  dW += dy^T x unless dweight is null (a frozen base);
-// dB += s dy^T u and dA += s (dy B)^T x with u = x A^T, when the adapter is active.
+// dB += s dy^T u and dA += s (dy B)^T x with u = x A^T, for the one all-rows adapter training has (if any).
 void adapted_linear_backward(Backend& backend, LinearKernel kernel, const float* x, const Tensor& weight,
-                             const LoraAdapter& lora, const LoraGrads& lora_grads, const float* dy, float* dx,
+                             const LoraAdapters& loras, const LoraGrads& lora_grads, const float* dy, float* dx,
                              float* dweight, int64_t n, int64_t in, int64_t out, bool accumulate_dx);
 
 }  // namespace flywheel

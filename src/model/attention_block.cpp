@@ -7,7 +7,7 @@ namespace {
 
 // One projection y[n, width] = h W^T (+ b), written to `raw` and head-normed into y under qk_norm
 // (heads of width hd: RMSNorm over each head's hd values with the shared [hd] gain).
-void project(Backend& backend, const ModelConfig& cfg, const float* h, const Tensor& weight, const LoraAdapter& lora,
+void project(Backend& backend, const ModelConfig& cfg, const float* h, const Tensor& weight, const LoraAdapters& lora,
              const Tensor& bias, const Tensor& head_norm, float* y, Buffer<float>& raw, Buffer<float>& rstd, int64_t n,
              int64_t width) {
   const int64_t d = cfg.d_model, hd = cfg.resolved_head_dim();

@@ -23,7 +23,7 @@ struct AttentionWeights {
   Tensor norm, q, k, v, o;
   Tensor q_norm, k_norm;
   Tensor q_bias, k_bias, v_bias, o_bias;
-  LoraAdapter q_lora, k_lora, v_lora, o_lora;
+  LoraAdapters q_lora, k_lora, v_lora, o_lora;
 };
 // Null where the weight does not exist or is frozen.
 struct AttentionGrads {

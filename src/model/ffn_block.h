@@ -13,7 +13,7 @@ namespace flywheel {
 
 struct SwiGluWeights {
   Tensor gate, up, down;
-  LoraAdapter gate_lora, up_lora, down_lora;  // active where cfg.lora targets them
+  LoraAdapters gate_lora, up_lora, down_lora;  // active where cfg.lora targets them
 };
 // Null where frozen or absent.
 struct SwiGluGrads {

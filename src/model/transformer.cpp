@@ -124,10 +124,19 @@ void Transformer::register_adapters(int l, LayerIds& ids) {
     swiglu(ids.expert_gate[e], ids.expert_up[e], ids.expert_down[e], kLoraExperts, kLoraExperts, kLoraExperts);
 }
 
-LoraAdapter Transformer::adapter(int base_id) const {
-  if (!adapters_enabled_ || base_id >= static_cast<int>(adapter_of_.size()) || adapter_of_[base_id].a < 0) return {};
+LoraAdapters Transformer::adapter(int base_id) const {
+  if (!adapters_enabled_) return {};
+  if (row_adapters_) {
+    LoraAdapters out;
+    for (const RowAdapterGroup& g : *row_adapters_) {
+      const auto it = g.adapter->by_base.find(base_id);
+      if (it != g.adapter->by_base.end()) out.push_back({it->second.first, it->second.second, g.adapter->scale, &g.rows});
+    }
+    return out;
+  }
+  if (base_id >= static_cast<int>(adapter_of_.size()) || adapter_of_[base_id].a < 0) return {};
   const AdapterIds& ids = adapter_of_[base_id];
-  return {weight(ids.a), weight(ids.b), config_.lora.scale()};
+  return {{weight(ids.a), weight(ids.b), config_.lora.scale()}};
 }
 
 LoraGrads Transformer::adapter_grads(int base_id) {

@@ -34,6 +34,7 @@
 #include "model/ffn_block.h"
 #include "model/moe_block.h"
 #include "model/parameters.h"
+#include "model/row_adapters.h"
 
 namespace flywheel {
 
@@ -108,6 +109,9 @@ class Transformer {
   // and of GRPO's KL penalty needs no copy of the weights. On by default; no effect without adapters.
   void set_adapters_enabled(bool enabled) { adapters_enabled_ = enabled; }
   bool adapters_enabled() const { return adapters_enabled_; }
+  // Serving: adapters loaded beside the model, each on its rows of the next forwards (null: none). They replace
+  // the model's own adapters while set; forward only (backward refuses them). The groups must outlive their use.
+  void set_row_adapters(const std::vector<RowAdapterGroup>* groups) { row_adapters_ = groups; }
 
   // Units this stage uses, in forward order (the embedding unit also on the last stage when tied).
   std::vector<int> stage_units() const;
@@ -178,7 +182,7 @@ class Transformer {
   void register_adapters(int layer, LayerIds& ids);
   void add_adapter(int base_id);
   // Base weight id's adapter (inactive: none, or adapters switched off) and its gradients.
-  LoraAdapter adapter(int base_id) const;
+  LoraAdapters adapter(int base_id) const;
   LoraGrads adapter_grads(int base_id);
   // Hooks around a layer's units: its dense unit (+ adapters) or its expert unit (+ adapters).
   void use_units(int unit, int lora_unit, bool backward);
@@ -220,6 +224,7 @@ class Transformer {
   std::vector<LayerIds> layer_ids_;
   std::vector<AdapterIds> adapter_of_;  // by base parameter id
   bool adapters_enabled_ = true;
+  const std::vector<RowAdapterGroup>* row_adapters_ = nullptr;
   ActivationStash stash_;                // forward_backward
   ActivationStash scoring_stash_;  // forward_logits / forward_logprobs (forward only)
   UnitHooks no_hooks_;

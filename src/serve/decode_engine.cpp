@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <utility>
 
 #include "core/error.h"
@@ -39,7 +40,32 @@ DecodeEngine::DecodeEngine(const ModelConfig& config, int64_t max_batch, DType w
 
 void DecodeEngine::submit(GenerationRequest request) {
   validate_request(request, config_);
+  if (!request.adapter.empty()) {
+    std::string loaded;
+    if (adapters_)
+      for (const std::string& name : adapters_->names()) loaded += (loaded.empty() ? "" : ", ") + name;
+    FW_INPUT_CHECK(adapters_ && adapters_->has(request.adapter), "request ", request.id, ": adapter '",
+                   request.adapter, "' is not loaded (loaded: ", loaded.empty() ? "none" : loaded, ")");
+    adapters_->pin(request.adapter);
+  }
   waiting_.push_back(std::move(request));
+}
+
+std::vector<RowAdapterGroup> DecodeEngine::adapter_groups(const std::vector<CachedChunk>& chunks,
+                                                          const std::vector<Slot*>& order) {
+  std::vector<RowAdapterGroup> groups;
+  std::map<std::string, size_t> index;
+  int64_t row = 0;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const std::string& name = order[c]->request.adapter;
+    if (!name.empty()) {
+      auto [it, fresh] = index.emplace(name, groups.size());
+      if (fresh) groups.push_back({adapters_->find(name), {}});
+      for (int64_t i = 0; i < chunks[c].count; ++i) groups[it->second].rows.push_back(row + i);
+    }
+    row += chunks[c].count;
+  }
+  return groups;
 }
 
 int64_t DecodeEngine::active() const {
@@ -96,7 +122,15 @@ std::vector<GenerationResult> DecodeEngine::step() {
   if (chunks.empty()) return finished;  // nothing to run (not counted as busy)
 
   Buffer<float> hidden;
-  cached_forward(model_, cache_, chunks, hidden);
+  const std::vector<RowAdapterGroup> groups = adapter_groups(chunks, order);
+  if (!groups.empty()) model_.set_row_adapters(&groups);
+  try {
+    cached_forward(model_, cache_, chunks, hidden);
+  } catch (...) {
+    model_.set_row_adapters(nullptr);
+    throw;
+  }
+  model_.set_row_adapters(nullptr);
   const int64_t m = static_cast<int64_t>(chunks.size()), vocab = config_.vocab_size;
   Buffer<float> logits(m * vocab);
   model_.head_logits(hidden.data(), m, logits.data());
@@ -108,6 +142,7 @@ std::vector<GenerationResult> DecodeEngine::step() {
     if (scale != 1.0f)  // the trainer's head multiplies the same way (Transformer::set_logit_scale)
       for (int64_t i = 0; i < vocab; ++i) row[i] *= scale;
     if (sample_into(slot, row)) {
+      if (!slot.request.adapter.empty()) adapters_->unpin(slot.request.adapter);
       finished.push_back(std::move(slot.result));
       slot = Slot{};
     }

@@ -19,16 +19,21 @@
 #include <vector>
 
 #include "model/transformer.h"
+#include "serve/adapter_set.h"
 #include "serve/kv_cache.h"
 #include "serve/sampling.h"
 
 namespace flywheel {
+
+struct CachedChunk;  // serve/cached_forward.h
 
 struct GenerationRequest {
   int64_t id = 0;
   std::vector<int32_t> prompt;  // non-empty; prompt + max_new_tokens <= model.max_seq_len
   SamplingParams sampling;
   uint64_t seed = 0;
+  // Multi-LoRA: the adapter of the engine's AdapterSet this sequence is served with ("": the model alone).
+  std::string adapter;
 };
 
 struct GenerationResult {
@@ -47,8 +52,12 @@ class DecodeEngine {
 
   Transformer& model() { return model_; }  // the caller loads weights into model().params()
   void set_snapshot_step(int64_t step) { snapshot_step_ = step; }
+  // Multi-LoRA (serve/adapter_set.h): requests may name an adapter of `adapters`, which must outlive the engine's
+  // use of it; each sequence's rows get its own adapter in every step's batch. A named adapter is pinned from
+  // submit until its sequence finishes.
+  void set_adapters(AdapterSet* adapters) { adapters_ = adapters; }
 
-  // Validates and queues a request (throws naming the bad field).
+  // Validates and queues a request (throws naming the bad field, or an adapter that is not loaded).
   void submit(GenerationRequest request);
 
   // One iteration: while admitting, moves waiting requests into free slots; then one batched
@@ -76,6 +85,9 @@ class DecodeEngine {
   };
 
   void admit_waiting();
+  // The stacked rows of each adapter in this step's chunks (order[c] owns chunk c).
+  std::vector<RowAdapterGroup> adapter_groups(const std::vector<CachedChunk>& chunks,
+                                              const std::vector<Slot*>& order);
   // Samples slot s's next token from its scaled logits row; returns whether the sequence finished.
   bool sample_into(Slot& slot, float* scaled_logits);
 
@@ -84,6 +96,7 @@ class DecodeEngine {
   KvCache cache_;
   std::vector<Slot> slots_;
   std::deque<GenerationRequest> waiting_;
+  AdapterSet* adapters_ = nullptr;
   bool admitting_ = true;
   int64_t snapshot_step_ = 0;
   int64_t tokens_generated_ = 0;
