@@ -61,8 +61,7 @@ void adapted_linear_backward(Backend& backend, LinearKernel kernel, const float*
   // d(s v) / dv = s: the adapter's output gradient is s dy.
   std::copy(dy, dy + n * out, scaled_dy.data());
   backend.scale_in_place(scaled_dy.data(), n * out, lora.scale);
-  backend.linear_backward(u.data(), lora.b.data<float>(), scaled_dy.data(), du.data(), lora_grads.b, n, r, out,
-                          false);
+  backend.linear_backward(u.data(), lora.b.data<float>(), scaled_dy.data(), du.data(), lora_grads.b, n, r, out, false);
   backend.linear_backward(x, lora.a.data<float>(), du.data(), dx, lora_grads.a, n, in, r, true);
 }
 

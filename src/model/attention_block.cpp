@@ -110,8 +110,8 @@ void attention_block_backward(Backend& backend, const ModelConfig& cfg, const op
                           false);
   adapted_linear_backward(backend, kernel, h, w.k, w.k_lora, g.k_lora, dk_proj, dnormed.data(), g.k, n, d, kv_width,
                           true);
-  adapted_linear_backward(backend, kernel, h, w.v, w.v_lora, g.v_lora, dv.data(), dnormed.data(), g.v, n, d,
-                          kv_width, true);
+  adapted_linear_backward(backend, kernel, h, w.v, w.v_lora, g.v_lora, dv.data(), dnormed.data(), g.v, n, d, kv_width,
+                          true);
   backend.rmsnorm_backward(x, w.norm.data<float>(), act.rstd.data(), dnormed.data(), dx, g.norm, n, d);
   // Residual: the stream's own gradient passes straight through.
   backend.add_in_place(dx, dx_out, n * d);

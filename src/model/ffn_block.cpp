@@ -23,8 +23,8 @@ void swiglu_ffn_backward(Backend& backend, LinearKernel kernel, const SwiGluWeig
                          SwiGluActivations& saved, bool accumulate_dx) {
   // d act = dy * down, written into a scratch that the swiglu backward then reads.
   Buffer<float> dact(static_cast<size_t>(n * hidden));
-  adapted_linear_backward(backend, kernel, saved.act.data(), w.down, w.down_lora, g.down_lora, dy, dact.data(),
-                          g.down, n, hidden, d, false);
+  adapted_linear_backward(backend, kernel, saved.act.data(), w.down, w.down_lora, g.down_lora, dy, dact.data(), g.down,
+                          n, hidden, d, false);
   // dgate / dup overwrite gate / up in place (swiglu_backward reads each element before writing it).
   float* dgate = saved.gate.data();
   float* dup = saved.up.data();

@@ -58,9 +58,7 @@ unsigned LoraConfig::target_mask() const {
   return mask;
 }
 
-bool LoraConfig::targets_kind(LoraTarget target) const {
-  return enabled() && (target_mask() & target) != 0;
-}
+bool LoraConfig::targets_kind(LoraTarget target) const { return enabled() && (target_mask() & target) != 0; }
 
 int64_t LoraConfig::adapter_params(const ModelConfig& m, bool active) const {
   if (!enabled()) return 0;
@@ -102,11 +100,9 @@ void LoraConfig::validate(const ModelConfig& m) const {
       {"k", kLoraK, std::min(kv, d), true},
       {"v", kLoraV, std::min(kv, d), true},
       {"o", kLoraO, std::min(q, d), true},
-      {"gate/up/down (dense MLP)", kLoraGate | kLoraUp | kLoraDown,
-       std::min(m.d_ff, d), dense_layers},
-      {"gate/up/down (shared expert)",
-       kLoraGate | kLoraUp | kLoraDown,
-       std::min(m.resolved_moe_d_ff(), d), m.is_moe() && m.moe_shared_expert},
+      {"gate/up/down (dense MLP)", kLoraGate | kLoraUp | kLoraDown, std::min(m.d_ff, d), dense_layers},
+      {"gate/up/down (shared expert)", kLoraGate | kLoraUp | kLoraDown, std::min(m.resolved_moe_d_ff(), d),
+       m.is_moe() && m.moe_shared_expert},
       {"experts", kLoraExperts, std::min(m.resolved_moe_d_ff(), d), m.is_moe()},
   };
   FW_INPUT_CHECK(adapter_params(m) > 0, "lora.targets = '", targets, "' adapts no matrix of this model (",

@@ -93,9 +93,9 @@ class ParameterSet {
   // Bytes of the single-rank storage this set allocated (values + gradients).
   int64_t storage_bytes() const;
 
-  // Deterministic initialisation (of the single-rank full buffers): element i of parameter "name" draws from the counter RNG keyed by
-  // (seed, kWeightInit, xxh64(name), i), so weights do not depend on registration order or the mesh;
-  // adapters draw from adapter_seed (lora.seed) instead.
+  // Deterministic initialisation (of the single-rank full buffers): element i of parameter "name" draws from the
+  // counter RNG keyed by (seed, kWeightInit, xxh64(name), i), so weights do not depend on registration order or the
+  // mesh; adapters draw from adapter_seed (lora.seed) instead.
   void initialize(uint64_t seed, double init_std, int64_t n_layers, uint64_t adapter_seed = 0);
 
  private:

@@ -106,10 +106,10 @@ void Transformer::register_adapters(int l, LayerIds& ids) {
     if (lora.targets_kind(down_kind)) add_adapter(down);
   };
   const bool moe = config_.is_moe_layer(l), has_mlp = !moe || config_.moe_shared_expert;
-  const bool dense_targets = lora.targets_kind(kLoraQ) || lora.targets_kind(kLoraK) || lora.targets_kind(kLoraV) ||
-                             lora.targets_kind(kLoraO) ||
-                             (has_mlp && (lora.targets_kind(kLoraGate) || lora.targets_kind(kLoraUp) ||
-                                          lora.targets_kind(kLoraDown)));
+  const bool dense_targets =
+      lora.targets_kind(kLoraQ) || lora.targets_kind(kLoraK) || lora.targets_kind(kLoraV) ||
+      lora.targets_kind(kLoraO) ||
+      (has_mlp && (lora.targets_kind(kLoraGate) || lora.targets_kind(kLoraUp) || lora.targets_kind(kLoraDown)));
   if (dense_targets) {  // no empty unit (targets = experts only)
     ids.lora_unit = params_.begin_unit(name + ".lora", l, false);
     for (const auto& [id, kind] : {std::pair{ids.q, kLoraQ}, {ids.k, kLoraK}, {ids.v, kLoraV}, {ids.o, kLoraO}})
@@ -130,7 +130,8 @@ LoraAdapters Transformer::adapter(int base_id) const {
     LoraAdapters out;
     for (const RowAdapterGroup& g : *row_adapters_) {
       const auto it = g.adapter->by_base.find(base_id);
-      if (it != g.adapter->by_base.end()) out.push_back({it->second.first, it->second.second, g.adapter->scale, &g.rows});
+      if (it != g.adapter->by_base.end())
+        out.push_back({it->second.first, it->second.second, g.adapter->scale, &g.rows});
     }
     return out;
   }
@@ -164,8 +165,8 @@ std::vector<int> Transformer::stage_units() const {
   if (stage_.has_embedding()) units.push_back(embed_unit_);
   for (int l = stage_.first_layer; l < stage_.end_layer; ++l) {
     // In registration (= flat) order: a single rank's shards then lie exactly as the flat layout.
-    for (int unit : {layer_ids_[l].unit, layer_ids_[l].expert_unit, layer_ids_[l].lora_unit,
-                     layer_ids_[l].expert_lora_unit})
+    for (int unit :
+         {layer_ids_[l].unit, layer_ids_[l].expert_unit, layer_ids_[l].lora_unit, layer_ids_[l].expert_lora_unit})
       if (unit >= 0) units.push_back(unit);
   }
   if (stage_.has_head(config_.n_layers)) {
@@ -179,18 +180,25 @@ Tensor Transformer::weight(int id) const { return params_.tensor(id); }
 
 AttentionWeights Transformer::attention_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
-  return {weight(i.input_norm),      weight(i.q),
-          weight(i.k),               weight(i.v),
-          weight(i.o),               optional_weight(i.q_norm),
-          optional_weight(i.k_norm), optional_weight(i.q_bias),
-          optional_weight(i.k_bias), optional_weight(i.v_bias),
-          optional_weight(i.o_bias), adapter(i.q),
-          adapter(i.k),              adapter(i.v),
+  return {weight(i.input_norm),
+          weight(i.q),
+          weight(i.k),
+          weight(i.v),
+          weight(i.o),
+          optional_weight(i.q_norm),
+          optional_weight(i.k_norm),
+          optional_weight(i.q_bias),
+          optional_weight(i.k_bias),
+          optional_weight(i.v_bias),
+          optional_weight(i.o_bias),
+          adapter(i.q),
+          adapter(i.k),
+          adapter(i.v),
           adapter(i.o)};
 }
 AttentionGrads Transformer::attention_grads(int l) {
   const LayerIds& i = layer_ids_[l];
-  return {params_.grad(i.input_norm), params_.grad(i.q),       params_.grad(i.k),      params_.grad(i.v),
+  return {params_.grad(i.input_norm), params_.grad(i.q),       params_.grad(i.k),       params_.grad(i.v),
           params_.grad(i.o),          optional_grad(i.q_norm), optional_grad(i.k_norm), optional_grad(i.q_bias),
           optional_grad(i.k_bias),    optional_grad(i.v_bias), optional_grad(i.o_bias), adapter_grads(i.q),
           adapter_grads(i.k),         adapter_grads(i.v),      adapter_grads(i.o)};
@@ -203,8 +211,8 @@ SwiGluWeights Transformer::dense_ffn_weights(int l) const {
   return swiglu_weights(i.gate, i.up, i.down);
 }
 SwiGluGrads Transformer::swiglu_grads(int gate, int up, int down) {
-  return {params_.grad(gate),  params_.grad(up),  params_.grad(down), adapter_grads(gate), adapter_grads(up),
-          adapter_grads(down)};
+  return {params_.grad(gate),  params_.grad(up),  params_.grad(down),
+          adapter_grads(gate), adapter_grads(up), adapter_grads(down)};
 }
 MoeWeights Transformer::moe_weights(int l) const {
   const LayerIds& i = layer_ids_[l];
@@ -269,8 +277,9 @@ void Transformer::layer_backward(int l, ActivationStash::Layer& a, const float* 
                        aux_weight, a.moe);
     end_units(ids.expert_unit, ids.expert_lora_unit, true);
   } else {
-    swiglu_ffn_backward(be, config_.forward_kernel(), swiglu_weights(ids.gate, ids.up, ids.down), swiglu_grads(ids.gate, ids.up, ids.down),
-                        a.ffn_normed.data(), dx_out, dnormed.data(), n, d, config_.d_ff, a.dense, false);
+    swiglu_ffn_backward(be, config_.forward_kernel(), swiglu_weights(ids.gate, ids.up, ids.down),
+                        swiglu_grads(ids.gate, ids.up, ids.down), a.ffn_normed.data(), dx_out, dnormed.data(), n, d,
+                        config_.d_ff, a.dense, false);
   }
   be.rmsnorm_backward(a.x_mid.data(), params_.value(ids.post_norm), a.ffn_rstd.data(), dnormed.data(), dmid.data(),
                       params_.grad(ids.post_norm), n, d);

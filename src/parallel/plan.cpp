@@ -112,11 +112,14 @@ void replay_micro_batch(const Transformer& model, FsdpReplay& fsdp) {
   const auto& units = model.params().units();
   for (size_t u = 0; u < units.size(); ++u) {
     const int id = static_cast<int>(u);
-    const bool lora = units[u].name.ends_with(".lora");
-    if (units[u].name == "embed") embed = id;
-    else if (units[u].name == "head") head = id;
-    else (lora ? (units[u].experts ? experts : layer)[units[u].layer].lora
-               : (units[u].experts ? experts : layer)[units[u].layer].unit) = id;
+    if (units[u].name == "embed") {
+      embed = id;
+    } else if (units[u].name == "head") {
+      head = id;
+    } else {
+      UnitPair& pair = (units[u].experts ? experts : layer)[units[u].layer];
+      (units[u].name.ends_with(".lora") ? pair.lora : pair.unit) = id;
+    }
   }
   const bool first = st.has_embedding(), last = st.has_head(cfg.n_layers);
   if (first) fsdp.use(embed, false), fsdp.forward_done(embed);

@@ -32,7 +32,8 @@ PeftConfig read_peft_config(const std::string& dir) {
   FW_INPUT_CHECK(c.is_object(), "adapter ", dir, ": adapter_config.json is not a JSON object");
   const std::string type = c.value("peft_type", std::string("LORA"));
   FW_INPUT_CHECK(type == "LORA", "adapter ", dir, ": peft_type '", type, "'; allowed: LORA");
-  FW_INPUT_CHECK(!c.value("use_dora", false), "adapter ", dir, ": use_dora = true (DoRA) is not supported; allowed: false");
+  FW_INPUT_CHECK(!c.value("use_dora", false), "adapter ", dir,
+                 ": use_dora = true (DoRA) is not supported; allowed: false");
   FW_INPUT_CHECK(c.contains("r") && c["r"].is_number_integer() && c["r"].get<int64_t>() >= 1, "adapter ", dir,
                  ": adapter_config.json needs r, an integer >= 1");
   FW_INPUT_CHECK(c.contains("lora_alpha") && c["lora_alpha"].is_number() && c["lora_alpha"].get<double>() > 0,
@@ -75,9 +76,10 @@ std::unique_ptr<AdapterWeights> AdapterSet::build(const std::string& name, const
     const int64_t out_dim = base_.info(id).shape[0], in_dim = base_.info(id).shape[1];
     const std::vector<int64_t> want_a = {rank, in_dim}, want_b = {out_dim, rank};
     for (const auto& [t, want, half] : {std::tuple{a->second, want_a, "lora_A"}, {b->second, want_b, "lora_B"}})
-      FW_INPUT_CHECK(t.shape() == want, "adapter '", name, "' (", origin, "): ", module, ".", half, ".weight has shape ",
-                     shape_text(t.shape()), "; the served base's ", module, ".weight is ", shape_text({out_dim, in_dim}),
-                     " and r = ", rank, ", so it needs ", shape_text(want), " (an adapter for another base?)");
+      FW_INPUT_CHECK(t.shape() == want, "adapter '", name, "' (", origin, "): ", module, ".", half,
+                     ".weight has shape ", shape_text(t.shape()), "; the served base's ", module, ".weight is ",
+                     shape_text({out_dim, in_dim}), " and r = ", rank, ", so it needs ", shape_text(want),
+                     " (an adapter for another base?)");
     std::pair<Tensor, Tensor> stored;
     for (const auto& [src, dst] : {std::pair{&a->second, &stored.first}, {&b->second, &stored.second}}) {
       Tensor held = Tensor::empty(base_.dtype(), src->shape());

@@ -44,8 +44,8 @@ void DecodeEngine::submit(GenerationRequest request) {
     std::string loaded;
     if (adapters_)
       for (const std::string& name : adapters_->names()) loaded += (loaded.empty() ? "" : ", ") + name;
-    FW_INPUT_CHECK(adapters_ && adapters_->has(request.adapter), "request ", request.id, ": adapter '",
-                   request.adapter, "' is not loaded (loaded: ", loaded.empty() ? "none" : loaded, ")");
+    FW_INPUT_CHECK(adapters_ && adapters_->has(request.adapter), "request ", request.id, ": adapter '", request.adapter,
+                   "' is not loaded (loaded: ", loaded.empty() ? "none" : loaded, ")");
     adapters_->pin(request.adapter);
   }
   waiting_.push_back(std::move(request));

@@ -86,8 +86,7 @@ class DecodeEngine {
 
   void admit_waiting();
   // The stacked rows of each adapter in this step's chunks (order[c] owns chunk c).
-  std::vector<RowAdapterGroup> adapter_groups(const std::vector<CachedChunk>& chunks,
-                                              const std::vector<Slot*>& order);
+  std::vector<RowAdapterGroup> adapter_groups(const std::vector<CachedChunk>& chunks, const std::vector<Slot*>& order);
   // Samples slot s's next token from its scaled logits row; returns whether the sequence finished.
   bool sample_into(Slot& slot, float* scaled_logits);
 

@@ -231,8 +231,8 @@ void SnapshotLoader::load_full_or_fall_back(int64_t step, const std::vector<Name
       digest_layout_.clear();
       std::vector<char> done(file.frame_count(), 0);
       std::vector<uint64_t> digests;
-      const uint64_t sum = apply_frames(file, views_in_file_order(file, tensors), ApplyMode::kOverwrite, done, false,
-                                        digests, false);
+      const uint64_t sum =
+          apply_frames(file, views_in_file_order(file, tensors), ApplyMode::kOverwrite, done, false, digests, false);
       if (sum != file.result_checksum()) {
         problems += "; skipped " + it->path + ": checksum after loading is " + hex64(sum) + ", expected " +
                     hex64(file.result_checksum());

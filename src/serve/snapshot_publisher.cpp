@@ -9,9 +9,9 @@
 #include <filesystem>
 
 #include "ckpt/durable_fs.h"
+#include "core/bf16.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/bf16.h"
 
 namespace flywheel {
 namespace {

@@ -20,8 +20,8 @@ std::vector<TensorSlice> trainer_slices(Trainer& trainer, CheckpointPart part = 
     const bool moments = s.trainable() && part == CheckpointPart::kAll;
     float* m = moments ? shards.adam_m().data() + s.grad_offset : nullptr;
     float* v = moments ? shards.adam_v().data() + s.grad_offset : nullptr;
-    slices.push_back(float_slice(info.name, info.shape, s.row_begin, s.row_end, shards.values().data() + s.local_offset,
-                                 m, v));
+    slices.push_back(
+        float_slice(info.name, info.shape, s.row_begin, s.row_end, shards.values().data() + s.local_offset, m, v));
   }
   return slices;
 }
@@ -57,8 +57,7 @@ void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int6
   save_checkpoint(trainer.mesh().trainers(), run_dir, state, trainer_slices(trainer), spec.train.keep_last);
 }
 
-std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir,
-                                                   CheckpointPart part) {
+std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir, CheckpointPart part) {
   if (committed_steps(run_dir).empty()) return std::nullopt;
   std::vector<TensorSlice> slices = trainer_slices(trainer, part);
   const LoadResult loaded = load_checkpoint(trainer.mesh().trainers(), run_dir, std::nullopt, slices);

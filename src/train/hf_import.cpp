@@ -90,10 +90,10 @@ void initialize_from_hf(Trainer& trainer, const std::string& dir) {
   comm.control().all_reduce_sum(&read[0], 1);
   comm.control().all_reduce_max(&read[1], 1);
   const double total = static_cast<double>(weights.tensor_bytes());
-  const auto imported = std::count_if(params.list().begin(), params.list().end(),
-                                      [](const ParamInfo& p) { return !p.adapter; });
-  log_info("imported ", imported, " tensors from ", weights.source(), " (", weights.dtypes(), ", ",
-           format_bytes(total), ") in ", format_duration(seconds), ": this rank read ",
+  const auto imported =
+      std::count_if(params.list().begin(), params.list().end(), [](const ParamInfo& p) { return !p.adapter; });
+  log_info("imported ", imported, " tensors from ", weights.source(), " (", weights.dtypes(), ", ", format_bytes(total),
+           ") in ", format_duration(seconds), ": this rank read ",
            format_bytes(static_cast<double>(weights.bytes_read())), " (",
            std::lround(100.0 * weights.bytes_read() / total), "% of the weights, ",
            weights.bytes_read() / 1e9 / std::max(seconds, 1e-9), " GB/s), the largest rank ", format_bytes(read[1]),

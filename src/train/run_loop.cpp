@@ -58,11 +58,12 @@ void log_start(Trainer& trainer, const RunSteps& steps, const std::filesystem::p
            " x cp", m.cp, " (ep ", m.ep, ")", m.serve > 0 ? " + " + std::to_string(m.serve) + " replica(s)" : "",
            ", ", thread_count(), " threads per rank");
   if (mc.lora.enabled())
-    log_info("LoRA rank ", mc.lora.rank, " (alpha ", mc.lora.alpha, mc.lora.use_rslora ? ", rsLoRA" : "", ", scale ",
-             mc.lora.scale(), ") on ", mc.lora.targets, ": ", mc.lora.adapter_params(mc), " adapter parameters (",
-             std::round(1e4 * static_cast<double>(mc.lora.adapter_params(mc)) / static_cast<double>(mc.total_params())) /
-                 100.0,
-             "% of the base), the base frozen");
+    log_info(
+        "LoRA rank ", mc.lora.rank, " (alpha ", mc.lora.alpha, mc.lora.use_rslora ? ", rsLoRA" : "", ", scale ",
+        mc.lora.scale(), ") on ", mc.lora.targets, ": ", mc.lora.adapter_params(mc), " adapter parameters (",
+        std::round(1e4 * static_cast<double>(mc.lora.adapter_params(mc)) / static_cast<double>(mc.total_params())) /
+            100.0,
+        "% of the base), the base frozen");
   // Values: 4 B per parameter held; gradients and AdamW m, v: 12 B per trainable one (all, or LoRA's adapters).
   const int64_t held = trainer.shards().shard_elements(), trainable = trainer.shards().trainable_elements();
   log_info("per-rank parameters + grads + AdamW moments: ", static_cast<double>(held * 4 + trainable * 12) / 1048576.0,

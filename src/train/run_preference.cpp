@@ -99,8 +99,8 @@ class DpoSteps final : public RunSteps {
   std::string describe() const override {
     const std::string& init = trainer_.spec().train.init_from;
     const std::string reference = trainer_.reference_is_base() ? "the base (adapters off)"
-                                  : init.empty()                ? "the seed's initial weights"
-                                                                : init;
+                                  : init.empty()               ? "the seed's initial weights"
+                                                               : init;
     return detail::concat("DPO (beta ", beta_, ") on ", pairs_.size(), " pairs from ", data_path_,
                           ", reference: ", reference);
   }

@@ -59,7 +59,8 @@ Figures measure(Mesh& mesh, Trainer& trainer, const Shape& shape, int rank) {
   for (size_t op = 0; op < kOps; ++op) f.predicted_op(op) = plan.comm.by_op[op];
   for (size_t g = 0; g < kMeshGroups; ++g) f.predicted_group(g) = plan.comm.by_group[g];
   // values 4 B per parameter held, gradients + AdamW m and v 12 B per trainable one (LoRA: the adapters)
-  f.memory(0) = static_cast<uint64_t>(trainer.shards().shard_elements() * 4 + trainer.shards().trainable_elements() * 12);
+  f.memory(0) =
+      static_cast<uint64_t>(trainer.shards().shard_elements() * 4 + trainer.shards().trainable_elements() * 12);
   f.memory(1) = static_cast<uint64_t>(plan.memory.weights + plan.memory.grads + plan.memory.optimizer);
   f.memory(2) = static_cast<uint64_t>(trainer.shards().peak_working_bytes());
   f.memory(3) = static_cast<uint64_t>(plan.memory.working);

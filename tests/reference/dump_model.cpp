@@ -61,17 +61,27 @@ nlohmann::json lora_json(const LoraConfig& lora) {
 }
 
 nlohmann::json config_json(const ModelConfig& m) {
-  return {{"vocab_size", m.vocab_size},       {"d_model", m.d_model},
-          {"n_layers", m.n_layers},           {"n_heads", m.n_heads},
-          {"n_kv_heads", m.n_kv_heads},       {"head_dim", m.resolved_head_dim()},
-          {"d_ff", m.d_ff},                   {"rope_theta", m.rope_theta},
-          {"norm_eps", m.norm_eps},           {"tie_embeddings", m.tie_embeddings},
-          {"moe_experts", m.moe_experts},     {"moe_top_k", m.moe_top_k},
-          {"moe_d_ff", m.resolved_moe_d_ff()}, {"moe_shared_expert", m.moe_shared_expert},
-          {"moe_normalize_topk", m.moe_normalize_topk}, {"moe_aux_loss_coef", m.moe_aux_loss_coef},
-          {"qk_norm", m.qk_norm},             {"attention_bias", m.attention_bias},
+  return {{"vocab_size", m.vocab_size},
+          {"d_model", m.d_model},
+          {"n_layers", m.n_layers},
+          {"n_heads", m.n_heads},
+          {"n_kv_heads", m.n_kv_heads},
+          {"head_dim", m.resolved_head_dim()},
+          {"d_ff", m.d_ff},
+          {"rope_theta", m.rope_theta},
+          {"norm_eps", m.norm_eps},
+          {"tie_embeddings", m.tie_embeddings},
+          {"moe_experts", m.moe_experts},
+          {"moe_top_k", m.moe_top_k},
+          {"moe_d_ff", m.resolved_moe_d_ff()},
+          {"moe_shared_expert", m.moe_shared_expert},
+          {"moe_normalize_topk", m.moe_normalize_topk},
+          {"moe_aux_loss_coef", m.moe_aux_loss_coef},
+          {"qk_norm", m.qk_norm},
+          {"attention_bias", m.attention_bias},
           {"rope_scaling", rope_scaling_json(m)},
-          {"moe_decoder_sparse_step", m.moe_decoder_sparse_step}, {"moe_mlp_only_layers", m.moe_mlp_only_layers},
+          {"moe_decoder_sparse_step", m.moe_decoder_sparse_step},
+          {"moe_mlp_only_layers", m.moe_mlp_only_layers},
           {"lora", lora_json(m.lora)}};
 }
 

@@ -29,9 +29,9 @@ namespace {
 constexpr int64_t kRank = 4;
 
 ModelConfig base_config() {
-  Shape shape = load_shape(std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/tiny-dense.ini",
-                           {"--model.n_layers=2", "--model.max_seq_len=64", "--model.init_std=0.1",
-                            "--model.forward_kernels=invariant"});
+  Shape shape = load_shape(
+      std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/tiny-dense.ini",
+      {"--model.n_layers=2", "--model.max_seq_len=64", "--model.init_std=0.1", "--model.forward_kernels=invariant"});
   return shape.model;
 }
 
@@ -191,7 +191,8 @@ TEST(MultiLora, LoadsReplacementsAndEvictionsWhileServingLeakNothing) {
     if (step % 5 == 4) adapters.unload(incoming);
   };
   const std::map<int64_t, GenerationResult> got = serve(engine, requests, churn);
-  for (const GenerationRequest& r : requests) expect_same(got.at(r.id), want.at(r.id), "request " + std::to_string(r.id));
+  for (const GenerationRequest& r : requests)
+    expect_same(got.at(r.id), want.at(r.id), "request " + std::to_string(r.id));
   EXPECT_GT(adapters.evictions(), 3);
   adapters.unpin("a");
   adapters.unpin("b");
@@ -227,8 +228,10 @@ void write_peft(const std::string& dir, const std::vector<NamedTensor>& tensors,
     std::string name = "base_model.model." + t.name;
     std::vector<int64_t> shape = t.tensor.shape();
     if (!rename_from.empty() && t.name == rename_from) {
-      if (reshape.empty()) name = "base_model.model.model.layers.0.mlp.aaa_proj.lora_A.weight";
-      else shape = reshape;
+      if (reshape.empty())
+        name = "base_model.model.model.layers.0.mlp.aaa_proj.lora_A.weight";
+      else
+        shape = reshape;
     }
     const float* data = t.tensor.data<float>();
     int64_t n = 1;
@@ -236,8 +239,8 @@ void write_peft(const std::string& dir, const std::vector<NamedTensor>& tensors,
     sources.push_back({name, shape, [data, n] { return std::vector<float>(data, data + n); }});
   }
   safetensors::write_file(dir + "/adapter_model.safetensors", sources, {});
-  std::ofstream(dir + "/adapter_config.json") << "{\"peft_type\": \"LORA\", \"r\": " << r
-                                              << ", \"lora_alpha\": " << alpha << ", \"use_rslora\": false}";
+  std::ofstream(dir + "/adapter_config.json")
+      << "{\"peft_type\": \"LORA\", \"r\": " << r << ", \"lora_alpha\": " << alpha << ", \"use_rslora\": false}";
 }
 
 TEST(MultiLora, PeftDirectoriesLoadAndAdaptersForAnotherBaseAreRefusedByName) {
@@ -270,8 +273,9 @@ TEST(MultiLora, PeftDirectoriesLoadAndAdaptersForAnotherBaseAreRefusedByName) {
   write_peft((dir.path / "module").string(), f.tensors["a"], kRank, 8.0, first);
   refused("module", "adapts model.layers.0.mlp.aaa_proj, which the served base has no matrix of");
   write_peft((dir.path / "shape").string(), f.tensors["a"], kRank, 8.0, first, {kRank, 96});
-  refused("shape", "has shape [4, 96]; the served base's model.layers.0.mlp.down_proj.weight is [128, 384] and r = 4, "
-                   "so it needs [4, 384] (an adapter for another base?)");
+  refused("shape",
+          "has shape [4, 96]; the served base's model.layers.0.mlp.down_proj.weight is [128, 384] and r = 4, "
+          "so it needs [4, 384] (an adapter for another base?)");
   write_peft((dir.path / "rank").string(), f.tensors["a"], 8, 8.0);
   refused("rank", "r = 8, so it needs [8, ");
   refused("missing", "cannot read");

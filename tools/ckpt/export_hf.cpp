@@ -105,7 +105,8 @@ std::vector<safetensors::Source> export_sources(StepReader& reader, const ModelC
     if (name.find(".lora_") != std::string::npos) continue;
     const std::string module = name.substr(0, name.size() - std::string(".weight").size());
     if (!reader.has("weight", module + ".lora_A.weight")) {
-      sources.push_back({name, reader.global_shape("weight", name), [&reader, name] { return reader.read("weight", name); }});
+      sources.push_back(
+          {name, reader.global_shape("weight", name), [&reader, name] { return reader.read("weight", name); }});
       continue;
     }
     sources.push_back({name, reader.global_shape("weight", name),
@@ -168,9 +169,9 @@ Written write_directory(const HfExportRequest& request, StepReader& reader, cons
   options.dtype = request.dtype;
   options.metadata = export_metadata(reader, model.tie_embeddings, model_summary(model));
   if (request.merge)
-    options.metadata["flywheel_lora_merged"] = detail::concat("rank ", model.lora.rank, ", alpha ", model.lora.alpha,
-                                                              ", scale ", model.lora.scale(), ", targets ",
-                                                              model.lora.targets, ": W + scale * B A");
+    options.metadata["flywheel_lora_merged"] =
+        detail::concat("rank ", model.lora.rank, ", alpha ", model.lora.alpha, ", scale ", model.lora.scale(),
+                       ", targets ", model.lora.targets, ": W + scale * B A");
   options.on_bytes = [&meter](uint64_t bytes) { meter.add(bytes); };
   written.weights = safetensors::write_model(dir.string(), sources, options, request.max_shard_bytes);
   meter.finish();
@@ -197,9 +198,9 @@ void print_summary(const HfExportRequest& request, const StepReader& reader, con
   std::cout << "exported step " << reader.check().step << " (" << reader.check().dir << ") as " << source.architecture
             << " to " << request.out << "\n";
   const size_t shards = written.weights.files.size() > 1 ? written.weights.files.size() - 1 : 1;
-  std::cout << "  weights: " << written.tensors << " tensors" << (request.merge ? " (LoRA adapters merged)" : "") << ", "
-            << format_bytes(written.weights.tensor_bytes) << " " << (request.dtype == DType::kBF16 ? "BF16" : "F32")
-            << ", "
+  std::cout << "  weights: " << written.tensors << " tensors" << (request.merge ? " (LoRA adapters merged)" : "")
+            << ", " << format_bytes(written.weights.tensor_bytes) << " "
+            << (request.dtype == DType::kBF16 ? "BF16" : "F32") << ", "
             << (shards > 1 ? std::to_string(shards) + " shards + model.safetensors.index.json"
                            : std::string("model.safetensors"))
             << (model.tie_embeddings ? "; tied embeddings: no lm_head.weight" : "") << "\n";

@@ -75,7 +75,8 @@ int export_peft(const HfExportRequest& request) {
   StepReader reader = open_verified_step(request.run_dir, step, "export: verifying", request.style);
   const ModelConfig model = step_model(reader);
   if (!model.lora.enabled())
-    fail("--format peft: step ", step, " has no LoRA adapters (its run trained every weight); --format hf "
+    fail("--format peft: step ", step,
+         " has no LoRA adapters (its run trained every weight); --format hf "
          "exports the model");
   std::vector<safetensors::Source> sources;
   std::set<std::string> adapted, linear;
@@ -109,15 +110,16 @@ int export_peft(const HfExportRequest& request) {
   safetensors::WriteOptions options;
   options.dtype = request.dtype;
   options.metadata = export_metadata(reader, model.tie_embeddings, model_summary(model));
-  const uint64_t bytes = safetensors::write_file((fs::path(dir.path()) / "adapter_model.safetensors").string(), sources, options);
+  const uint64_t bytes =
+      safetensors::write_file((fs::path(dir.path()) / "adapter_model.safetensors").string(), sources, options);
   replace_file_atomically((fs::path(dir.path()) / "adapter_config.json").string(), config.dump(2) + "\n");
   dir.commit(request.force);
   std::cout << "exported the LoRA adapter of step " << step << " (" << reader.check().dir << ") to " << request.out
             << "\n  adapter_model.safetensors: " << sources.size() << " tensors (" << adapted.size()
             << " modules, rank " << model.lora.rank << "), " << format_bytes(bytes) << " "
             << (request.dtype == DType::kBF16 ? "BF16" : "F32") << "\n  adapter_config.json: r " << model.lora.rank
-            << ", lora_alpha " << model.lora.alpha << (model.lora.use_rslora ? ", rsLoRA" : "")
-            << ", target_modules " << config["target_modules"].dump() << "\n";
+            << ", lora_alpha " << model.lora.alpha << (model.lora.use_rslora ? ", rsLoRA" : "") << ", target_modules "
+            << config["target_modules"].dump() << "\n";
   return kExitOk;
 }
 
