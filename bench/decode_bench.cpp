@@ -6,9 +6,14 @@
 // while the batch is small enough to stay bandwidth-bound. Bandwidth is measured here, in this run,
 // by summing a buffer 4x larger than the last-level cache with the same threads the engine uses.
 //
-//   decode_bench [--shape FILE] [--batches 1,32] [--prompt 16] [--new 32] [--threads N]
+//   decode_bench [--shape FILE] [--batches 1,32] [--prompt 16] [--new 32] [--threads N] [--adapters K --lora-rank R]
+//
+// With --adapters K (multi-LoRA, serve/adapter_set.h): K random rank-R adapters on every linear layer are loaded
+// beside the base, and each batch size runs three ways in the same run: the base alone, every sequence on one
+// adapter, and the sequences spread round-robin over the K adapters (one decode batch mixing them).
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -65,10 +70,13 @@ struct DecodeFigures {
 
 // B requests of `prompt` tokens: prefill on admission, then `new_tokens` decode steps; the rate counts
 // only decode steps in which all B sequences are active (steady state).
-DecodeFigures measure(DecodeEngine& engine, int64_t batch, int64_t prompt, int64_t new_tokens) {
+// adapters: the adapter of sequence b is adapters[b % size] (empty: the base alone).
+DecodeFigures measure(DecodeEngine& engine, int64_t batch, int64_t prompt, int64_t new_tokens,
+                      const std::vector<std::string>& adapters = {}) {
   for (int64_t b = 0; b < batch; ++b) {
     GenerationRequest r;
     r.id = b;
+    if (!adapters.empty()) r.adapter = adapters[static_cast<size_t>(b) % adapters.size()];
     r.seed = 1000 + static_cast<uint64_t>(b);
     for (int64_t t = 0; t < prompt; ++t) r.prompt.push_back(static_cast<int32_t>((b * 31 + t * 7) % 256));
     r.sampling.max_new_tokens = new_tokens;
@@ -89,6 +97,27 @@ DecodeFigures measure(DecodeEngine& engine, int64_t batch, int64_t prompt, int64
   return f;
 }
 
+// K adapters of rank r on every linear layer (all-linear), A as initialised, B random (a trained adapter).
+void load_random_adapters(AdapterSet& set, const ModelConfig& base, int64_t count, int64_t rank) {
+  for (int64_t k = 0; k < count; ++k) {
+    ModelConfig c = base;
+    c.lora.rank = rank;
+    c.lora.alpha = 2.0 * static_cast<double>(rank);
+    c.lora.seed = 100 + static_cast<uint64_t>(k);
+    const auto model = std::make_unique<Transformer>(c);
+    model->initialize(1);
+    std::vector<NamedTensor> tensors;
+    for (const ParamInfo& info : model->params().list()) {
+      if (!info.adapter) continue;
+      float* v = model->params().value(model->params().find(info.name));
+      if (info.name.ends_with(".lora_B.weight"))
+        for (int64_t i = 0; i < info.numel; ++i) v[i] = 0.01f * static_cast<float>((i * 7 + k) % 13 - 6);
+      tensors.push_back({info.name, model->params().tensor(model->params().find(info.name))});
+    }
+    set.add("adapter-" + std::to_string(k), tensors, rank, c.lora.scale());
+  }
+}
+
 std::vector<int64_t> parse_list(const std::string& text) {
   std::vector<int64_t> out;
   std::stringstream in(text);
@@ -105,7 +134,9 @@ int run(int argc, char** argv) {
       .option<std::string>("batches", "LIST", "batch sizes, comma-separated", "1,32")
       .option<int64_t>("prompt", "N", "prompt tokens per sequence", "16")
       .option<int64_t>("new", "N", "new tokens per sequence", "32")
-      .option<int>("threads", "N", "threads; 0: all cores", "0");
+      .option<int>("threads", "N", "threads; 0: all cores", "0")
+      .option<int64_t>("adapters", "K", "multi-LoRA: K random adapters; 0: none", "0")
+      .option<int64_t>("lora-rank", "R", "rank of those adapters", "16");
   const ParsedArgs args = command.parse(argc, argv);
   if (args.help()) {
     std::fputs(command.help().c_str(), stdout);
@@ -133,6 +164,24 @@ int run(int argc, char** argv) {
     const double gflops = f.tokens_per_second * 2.0 * static_cast<double>(engine.model().params().numel()) / 1e9;
     std::printf("%6lld %14.1f %16.1f %8.3f %12.1f\n", static_cast<long long>(b), f.tokens_per_second, bound,
                 f.tokens_per_second / bound, gflops);
+  }
+  const int64_t count = args.get<int64_t>("adapters");
+  if (count <= 0) return 0;
+  const int64_t rank = args.get<int64_t>("lora-rank");
+  AdapterSet adapters(engine.model().params(), count);
+  load_random_adapters(adapters, shape.model, count, rank);
+  engine.set_adapters(&adapters);
+  std::vector<std::string> all = adapters.names(), one = {all.front()};
+  std::printf("\nmulti-LoRA: %lld adapters of rank %lld on every linear layer\n", static_cast<long long>(count),
+              static_cast<long long>(rank));
+  std::printf("%6s %14s %14s %14s %12s %12s\n", "batch", "base tok/s", "1 adapter", "mixed", "1/base", "mixed/1");
+  for (int64_t b : batches) {
+    const DecodeFigures base = measure(engine, b, prompt, new_tokens);
+    const DecodeFigures single = measure(engine, b, prompt, new_tokens, one);
+    const DecodeFigures mixed = measure(engine, b, prompt, new_tokens, all);
+    std::printf("%6lld %14.1f %14.1f %14.1f %12.3f %12.3f\n", static_cast<long long>(b), base.tokens_per_second,
+                single.tokens_per_second, mixed.tokens_per_second, single.tokens_per_second / base.tokens_per_second,
+                mixed.tokens_per_second / single.tokens_per_second);
   }
   return 0;
 }
