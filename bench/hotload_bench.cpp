@@ -191,7 +191,11 @@ void run_config(const Config& c, Transformer& model, const std::string& dir, int
             adamw_like_step(w + params.info(static_cast<int>(id)).offset, params.info(static_cast<int>(id)).numel,
                             c.lr, seed + static_cast<uint64_t>(s) * 1000003u + id);
     }
-    const PublishInfo pub = publisher.publish(s, trainer);
+    // LoRA: the frozen base is declared unchanged, as the flywheel's trainer declares it (rl/flywheel_trainer.cpp).
+    std::vector<bool> unchanged;
+    if (params.any_frozen())
+      for (size_t id = 0; id < params.list().size(); ++id) unchanged.push_back(!params.trainable(static_cast<int>(id)));
+    const PublishInfo pub = publisher.publish(s, trainer, unchanged);
     const double cpu0 = cpu_ms();
     const LoadInfo got = loader.load(s, replica);
     const double load_cpu = cpu_ms() - cpu0;

@@ -91,10 +91,18 @@ void FlywheelTrainer::freeze_reference_at_rl_start(int64_t step) {
 }
 
 PublishInfo FlywheelTrainer::publish(int64_t steps_done) {
-  gather_full_weights(trainer_, writer() ? &publish_model_->params() : nullptr);
+  // LoRA: the frozen base reaches rank 0 once; after that only the adapters travel, and the publisher writes the
+  // base's frames of a delta as zero frames without reading them (publish_model_ keeps the base it gathered).
+  const bool adapters_only = spec_.model.lora.enabled() && gathered_base_;
+  gather_full_weights(trainer_, writer() ? &publish_model_->params() : nullptr, adapters_only);
+  gathered_base_ = true;
   if (!writer()) return {};
   if (replica_behind_) publisher_->force_full_next();  // a replica fell back: bring it level
-  const PublishInfo info = publisher_->publish(steps_done, parameter_tensors(publish_model_->params()));
+  std::vector<bool> unchanged;
+  const ParameterSet& params = publish_model_->params();
+  if (adapters_only)
+    for (const ParamInfo& info : params.list()) unchanged.push_back(!info.adapter);
+  const PublishInfo info = publisher_->publish(steps_done, parameter_tensors(params), unchanged);
   maybe_corrupt_published(info);  // FLYWHEEL_CORRUPT_PUBLISH: failure-path tests only
   ledger_->append(ledger_event(info));
   coordinator_->notify_snapshot(steps_done);

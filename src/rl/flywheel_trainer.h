@@ -78,6 +78,7 @@ class FlywheelTrainer {
   std::unique_ptr<SnapshotPublisher> publisher_;
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Transformer> publish_model_;
+  bool gathered_base_ = false;  // LoRA: publish_model_ holds the frozen base (every rank gathered it once)
   bool replica_behind_ = false;  // rank 0: a replica reported a load that fell short of the step
   RunHealth health_;             // rank 0: fallbacks and exact-mode k3, warned and summed up
 };

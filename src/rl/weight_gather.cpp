@@ -28,22 +28,25 @@ void place(ParameterSet& full, const SliceRecord& s, const float* rows) {
 
 }  // namespace
 
-void gather_full_weights(Trainer& trainer, ParameterSet* full) {
+void gather_full_weights(Trainer& trainer, ParameterSet* full, bool trainable_only) {
   Comm& comm = trainer.mesh().trainers();
   Fsdp& shards = trainer.shards();
   const ParameterSet& params = trainer.model().params();
   std::vector<SliceRecord> mine;
-  for (const ShardSlice& s : shards.slices())
+  std::vector<const ShardSlice*> sent;
+  for (const ShardSlice& s : shards.slices()) {
+    if (trainable_only && !s.trainable()) continue;
     mine.push_back({params.info(s.param).name, s.row_begin, s.row_end, s.cols});
+    sent.push_back(&s);
+  }
 
   if (comm.rank() != 0) {
     nlohmann::json table = nlohmann::json::array();
     std::vector<float> rows;
     for (size_t i = 0; i < mine.size(); ++i) {
       table.push_back({mine[i].name, mine[i].row_begin, mine[i].row_end, mine[i].cols});
-      const ShardSlice& s = shards.slices()[i];
-      const float* v = shards.values().data() + s.local_offset;
-      rows.insert(rows.end(), v, v + s.numel());
+      const float* v = shards.values().data() + sent[i]->local_offset;
+      rows.insert(rows.end(), v, v + sent[i]->numel());
     }
     // The table is host metadata (control plane); the rows are weights (data plane, fp32).
     const std::vector<uint8_t> bytes = nlohmann::json::to_cbor(table);
@@ -52,8 +55,7 @@ void gather_full_weights(Trainer& trainer, ParameterSet* full) {
     return;
   }
   FW_CHECK(full != nullptr, "gather_full_weights: trainer rank 0 needs a destination");
-  for (size_t i = 0; i < mine.size(); ++i)
-    place(*full, mine[i], shards.values().data() + shards.slices()[i].local_offset);
+  for (size_t i = 0; i < mine.size(); ++i) place(*full, mine[i], shards.values().data() + sent[i]->local_offset);
   for (int r = 1; r < comm.size(); ++r) {
     const nlohmann::json table = nlohmann::json::from_cbor(comm.control().recv(r, kTagTable));
     std::vector<SliceRecord> slices;

@@ -13,7 +13,9 @@
 namespace flywheel {
 
 // Collective over the trainer ranks. On trainer rank 0, `full` (a single-rank ParameterSet of the
-// same model, allocated) receives every weight; other ranks pass nullptr.
-void gather_full_weights(Trainer& trainer, ParameterSet* full);
+// same model, allocated) receives every weight; other ranks pass nullptr. trainable_only (the same on every
+// rank): only the trained tensors travel (a LoRA run's adapters; `full` keeps its frozen base from an earlier
+// gather), so the traffic is the adapters' bytes.
+void gather_full_weights(Trainer& trainer, ParameterSet* full, bool trainable_only = false);
 
 }  // namespace flywheel

@@ -70,7 +70,7 @@ void SnapshotPublisher::set_zstd_level(int level) {
 // Converts, XORs against published_ (delta) and compresses frames in parallel, a batch at a time,
 // then writes the batch's frames in order: memory beyond published_ is O(threads x chunk).
 void SnapshotPublisher::encode_payload(const std::vector<NamedTensor>& tensors, const std::vector<SnapshotTensor>& table,
-                                       bool full, SnapshotWriter& writer) {
+                                       bool full, const std::vector<bool>& unchanged, SnapshotWriter& writer) {
   const int64_t item = serve_dtype_bytes(dtype_);
   const std::vector<FrameRange> frames = frame_ranges(table, dtype_, kSnapshotChunkBytes);
   if (full) published_digests_.assign(frames.size(), 0);
@@ -87,6 +87,10 @@ void SnapshotPublisher::encode_payload(const std::vector<NamedTensor>& tensors, 
         CompressScratch& s = scratch[static_cast<size_t>(omp_get_thread_num())];
         const FrameRange& f = frames[b0 + static_cast<size_t>(k)];
         const size_t n = static_cast<size_t>(f.elements * item);
+        if (!full && !unchanged.empty() && unchanged[f.tensor]) {  // a zero frame: published_ and its digest stay
+          out[k].clear();
+          continue;
+        }
         uint8_t* published = published_.data() + table[f.tensor].raw_offset + f.first_element * item;
         s.values.resize(n);
         to_serve_bytes(tensors[f.tensor].tensor, f.first_element, s.values.data(), f.elements, dtype_);
@@ -113,11 +117,14 @@ void SnapshotPublisher::encode_payload(const std::vector<NamedTensor>& tensors, 
   }
 }
 
-PublishInfo SnapshotPublisher::publish(int64_t step, const std::vector<NamedTensor>& tensors) {
+PublishInfo SnapshotPublisher::publish(int64_t step, const std::vector<NamedTensor>& tensors,
+                                       const std::vector<bool>& unchanged) {
   const auto start = std::chrono::steady_clock::now();
   FW_CHECK(step >= 0 && step > last_step_, "snapshot publish of step ", step, " into ", dir_,
            ": steps must be >= 0 and increase (last published: ", last_step_, ")");
   FW_CHECK(!tensors.empty(), "snapshot publish of step ", step, " into ", dir_, ": no tensors given");
+  FW_CHECK(unchanged.empty() || unchanged.size() == tensors.size(), "snapshot publish of step ", step, ": ",
+           unchanged.size(), " unchanged flags for ", tensors.size(), " tensors");
   std::vector<SnapshotTensor> table = snapshot_table(tensors, dtype_, kSnapshotChunkBytes);
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -146,7 +153,7 @@ PublishInfo SnapshotPublisher::publish(int64_t step, const std::vector<NamedTens
   published_table_.clear();  // published_ is being overwritten: if anything below throws, the next one is full
   {
     SnapshotWriter writer(tmp, header, table);
-    encode_payload(tensors, table, full, writer);
+    encode_payload(tensors, table, full, unchanged, writer);
     info.checksum = result_checksum(published_digests_);
     info.file_bytes = writer.finish(info.checksum);
   }

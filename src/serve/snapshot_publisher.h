@@ -33,8 +33,10 @@ class SnapshotPublisher {  // runs on one trainer rank
   // steps >= N left by an earlier incarnation of the trainer (a timeline it abandoned when it
   // resumed from a checkpoint) are deleted. Old files: keep the newest keep_full full snapshots
   // and every delta after the oldest kept full; delete the rest.
-  // Tensors are f32 (rounded to the serve dtype here) or already in the serve dtype.
-  PublishInfo publish(int64_t step, const std::vector<NamedTensor>& tensors);
+  // Tensors are f32 (rounded to the serve dtype here) or already in the serve dtype. unchanged (optional, one
+  // entry per tensor): the caller's word that tensor t holds what the previous publish of this process did (a LoRA
+  // run's frozen base): a delta then writes its frames as zero frames without reading it; a full reads it anyway.
+  PublishInfo publish(int64_t step, const std::vector<NamedTensor>& tensors, const std::vector<bool>& unchanged = {});
 
   // Makes the next publish a full snapshot whatever K says (e.g. a replica fell back and is behind:
   // a full lets every replica catch up in one load instead of a replay).
@@ -46,7 +48,7 @@ class SnapshotPublisher {  // runs on one trainer rank
 
  private:
   void encode_payload(const std::vector<NamedTensor>& tensors, const std::vector<SnapshotTensor>& table, bool full,
-                      class SnapshotWriter& writer);
+                      const std::vector<bool>& unchanged, class SnapshotWriter& writer);
   void remove_stale(int64_t step);
   void apply_retention();
 

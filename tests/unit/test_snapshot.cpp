@@ -254,9 +254,19 @@ TEST(SnapshotZeroFrames, UnchangedChunksCostNothingAndStillLoadExactly) {
       EXPECT_TRUE(got.applied_delta);
       expect_served(trainer, replica, dtype, std::string(serve_dtype_name(dtype)) + " step " + std::to_string(s));
     }
-    Model fresh = replica_for(dtype);  // a fresh replica: the full, then both deltas replayed
+    // The caller may say which tensors did not change (a LoRA run's frozen base): their frames are zero frames
+    // without being read, and the result is the same.
+    for (int64_t i = 0; i < trainer.numel(2); ++i) trainer.set(2, i, trainer.at(2, i) - 0.02f);
+    const PublishInfo told = publisher.publish(3, trainer.views(), {true, true, false, true});
+    const SnapshotFile told_file(told.path);
+    uint64_t told_zero = 0;
+    for (uint64_t f = 0; f < told_file.frame_count(); ++f) told_zero += told_file.zero_frame(f);
+    EXPECT_EQ(told_zero, told_file.frame_count() - 1);
+    EXPECT_FALSE(loader.load(3, replica.views()).fell_back);
+    expect_served(trainer, replica, dtype, std::string(serve_dtype_name(dtype)) + " step 3 (unchanged flags)");
+    Model fresh = replica_for(dtype);  // a fresh replica: the full, then every delta replayed
     SnapshotLoader fresh_loader(dir.str(), dtype);
-    EXPECT_FALSE(fresh_loader.load(2, fresh.views()).fell_back);
+    EXPECT_FALSE(fresh_loader.load(3, fresh.views()).fell_back);
     expect_served(trainer, fresh, dtype, std::string(serve_dtype_name(dtype)) + " fresh replica");
   }
 }
