@@ -100,6 +100,10 @@ void print_header(const Shape& s, const StepPlan& p) {
               static_cast<long long>(m.d_model), static_cast<long long>(m.vocab_size),
               m.is_moe() ? (", " + std::to_string(m.moe_experts) + " experts top-" + std::to_string(m.moe_top_k)).c_str()
                          : "");
+  if (m.lora.enabled())
+    std::printf("  lora   rank %lld on %s: %s adapter parameters trained, the base frozen (weights only)\n",
+                static_cast<long long>(m.lora.rank), m.lora.targets.c_str(),
+                count(m.lora.adapter_params(m)).c_str());
   std::printf("  step   %lld rows x %lld micro-batches x %lld tokens = %lld tokens\n",
               static_cast<long long>(t.micro_batch), static_cast<long long>(t.grad_accum),
               static_cast<long long>(t.seq_len), static_cast<long long>(t.global_batch() * t.seq_len));

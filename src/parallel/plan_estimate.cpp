@@ -21,7 +21,8 @@ int64_t sum_numel(const Transformer& model) {
 // multiply-add: 6 x (matmul parameters the token uses), plus causal attention, whose scores QK^T and
 // values PV cost 4 hd FLOPs per (query, key, head) over T/2 keys on average (also under CP: a rank's
 // chunk pair c, 2C-1-c averages T/2): forward 2 T q_width per layer, 6 T q_width with backward.
-// The flash backward's recomputation of scores is not counted (the MFU convention).
+// The flash backward's recomputation of scores is not counted (the MFU convention). LoRA: the frozen base costs
+// 4 x (no weight gradients) and the adapters 6 x their parameters a token uses (spread evenly over the layers).
 double stage_flops_per_token(const ModelConfig& m, const StageRange& st, int64_t seq_len) {
   const int64_t d = m.d_model, hd = m.resolved_head_dim(), qw = m.n_heads * hd;
   const double attention = static_cast<double>(d * hd * (2 * m.n_heads + 2 * m.n_kv_heads));
@@ -33,11 +34,14 @@ double stage_flops_per_token(const ModelConfig& m, const StageRange& st, int64_t
   for (int l = st.first_layer; l < st.end_layer; ++l) moe_layers += m.is_moe_layer(l) ? 1 : 0;
   const double layers = st.end_layer - st.first_layer, dense_layers = layers - moe_layers;
   const double attention_scores = 6.0 * static_cast<double>(seq_len * qw);
+  const double base = m.lora.enabled() ? 4.0 : 6.0;
   double flops = 0;
-  if (moe_layers > 0) flops += moe_layers * (6 * moe_layer + attention_scores);
-  if (dense_layers > 0) flops += dense_layers * (6 * dense_layer + attention_scores);
-  if (st.has_head(m.n_layers)) flops += 6.0 * static_cast<double>(m.vocab_size * d);  // LM head
-  return flops;
+  if (moe_layers > 0) flops += moe_layers * (base * moe_layer + attention_scores);
+  if (dense_layers > 0) flops += dense_layers * (base * dense_layer + attention_scores);
+  if (st.has_head(m.n_layers)) flops += base * static_cast<double>(m.vocab_size * d);  // LM head
+  const double adapters_per_layer =
+      static_cast<double>(m.lora.adapter_params(m, /*active=*/true)) / static_cast<double>(m.n_layers);
+  return flops + 6.0 * adapters_per_layer * layers;
 }
 
 StepEstimate estimate_step(const std::vector<RankPlan>& ranks, const BatchShape& batch, const MeshConfig& mesh,
