@@ -4,6 +4,7 @@
 #   out_has ERE | err_has ERE | out_lacks ERE | absent PATH   checks on what the last run left
 #   fail MESSAGE               counts a failure of check $name and shows the last run's output
 #   finish                     prints the tally; exits 0 only when nothing failed
+#   write_held_out FILE        four addition examples as {prompt, completion} JSONL (for `flywheel eval --data`)
 failures=0
 cases=0
 
@@ -28,6 +29,11 @@ out_has() { grep -qE -- "$1" "$work/stdout" || fail "stdout does not match /$1/"
 err_has() { grep -qE -- "$1" "$work/stderr" || fail "stderr does not match /$1/"; }
 out_lacks() { ! grep -qE -- "$1" "$work/stdout" || fail "stdout unexpectedly matches /$1/"; }
 absent() { [ ! -e "$1" ] || fail "$1 exists"; }
+
+write_held_out() {
+  printf '%s\n' '{"prompt": "3+4=", "completion": "7"}' '{"prompt": "12+7=", "completion": "19"}' \
+    '{"prompt": "5+5=", "completion": "10"}' '{"prompt": "40+2=", "completion": "42"}' >"$1"
+}
 
 finish() {
   echo "$((cases - failures)) of $cases checks passed"

@@ -31,12 +31,7 @@ train qwen3 tiny-dense.ini --model.qk_norm=true --model.attention_bias=true --mo
   --model.tie_embeddings=true --model.norm_eps=1e-6
 train moe tiny-moe.ini --model.qk_norm=true --model.moe_shared_expert=false --model.d_model=64 --model.d_ff=96 \
   --model.moe_d_ff=48 --model.moe_decoder_sparse_step=2 --model.moe_normalize_topk=false
-"$python" - "$work/held_out.jsonl" <<'PY'
-import json, sys
-with open(sys.argv[1], "w") as f:
-    for a, b in ((3, 4), (12, 7), (5, 5), (40, 2)):
-        f.write(json.dumps({"prompt": "%d+%d=" % (a, b), "completion": str(a + b)}) + "\n")
-PY
+write_held_out "$work/held_out.jsonl"
 
 # ---- each architecture: fp32 and bf16 against the safetensors export, loss against flywheel eval ---
 for r in llama qwen3 moe; do

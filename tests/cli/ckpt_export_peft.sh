@@ -38,12 +38,7 @@ train full tiny-dense.ini
   --train.checkpoint_every=4 --train.lr=1e-2 --train.threads=2 --train.out_dir="$work" --train.run_name=imported \
   --lora.rank=4 --lora.alpha=8 --lora.targets=q_proj,v_proj >"$work/train-imported.log" 2>&1 ||
   { echo "FAIL training imported: $(tail -3 "$work/train-imported.log")"; exit 1; }
-"$python" - "$work/held_out.jsonl" <<'PY'
-import json, sys
-with open(sys.argv[1], "w") as f:
-    for a, b in ((3, 4), (12, 7), (5, 5), (40, 2)):
-        f.write(json.dumps({"prompt": "%d+%d=" % (a, b), "completion": str(a + b)}) + "\n")
-PY
+write_held_out "$work/held_out.jsonl"
 
 for r in dense moe imported; do
   run "safetensors export of $r" 0 "$ckpt" export "$work/$r" --format safetensors --out "$work/$r.safetensors" \

@@ -80,6 +80,35 @@ expect_log() {  # expect_log NAME ERE: a line of NAME's console log matches
 $(grep 'warn\]' "$work/$1.log")"
 }
 
+# preempt_and_relaunch ARGS...: an uninterrupted run "straight", then "stopped": preempted after 6 steps (exit 75)
+# and relaunched; both with ARGS. Fails unless the relaunch resumed.
+preempt_and_relaunch() {
+  run straight 2 "$@" || fail "uninterrupted run failed: $(tail -5 "$work/straight.log")"
+  FLYWHEEL_FAULT_POINT=train.step:0:6:USR1 run stopped 2 "$@"
+  local code=$?
+  [ "$code" -eq 75 ] || fail "preempted launch exited $code, expected 75: $(tail -5 "$work/stopped.log")"
+  mv "$work/stopped.log" "$work/first.log"
+  run stopped 2 "$@" || fail "relaunch failed: $(tail -5 "$work/stopped.log")"
+  grep -q "resumed from" "$work/stopped.log" || fail "relaunch did not resume"
+}
+
+# same_as_uninterrupted: "stopped" ends with the curve and every tensor of step 8 of "straight", bit for bit.
+same_as_uninterrupted() {
+  "$python" - "$work/straight" "$work/stopped" <<'PY' || fail "resumed run differs from the uninterrupted one"
+import json, sys
+import h5py, numpy as np
+a, b = sys.argv[1:3]
+curve = lambda d: [(r["step"], r["loss"], r.get("reward_mean"), r.get("k3")) for r in map(json.loads, open(d + "/metrics.jsonl"))]
+assert curve(a) == curve(b), f"curves differ:\n{curve(a)}\n{curve(b)}"
+fa, fb = (h5py.File(d + "/step-00000008/model.h5", "r") for d in (a, b))
+names = []
+fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+for n in names:
+    assert np.array_equal(fa[n][()], fb[n][()]), n
+print(f"resumed run equals the uninterrupted one ({len(names)} datasets)")
+PY
+}
+
 exact_checks() {  # exact_checks NAME
   check_metrics "$1" 'all(r["k3"] == 0.0 and r["max_abs_logprob_diff"] == 0.0 and "clip_fraction" in r for r in rl) and len(rl) == 4' ||
     fail "train/serve logprobs are not bit-identical in exact mode"
@@ -200,39 +229,30 @@ assert {e["replica"] for e in loads if e["event"] == "loaded"} == {0, 1}, loads
 PY
     ;;
   lora)
-    args=(--lora.rank=4 --lora.alpha=8 --rl.kl_beta=0.1 --train.lr=1e-2)
-    run straight 2 "${args[@]}" || fail "run failed: $(tail -5 "$work/straight.log")"
+    preempt_and_relaunch --lora.rank=4 --lora.alpha=8 --rl.kl_beta=0.1 --train.lr=1e-2
     exact_checks straight
     expect_log straight "LoRA rank 4 \(alpha 8, scale 2\) on all-linear: [0-9]+ adapter parameters"
     check_metrics straight 'all(r["kl"] > 0 for r in rl)' ||
       fail "KL to the base: the SFT warm-up trained the adapters, so the policy differs from the base from the start"
     [ ! -e "$work/straight/reference" ] || fail "a LoRA run saved a reference copy; its reference is the base"
-    FLYWHEEL_FAULT_POINT=train.step:0:6:USR1 run stopped 2 "${args[@]}"
-    code=$?
-    [ "$code" -eq 75 ] || fail "preempted launch exited $code, expected 75: $(tail -5 "$work/stopped.log")"
-    run stopped 2 "${args[@]}" || fail "relaunch failed: $(tail -5 "$work/stopped.log")"
-    grep -q "resumed from" "$work/stopped.log" || fail "relaunch did not resume"
-    "$python" - "$work/straight" "$work/stopped" <<'PY' || fail "LoRA resume or frozen base check failed"
-import json, sys
+    same_as_uninterrupted
+    "$python" - "$work/stopped" <<'PY' || fail "LoRA checkpoint or frozen base check failed"
+import sys
 import h5py, numpy as np
-a, b = sys.argv[1:3]
-curve = lambda d: [(r["step"], r["loss"], r.get("reward_mean"), r.get("k3")) for r in map(json.loads, open(d + "/metrics.jsonl"))]
-assert curve(a) == curve(b), f"curves differ:\n{curve(a)}\n{curve(b)}"
-fa, fb = (h5py.File(d + "/step-00000008/model.h5", "r") for d in (a, b))
+b = sys.argv[1]
+fb = h5py.File(b + "/step-00000008/model.h5", "r")
 names = []
-fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-for n in names:
-    assert np.array_equal(fa[n][()], fb[n][()]), n
+fb.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
 moments = [n for n in names if n.startswith("adam_m/")]
 assert moments and all(".lora_" in n for n in moments), moments[:5]
 adapters = [n for n in names if n.startswith("weight/") and ".lora_B." in n]
-assert adapters and all(np.abs(fa[n][()]).max() > 0 for n in adapters), "an adapter's B is still zero"
+assert adapters and all(np.abs(fb[n][()]).max() > 0 for n in adapters), "an adapter's B is still zero"
 # Steps 6 -> 8 (the preemption checkpoint and the last): the base did not move, the adapters did.
 f6 = h5py.File(b + "/step-00000006/model.h5", "r")
 base = [n for n in names if n.startswith("weight/") and ".lora_" not in n]
 assert base and all(np.array_equal(f6[n][()], fb[n][()]) for n in base), "a frozen base weight changed"
 assert any(not np.array_equal(f6[n][()], fb[n][()]) for n in adapters), "no adapter changed in steps 6-8"
-print(f"resumed LoRA run equals the uninterrupted one ({len(names)} datasets; moments only for {len(moments)} adapter tensors)")
+print(f"moments only for the {len(moments)} adapter tensors; the base unchanged over steps 6-8, the adapters not")
 PY
     ;;
   fast)
@@ -245,29 +265,16 @@ PY
   resume|kl_resume)
     extra=()
     [ "$scenario" = kl_resume ] && extra=(--rl.kl_beta=0.1)
-    run straight 2 "${extra[@]}" || fail "uninterrupted run failed: $(tail -5 "$work/straight.log")"
-    FLYWHEEL_FAULT_POINT=train.step:0:6:USR1 run stopped 2 "${extra[@]}"
-    code=$?
-    [ "$code" -eq 75 ] || fail "preempted launch exited $code, expected 75: $(tail -5 "$work/stopped.log")"
-    mv "$work/stopped.log" "$work/first.log"
-    run stopped 2 "${extra[@]}" || fail "relaunch failed: $(tail -5 "$work/stopped.log")"
-    grep -q "resumed from" "$work/stopped.log" || fail "relaunch did not resume"
-    "$python" - "$work/straight" "$work/stopped" <<'PY' || fail "resumed run differs from the uninterrupted one"
+    preempt_and_relaunch "${extra[@]}"
+    same_as_uninterrupted
+    "$python" - "$work/stopped" <<'PY' || fail "the relaunch did not restart the replicas from a full snapshot"
 import json, sys
-import h5py, numpy as np
-a, b = sys.argv[1:3]
-curve = lambda d: [(r["step"], r["loss"], r.get("reward_mean"), r.get("k3")) for r in map(json.loads, open(d + "/metrics.jsonl"))]
-assert curve(a) == curve(b), f"curves differ:\n{curve(a)}\n{curve(b)}"
-fa, fb = (h5py.File(d + "/step-00000008/model.h5", "r") for d in (a, b))
-names = []
-fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-for n in names:
-    assert np.array_equal(fa[n][()], fb[n][()]), n
+b = sys.argv[1]
 events = [json.loads(l) for l in open(b + "/ledger.jsonl")]
 restart = [e for e in events if e["event"] == "published" and e["step"] == 6]
 assert restart and restart[-1]["kind"] == "full", restart   # the relaunch republishes step 6 in full
 assert any(e["event"] == "loaded" and e["step"] == 6 and e.get("kind") == "full" for e in events), events
-print(f"resumed run equals the uninterrupted one ({len(names)} tensors)")
+print("the relaunch republished step 6 in full and the replica loaded it")
 PY
     if [ "$scenario" = kl_resume ]; then
       [ -f "$work/stopped/reference/latest" ] || fail "no reference checkpoint under the run directory"

@@ -174,17 +174,24 @@ def held_out_loss(p, cfg, held_out):
     return total / count, count
 
 
+def eval_matches(eval_jsonl, theirs, count, what):
+    """Asserts `flywheel eval`'s loss (its one JSON line) equals the float64 `theirs` over `count` tokens to 1e-5
+    relative; returns (ours, rel)."""
+    rows = [json.loads(line) for line in open(eval_jsonl)]
+    assert len(rows) == 1 and rows[0]["loss_tokens"] == count, (rows, count)
+    ours = rows[0]["loss"]
+    rel = abs(ours - theirs) / abs(theirs)
+    assert rel <= 1e-5, "flywheel eval loss %.9f, %s %.9f (rel %.2e)" % (ours, what, theirs, rel)
+    return ours, rel
+
+
 def loss(d, eval_jsonl, held_out):
     c = json.load(open(os.path.join(d, "config.json")))
     weights, _ = read_weights(d, 0)
     assert all(k == "F32" for k, _ in weights.values()), "the loss check compares fp32 exports"
     p = {n: torch.tensor(a, dtype=torch.float64) for n, (_, a) in weights.items()}
     theirs, count = held_out_loss(p, reference_cfg(c), held_out)
-    rows = [json.loads(line) for line in open(eval_jsonl)]
-    assert len(rows) == 1 and rows[0]["loss_tokens"] == count, (rows, count)
-    ours = rows[0]["loss"]
-    rel = abs(ours - theirs) / abs(theirs)
-    assert rel <= 1e-5, "flywheel eval loss %.9f, float64 HF-convention forward %.9f (rel %.2e)" % (ours, theirs, rel)
+    ours, rel = eval_matches(eval_jsonl, theirs, count, "float64 HF-convention forward")
     print("ok   %s: flywheel eval loss %.7f = float64 forward of the export %.7f (rel %.1e, %d tokens)"
           % (os.path.basename(d), ours, theirs, rel, count))
 
@@ -238,11 +245,7 @@ def peft(peft_dir, merged_dir, reference, eval_jsonl, held_out):
     p = {n: torch.tensor(a, dtype=torch.float64) for n, a in base.items()}
     p.update({n[len(prefix):]: torch.tensor(a, dtype=torch.float64) for n, (_, a) in adapter.items()})
     theirs, count = held_out_loss(p, cfg, held_out)
-    rows = [json.loads(line) for line in open(eval_jsonl)]
-    assert len(rows) == 1 and rows[0]["loss_tokens"] == count, (rows, count)
-    ours = rows[0]["loss"]
-    rel = abs(ours - theirs) / abs(theirs)
-    assert rel <= 1e-5, "flywheel eval loss %.9f, float64 base + PEFT adapter %.9f (rel %.2e)" % (ours, theirs, rel)
+    ours, rel = eval_matches(eval_jsonl, theirs, count, "float64 base + PEFT adapter")
     print("ok   %s: %d adapted modules (r %d, alpha %g, target_modules %s) as PEFT selects them; merged weights = "
           "W + %g B A; flywheel eval loss %.7f = float64 base + PEFT adapter %.7f (rel %.1e)"
           % (os.path.basename(peft_dir), len(adapted), r, alpha, json.dumps(conf["target_modules"]), scaling, ours,
