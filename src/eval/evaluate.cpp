@@ -13,6 +13,7 @@
 #include "data/text_codec.h"
 #include "serve/decode_engine.h"
 #include "train/checkpointing.h"
+#include "train/lora_base.h"
 
 namespace flywheel {
 namespace {
@@ -20,12 +21,23 @@ namespace {
 // The training streams are seed (SFT examples) and seed + 1 (RL prompts): see evaluate.h.
 constexpr uint64_t kHeldOutSeedOffset = 2;
 
-void load_step(DecodeEngine& engine, const std::string& run_dir, int64_t step) {
+// A LoRA run's checkpoints hold its adapters: the base is rebuilt once (lora_base.h) and checked against each step.
+void load_step(DecodeEngine& engine, const EvalOptions& o, int64_t step, bool& base_loaded) {
+  ParameterSet& params = engine.model().params();
+  const ModelConfig& model = engine.model().config();
+  const bool lora = model.lora.enabled();
+  if (lora && !base_loaded) {
+    load_lora_base(params, model, o.train);
+    base_loaded = true;
+  }
   std::unique_ptr<Comm> comm = make_local_comm("eval");
-  std::vector<TensorSlice> slices = whole_tensor_slices(engine.model().params(), nullptr, nullptr);
-  const LoadResult loaded = load_checkpoint(*comm, run_dir, step, slices);
-  FW_INPUT_CHECK(loaded.step == step, "step ", step, " of ", run_dir, " is not loadable (it fell back to step ",
-                 loaded.step, "): run flywheel-ckpt verify ", run_dir, " --step ", step);
+  std::vector<TensorSlice> slices;
+  for (TensorSlice& s : whole_tensor_slices(params, nullptr, nullptr))
+    if (!lora || params.info(params.find(s.name)).adapter) slices.push_back(std::move(s));
+  const LoadResult loaded = load_checkpoint(*comm, o.run_dir, step, slices);
+  FW_INPUT_CHECK(loaded.step == step, "step ", step, " of ", o.run_dir, " is not loadable (it fell back to step ",
+                 loaded.step, "): run flywheel-ckpt verify ", o.run_dir, " --step ", step);
+  if (lora) check_lora_base(loaded.state.extra, lora_base_checksum(params), o.train, loaded.step_dir);
   engine.set_snapshot_step(step);
 }
 
@@ -103,8 +115,9 @@ std::vector<StepEvaluation> evaluate_run(const ModelConfig& model, const EvalOpt
   }
   DecodeEngine engine(model, o.batch);
   std::vector<StepEvaluation> results;
+  bool base_loaded = false;
   for (int64_t step : steps) {
-    load_step(engine, o.run_dir, step);
+    load_step(engine, o, step, base_loaded);
     StepEvaluation e;
     e.step = step;
     if (task) task_accuracy(engine, *task, o, e);

@@ -20,6 +20,7 @@
 
 #include "data/data_source.h"
 #include "model/config.h"
+#include "train/train_config.h"
 
 namespace flywheel {
 
@@ -35,6 +36,7 @@ struct EvalOptions {
   uint64_t seed = 1234;        // train.seed of the run
   int64_t batch = 32;          // sequences decoded / scored at once
   DataConfig text;             // the run's data.tokenizer, chat_format and enable_thinking (resolved)
+  TrainConfig train;           // the run's [train] keys: where a LoRA run's base comes from (train/lora_base.h)
 };
 
 struct StepEvaluation {

@@ -93,6 +93,7 @@ int eval_command(const Runtime& rt, int argc, char** argv) {
   o.run_dir = args.get<std::string>("run");
   const Shape shape = load_shape(o.run_dir + "/shape.ini", {}, FromHf::kAsRecorded);
   shape.model.validate();
+  o.train = shape.train;
   for (const std::string& step : args.list("step")) {
     if (step.empty() || step.size() > 18 || step.find_first_not_of("0123456789") != std::string::npos)
       usage_error("--step '", step, "' is not a step number (an integer >= 0)");

@@ -5,6 +5,7 @@
 #include "ckpt/checkpoint.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "train/lora_base.h"
 
 namespace flywheel {
 namespace {
@@ -16,8 +17,9 @@ std::vector<TensorSlice> trainer_slices(Trainer& trainer, CheckpointPart part = 
   for (const ShardSlice& s : shards.slices()) {
     const ParamInfo& info = params.info(s.param);
     if (part == CheckpointPart::kBaseWeights && info.adapter) continue;
+    if (part == CheckpointPart::kAdapters && !info.adapter) continue;
     // A frozen base weight (LoRA) has no moments: its slice carries values only.
-    const bool moments = s.trainable() && part == CheckpointPart::kAll;
+    const bool moments = s.trainable() && part != CheckpointPart::kBaseWeights;
     float* m = moments ? shards.adam_m().data() + s.grad_offset : nullptr;
     float* v = moments ? shards.adam_v().data() + s.grad_offset : nullptr;
     slices.push_back(
@@ -54,13 +56,21 @@ void save_training_checkpoint(Trainer& trainer, const std::string& run_dir, int6
   state.extra = {{"data_cursor", steps_done * spec.train.global_batch()},
                  {"global_batch", spec.train.global_batch()},
                  {"rng", "counter-based (seed, purpose, step, index): nothing to restore"}};
-  save_checkpoint(trainer.mesh().trainers(), run_dir, state, trainer_slices(trainer), spec.train.keep_last);
+  const bool lora = spec.model.lora.enabled();
+  if (lora) state.extra["lora_base"] = lora_base_record(spec.train, lora_base_checksum(trainer));  // collective
+  save_checkpoint(trainer.mesh().trainers(), run_dir, state,
+                  trainer_slices(trainer, lora ? CheckpointPart::kAdapters : CheckpointPart::kAll),
+                  spec.train.keep_last);
 }
 
 std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir, CheckpointPart part) {
   if (committed_steps(run_dir).empty()) return std::nullopt;
+  const bool lora_resume = trainer.spec().model.lora.enabled() && part == CheckpointPart::kAll;
+  if (lora_resume) part = CheckpointPart::kAdapters;
   std::vector<TensorSlice> slices = trainer_slices(trainer, part);
   const LoadResult loaded = load_checkpoint(trainer.mesh().trainers(), run_dir, std::nullopt, slices);
+  if (lora_resume)
+    check_lora_base(loaded.state.extra, lora_base_checksum(trainer), trainer.spec().train, loaded.step_dir);
   FW_CHECK(loaded.state.seed == trainer.spec().train.seed, "checkpoint ", loaded.step_dir, " was trained with seed ",
            loaded.state.seed, " but train.seed = ", trainer.spec().train.seed,
            ": a resumed run must keep its seed (data order depends on it); use a new train.run_name for a new run");

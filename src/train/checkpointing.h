@@ -27,13 +27,15 @@ struct ResumedCheckpoint {
   std::string shape_text;
 };
 
-// What a load fills: everything (a resume), or the base weights alone, leaving LoRA adapters and every AdamW
-// moment as they are (train.init_from under LoRA: the checkpoint supplies the base, the adapters start anew).
-enum class CheckpointPart { kAll, kBaseWeights };
+// What a save writes or a load fills: everything; the base weights alone, leaving LoRA adapters and every AdamW
+// moment as they are (train.init_from under LoRA: the checkpoint supplies the base, the adapters start anew); or
+// the adapters and their moments alone (a LoRA run's own checkpoints: the base is named, not copied, lora_base.h).
+enum class CheckpointPart { kAll, kBaseWeights, kAdapters };
 
 // Collective: loads the newest good checkpoint of run_dir into the trainer's shards, or returns
 // nullopt when run_dir has no committed checkpoint. Throws when the checkpoint belongs to another
-// model or seed.
+// model or seed. A LoRA run loads its adapters (kAll means kAdapters there) and checks the base the trainer holds
+// against the one the checkpoint names: establish the base first.
 std::optional<ResumedCheckpoint> resume_checkpoint(Trainer& trainer, const std::string& run_dir,
                                                    CheckpointPart part = CheckpointPart::kAll);
 // The same, returning only the number of steps the checkpoint holds.

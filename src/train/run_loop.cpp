@@ -32,6 +32,11 @@ std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const 
   const TrainConfig& train = spec.train;
   Comm& comm = trainer.mesh().trainers();
   std::optional<int64_t> resumed;
+  // LoRA: the checkpoints hold adapters only, so the base is established the way a fresh start does before any
+  // resume (seed: Fsdp already drew it), and the resume checks it against the one the checkpoint names.
+  const bool lora = spec.model.lora.enabled();
+  if (lora && !train.init_from.empty()) initialize_from(trainer, train.init_from);
+  if (lora && !train.from_hf.empty()) initialize_from_hf(trainer, train.from_hf);
   if (train.resume == "auto") {
     check_before_resume(spec, dir, comm);
     steps.restore_state(dir);
@@ -41,8 +46,8 @@ std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const 
     }
   }
   if (!resumed) {
-    if (!train.init_from.empty()) initialize_from(trainer, train.init_from);
-    if (!train.from_hf.empty()) initialize_from_hf(trainer, train.from_hf);
+    if (!lora && !train.init_from.empty()) initialize_from(trainer, train.init_from);
+    if (!lora && !train.from_hf.empty()) initialize_from_hf(trainer, train.from_hf);
     steps.fresh_start();
   }
   return resumed;

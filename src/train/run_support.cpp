@@ -4,14 +4,18 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "ckpt/checkpoint.h"
+#include "ckpt/checkpoint_dir.h"
 #include "ckpt/collective.h"
 #include "ckpt/durable_fs.h"
+#include "ckpt/state_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -173,7 +177,28 @@ std::map<std::string, double> head_values_to_rank0(Trainer& trainer, const std::
   return nlohmann::json::from_cbor(comm.control().recv(source, kTag)).get<std::map<std::string, double>>();
 }
 
+namespace {
+
+// A LoRA run's checkpoints hold adapters, not the base a new run would start from: say so before the load fails
+// on the first missing tensor.
+void refuse_lora_source(const std::string& run_dir) {
+  const std::vector<int64_t> steps = committed_steps(run_dir);
+  if (steps.empty()) return;  // the load below says what is missing
+  const std::string state = step_dir_path(run_dir, steps.back()) + "/state.h5";
+  std::error_code ec;
+  if (!std::filesystem::exists(state, ec)) return;
+  const StateRecord record = read_state_file(state);
+  FW_INPUT_CHECK(!record.state.extra.contains("lora_base"), "train.init_from = '", run_dir,
+                 "' is a LoRA run: its checkpoints hold adapters, not a base to start from (they name theirs: ",
+                 record.state.extra["lora_base"].value("source", std::string("?")),
+                 "); start from that base instead, or from `flywheel-ckpt export ", run_dir,
+                 " --format hf --merge --out DIR` with model.from_hf = DIR");
+}
+
+}  // namespace
+
 void initialize_from(Trainer& trainer, const std::string& run_dir) {
+  refuse_lora_source(run_dir);
   // Under LoRA the checkpoint is the base: its weights load, the adapters keep their fresh initialisation.
   const bool lora = trainer.spec().model.lora.enabled();
   const std::optional<int64_t> step =

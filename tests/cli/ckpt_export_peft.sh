@@ -5,7 +5,8 @@
 # exactly); --format hf --merge writes the base with every adapter folded in (W + s B A), a plain model whose
 # float64 forward gives `flywheel eval`'s loss; so does the base with the PEFT adapter applied unmerged. Runs: a
 # Qwen3-like dense model with rsLoRA on all-linear, and a Qwen3-MoE-like one with adapters on q and the experts
-# only, and LoRA on q_proj, v_proj of a Qwen3 imported from Hugging Face files. Then bad input: each format on the wrong kind of run, --merge where it does not apply, --force on a
+# only, and LoRA on q_proj, v_proj of a Qwen3 imported from Hugging Face files (its checkpoints name the base by
+# checksum: with other weights in its place, resume, eval and merge refuse). Then bad input: each format on the wrong kind of run, --merge where it does not apply, --force on a
 # directory that is not an adapter's.
 #   ckpt_export_peft.sh FLYWHEEL FLYWHEEL_CKPT SOURCE_DIR PYTHON
 set -u
@@ -84,4 +85,22 @@ run "--force over a model directory" 1 "$ckpt" export "$work/dense" --format pef
   --out "$work/dense-merged" --no-progress && err_has "it has no adapter_config.json"
 run "--force over an adapter" 0 "$ckpt" export "$work/dense" --format peft --force --out "$work/dense-peft" \
   --no-progress
+
+# The checkpoints name their base by checksum: replaced by other weights, the base is refused everywhere it is
+# rebuilt (a resume, flywheel eval, an export that needs it), while the adapter alone still exports.
+"$python" "$src/tests/hf/make_hf_model.py" --arch qwen3 --tied --seed 5 --out "$work/qwen3-base" >/dev/null ||
+  { echo "FAIL make_hf_model.py"; exit 1; }
+another="holds adapters for another base: it records base checksum [0-9a-f]{16} \\(model.from_hf = $work/qwen3-base\\)"
+run "resume on another base" 1 "$flywheel" train --shape "$src/tests/hf/import.ini" --model.from_hf="$work/qwen3-base" \
+  --train.steps=6 --train.checkpoint_every=4 --train.lr=1e-2 --train.threads=2 --train.out_dir="$work" \
+  --train.run_name=imported --lora.rank=4 --lora.alpha=8 --lora.targets=q_proj,v_proj && err_has "$another"
+run "eval on another base" 1 "$flywheel" eval --run "$work/imported" --data "$work/held_out.jsonl" &&
+  err_has "$another"
+run "merge on another base" 1 "$ckpt" export "$work/imported" --format hf --merge --out "$work/x" --no-progress &&
+  { err_has "$another"; absent "$work/x"; }
+run "the adapter alone still exports" 0 "$ckpt" export "$work/imported" --format peft --force \
+  --out "$work/imported-peft" --no-progress
+run "init_from a LoRA run" 1 "$flywheel" train --shape "$shapes/tiny-dense.ini" --train.init_from="$work/dense" \
+  --train.steps=8 --train.out_dir="$work" --train.run_name=from-lora --lora.rank=4 &&
+  err_has "train.init_from = '$work/dense' is a LoRA run: its checkpoints hold adapters, not a base to start from"
 finish

@@ -18,15 +18,15 @@
 #include "common.h"
 #include "export.h"
 #include "shape_text.h"
+#include "train/lora_base.h"
 
 namespace flywheel::ckpt_tool {
 namespace {
 namespace fs = std::filesystem;
 
-// Streams the step's weights one tensor at a time into the file.
-uint64_t write_weights(const std::string& path, StepReader& reader, DType dtype,
+// Streams the sources one tensor at a time into the file.
+uint64_t write_weights(const std::string& path, const std::vector<safetensors::Source>& sources, DType dtype,
                        std::map<std::string, std::string> meta, ProgressStyle style) {
-  const std::vector<safetensors::Source> sources = weight_sources(reader);
   uint64_t total = 0;
   for (const safetensors::Source& s : sources) total += safetensors::stored_bytes(s, dtype);
   ProgressMeter meter("export: writing", total, style);
@@ -69,8 +69,16 @@ int export_safetensors(const std::string& run_dir, const std::string& out, std::
   }
   if (tied && reader.has("weight", "lm_head.weight"))
     fail("step ", step, " records tie_embeddings = true but also stores lm_head.weight; refusing to guess");
-  const uint64_t bytes = write_weights(out, reader, dtype, export_metadata(reader, tied, shape_note), style);
-  std::cout << "exported " << reader.names("weight").size() << " tensors of step " << step << " (" << reader.check().dir
+  // A LoRA run's step: its adapters and the base it names, rebuilt.
+  std::vector<safetensors::Source> sources = weight_sources(reader);
+  std::unique_ptr<Transformer> base;
+  if (reader.record().state.extra.contains("lora_base")) {
+    base = rebuilt_lora_base(reader, parse_shape_text(reader.record().state.shape_text, reader.check().dir));
+    const std::vector<safetensors::Source> from_base = base_sources(*base);
+    sources.insert(sources.end(), from_base.begin(), from_base.end());
+  }
+  const uint64_t bytes = write_weights(out, sources, dtype, export_metadata(reader, tied, shape_note), style);
+  std::cout << "exported " << sources.size() << " tensors of step " << step << " (" << reader.check().dir
             << ") to " << out << " (" << format_bytes(bytes)
             << ", safetensors " << (dtype == DType::kBF16 ? "BF16" : "F32")
             << (tied ? ", tied embeddings: no lm_head.weight" : "") << ")\n";
@@ -84,6 +92,30 @@ std::vector<safetensors::Source> weight_sources(StepReader& reader) {
   for (const std::string& name : reader.names("weight"))
     sources.push_back({name, reader.global_shape("weight", name),
                        [&reader, name] { return reader.read("weight", name); }});
+  return sources;
+}
+
+std::unique_ptr<Transformer> rebuilt_lora_base(StepReader& reader, const Shape& shape) {
+  auto base = std::make_unique<Transformer>(shape.model, Transformer::WeightsOnly{DType::kF32});
+  try {
+    load_lora_base(base->params(), shape.model, shape.train);
+  } catch (const std::exception& e) {
+    fail("step ", reader.check().step, " is a LoRA run whose base (", lora_base_source(shape.train),
+         ") cannot be rebuilt: ", without_source_location(e.what()));
+  }
+  check_lora_base(reader.record().state.extra, lora_base_checksum(base->params()), shape.train, reader.check().dir);
+  return base;
+}
+
+std::vector<safetensors::Source> base_sources(const Transformer& base) {
+  std::vector<safetensors::Source> sources;
+  const ParameterSet& params = base.params();
+  for (const ParamInfo& info : params.list()) {
+    if (info.adapter) continue;
+    const float* v = params.value(params.find(info.name));
+    const int64_t n = info.numel;
+    sources.push_back({info.name, info.shape, [v, n] { return std::vector<float>(v, v + n); }});
+  }
   return sources;
 }
 

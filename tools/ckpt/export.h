@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,12 +14,21 @@
 #include "ckpt/offline.h"
 #include "ckpt/safetensors.h"
 #include "core/progress.h"
+#include "launch/shape.h"
 #include "model/config.h"
+#include "model/transformer.h"
 
 namespace flywheel::ckpt_tool {
 
 // Every weight of the step, read one tensor at a time when the writer reaches it.
 std::vector<safetensors::Source> weight_sources(StepReader& reader);
+
+// A LoRA run's base, which its checkpoints name but do not hold: rebuilt as the run built it (train/lora_base.h:
+// train.seed, model.from_hf or train.init_from, as the recorded shape says) and checked against the step's record.
+// A single-process fp32 model: memory = the base's fp32 bytes.
+std::unique_ptr<Transformer> rebuilt_lora_base(StepReader& reader, const Shape& shape);
+// The base's weights (from `base`) as sources, one tensor at a time.
+std::vector<safetensors::Source> base_sources(const Transformer& base);
 
 // __metadata__: producer, step, checkpoint format version, mesh, tie_word_embeddings (+ a note that
 // lm_head.weight is not stored when tied), and the model summary when there is one.

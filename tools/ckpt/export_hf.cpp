@@ -79,13 +79,13 @@ ConfigSource config_source(const std::string& run_dir, const ModelConfig& model)
   return source;
 }
 
-// W + s B A of one adapted weight W [out, in], with A [r, in], B [out, r].
-std::vector<float> merged(StepReader& reader, const std::string& name, const std::string& module, double s) {
-  std::vector<float> w = reader.read("weight", name);
+// W + s B A of one adapted weight W [out, in] (the rebuilt base's), with A [r, in], B [out, r] (the step's).
+std::vector<float> merged(StepReader& reader, const float* base_w, const std::vector<int64_t>& shape,
+                          const std::string& module, double s) {
+  const int64_t out = shape[0], in = shape[1], r = reader.global_shape("weight", module + ".lora_A.weight")[0];
+  std::vector<float> w(base_w, base_w + out * in);
   const std::vector<float> a = reader.read("weight", module + ".lora_A.weight");
   const std::vector<float> b = reader.read("weight", module + ".lora_B.weight");
-  const std::vector<int64_t> shape = reader.global_shape("weight", name);
-  const int64_t out = shape[0], in = shape[1], r = reader.global_shape("weight", module + ".lora_A.weight")[0];
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < out; ++o)
     for (int64_t i = 0; i < in; ++i) {
@@ -96,21 +96,17 @@ std::vector<float> merged(StepReader& reader, const std::string& name, const std
   return w;
 }
 
-// The weights to write: all of them, or (merge) the base's with every adapter folded in.
-std::vector<safetensors::Source> export_sources(StepReader& reader, const ModelConfig& model, bool merge) {
-  if (!merge) return weight_sources(reader);
-  std::vector<safetensors::Source> sources;
+// The weights to write: all of the step's, or (merge, a LoRA run) the rebuilt base's with every adapter folded in.
+std::vector<safetensors::Source> export_sources(StepReader& reader, const ModelConfig& model, const Transformer* base) {
+  if (!base) return weight_sources(reader);
+  std::vector<safetensors::Source> sources = base_sources(*base);
   const double s = model.lora.scale();
-  for (const std::string& name : reader.names("weight")) {
-    if (name.find(".lora_") != std::string::npos) continue;
-    const std::string module = name.substr(0, name.size() - std::string(".weight").size());
-    if (!reader.has("weight", module + ".lora_A.weight")) {
-      sources.push_back(
-          {name, reader.global_shape("weight", name), [&reader, name] { return reader.read("weight", name); }});
-      continue;
-    }
-    sources.push_back({name, reader.global_shape("weight", name),
-                       [&reader, name, module, s] { return merged(reader, name, module, s); }});
+  for (safetensors::Source& source : sources) {
+    const std::string module = source.name.substr(0, source.name.size() - std::string(".weight").size());
+    if (!reader.has("weight", module + ".lora_A.weight")) continue;
+    const ParameterSet& params = base->params();
+    const float* w = params.value(params.find(source.name));
+    source.values = [&reader, w, shape = source.shape, module, s] { return merged(reader, w, shape, module, s); };
   }
   return sources;
 }
@@ -158,9 +154,9 @@ struct Written {
 };
 
 Written write_directory(const HfExportRequest& request, StepReader& reader, const ModelConfig& model,
-                        const ConfigSource& source, const Json& config, const fs::path& dir) {
+                        const Transformer* base, const ConfigSource& source, const Json& config, const fs::path& dir) {
   Written written;
-  const std::vector<safetensors::Source> sources = export_sources(reader, model, request.merge);
+  const std::vector<safetensors::Source> sources = export_sources(reader, model, base);
   written.tensors = sources.size();
   uint64_t total = 0;
   for (const safetensors::Source& s : sources) total += safetensors::stored_bytes(s, request.dtype);
@@ -247,6 +243,9 @@ int export_hf(const HfExportRequest& request) {
     fail("step ", step, " is a LoRA run (rank ", model.lora.rank, " on ", model.lora.targets,
          "): --format hf --merge writes the merged model (W + s B A), --format peft the adapter alone");
   if (!model.lora.enabled() && request.merge) fail("--merge: step ", step, " has no LoRA adapters to merge");
+  std::unique_ptr<Transformer> base;  // a LoRA run's base: its checkpoints name it, the merge needs it
+  if (request.merge)
+    base = rebuilt_lora_base(reader, parse_shape_text(reader.record().state.shape_text, reader.check().dir));
   // config.json first, in memory: a model HF cannot express fails before anything is written.
   ConfigSource source;
   Json config;
@@ -258,7 +257,7 @@ int export_hf(const HfExportRequest& request) {
     fail("--format hf: ", e.what(), " (--format safetensors still exports the weights, without a config.json)");
   }
   TemporaryDirectory dir(request.out);
-  const Written written = write_directory(request, reader, model, source, config, dir.path());
+  const Written written = write_directory(request, reader, model, base.get(), source, config, dir.path());
   dir.commit(request.force);
   print_summary(request, reader, model, source, written);
   return kExitOk;

@@ -22,6 +22,7 @@
 #include "ckpt/temp_dir.h"
 #include "common.h"
 #include "export.h"
+#include "model/transformer.h"
 #include "shape_text.h"
 
 namespace flywheel::ckpt_tool {
@@ -81,14 +82,15 @@ int export_peft(const HfExportRequest& request) {
   std::vector<safetensors::Source> sources;
   std::set<std::string> adapted, linear;
   for (const std::string& name : reader.names("weight")) {
-    if (name.find(".lora_") != std::string::npos) {
-      sources.push_back({kPeftPrefix + name, reader.global_shape("weight", name),
-                         [&reader, name] { return reader.read("weight", name); }});
-      if (name.ends_with(".lora_A.weight")) adapted.insert(name.substr(0, name.size() - 14));
-    } else if (name.ends_with("_proj.weight")) {
-      linear.insert(module_of(name));
-    }
+    if (name.find(".lora_") == std::string::npos) continue;
+    sources.push_back({kPeftPrefix + name, reader.global_shape("weight", name),
+                       [&reader, name] { return reader.read("weight", name); }});
+    if (name.ends_with(".lora_A.weight")) adapted.insert(name.substr(0, name.size() - 14));
   }
+  // The base's linear modules, from the model (the checkpoint names its base but does not hold it).
+  const Transformer registry(model, /*allocate_full=*/false);
+  for (const ParamInfo& info : registry.params().list())
+    if (!info.adapter && info.name.ends_with("_proj.weight")) linear.insert(module_of(info.name));
   const Shape shape = parse_shape_text(reader.record().state.shape_text, reader.check().dir + "/state.h5");
   Json config = {{"peft_type", "LORA"},
                  {"task_type", "CAUSAL_LM"},

@@ -76,6 +76,7 @@ std::vector<RankPlan> plan_target_mesh(const ModelConfig& model, const MeshConfi
     for (const UnitPlacement& unit : place_units(*stage_model, mesh, plan.coords))
       for (int id : unit.tensors) {
         const ParamInfo& info = params.info(id);
+        if (model.lora.enabled() && !info.adapter) continue;  // a LoRA checkpoint names its base, holds no copy
         const int64_t rows = info.shape[0];
         RowRange range{info.name, info.shape, row_split(rows, unit.group_rank, unit.group_size),
                        row_split(rows, unit.group_rank + 1, unit.group_size)};

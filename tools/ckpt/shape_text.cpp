@@ -55,6 +55,7 @@ std::vector<std::string> model_mismatches(const ModelConfig& model,
   std::vector<std::string> problems;
   std::map<std::string, bool> expected;
   for (const ParamInfo& info : registry.params().list()) {
+    if (model.lora.enabled() && !info.adapter) continue;  // a LoRA checkpoint names its base (train/lora_base.h)
     expected[info.name] = true;
     const auto found = weights.find(info.name);
     if (found == weights.end())

@@ -23,7 +23,8 @@ Shape parse_shape_text(const std::string& text, const std::string& origin);
 
 // How a checkpoint's weights (name -> global shape) differ from the parameters `model` registers:
 // "<name> is missing", "<name> has shape [a] , the model expects [b]", "<name> is not a tensor of
-// the model". Empty when they match. (`flywheel train` before its fix recorded the shape file
+// the model". Empty when they match. A LoRA model's checkpoints hold its adapters only (train/lora_base.h): only
+// those are expected. (`flywheel train` before its fix recorded the shape file
 // without command-line overrides, so a checkpoint's shape text can describe another model.)
 std::vector<std::string> model_mismatches(const ModelConfig& model,
                                           const std::map<std::string, std::vector<int64_t>>& weights);
