@@ -32,13 +32,13 @@ std::optional<int64_t> resume_or_start(Trainer& trainer, RunSteps& steps, const 
   const TrainConfig& train = spec.train;
   Comm& comm = trainer.mesh().trainers();
   std::optional<int64_t> resumed;
+  if (train.resume == "auto") check_before_resume(spec, dir, comm);  // cheap checks before any import
   // LoRA: the checkpoints hold adapters only, so the base is established the way a fresh start does before any
   // resume (seed: Fsdp already drew it), and the resume checks it against the one the checkpoint names.
   const bool lora = spec.model.lora.enabled();
   if (lora && !train.init_from.empty()) initialize_from(trainer, train.init_from);
   if (lora && !train.from_hf.empty()) initialize_from_hf(trainer, train.from_hf);
   if (train.resume == "auto") {
-    check_before_resume(spec, dir, comm);
     steps.restore_state(dir);
     if (const std::optional<ResumedCheckpoint> loaded = resume_checkpoint(trainer, dir.string())) {
       check_resumed_shape(spec, dir, *loaded, comm);
