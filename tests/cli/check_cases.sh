@@ -5,6 +5,7 @@
 #   fail MESSAGE               counts a failure of check $name and shows the last run's output
 #   finish                     prints the tally; exits 0 only when nothing failed
 #   write_held_out FILE        four addition examples as {prompt, completion} JSONL (for `flywheel eval --data`)
+#   py NAME ARGS...            runs "$python" ARGS as check NAME, showing its stdout indented (needs $python)
 failures=0
 cases=0
 
@@ -29,6 +30,13 @@ out_has() { grep -qE -- "$1" "$work/stdout" || fail "stdout does not match /$1/"
 err_has() { grep -qE -- "$1" "$work/stderr" || fail "stderr does not match /$1/"; }
 out_lacks() { ! grep -qE -- "$1" "$work/stdout" || fail "stdout unexpectedly matches /$1/"; }
 absent() { [ ! -e "$1" ] || fail "$1 exists"; }
+
+py() {
+  name=$1
+  shift
+  cases=$((cases + 1))
+  if "$python" "$@" >"$work/stdout" 2>"$work/stderr"; then sed 's/^/     /' "$work/stdout"; else fail "python check failed"; fi
+}
 
 write_held_out() {
   printf '%s\n' '{"prompt": "3+4=", "completion": "7"}' '{"prompt": "12+7=", "completion": "19"}' \

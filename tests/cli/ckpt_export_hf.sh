@@ -14,8 +14,6 @@ check="$src/tests/safetensors/hf_export_check.py"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . "$src/tests/cli/check_cases.sh"
-py() { name=$1; shift; cases=$((cases + 1)); if "$python" "$@" >"$work/stdout" 2>"$work/stderr"; then
-       sed 's/^/     /' "$work/stdout"; else fail "python check failed"; fi; }
 
 # ---- runs of `flywheel train`: 2 layers, 3 steps, one checkpoint -----------------------------------
 train() {  # train NAME SHAPE overrides...
