@@ -17,6 +17,7 @@ packages=(
   libzstd-dev libxxhash-dev nlohmann-json3-dev  # compression, hashing, JSON
   libboost-program-options-dev libcxxopts-dev   # shape files / CLI
   libpcre2-dev libutf8proc-dev                  # HF tokenizers: pre-tokenizer regexes, Unicode normalization
+  libcpp-httplib-dev curl                       # flywheel serve's HTTP server; curl drives it in tests
   libgtest-dev googletest                       # tests
   nodejs                                        # the tokenizer oracle (transformers.js, tests/oracle)
   python3-torch python3-numpy python3-h5py      # reference implementation for parity tests

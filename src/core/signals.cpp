@@ -14,6 +14,8 @@ constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGUSR1};
 // Written by the handler, which may run on any thread: lock-free atomics are async-signal-safe.
 std::atomic<int> g_signal{0};          // the first stop signal: the flag
 std::atomic<long long> g_first_ns{0};  // when it came (CLOCK_MONOTONIC)
+// What the first signal's line says happens next (set before the handlers are installed; read by the handler).
+const char* g_first_action = kCheckpointAction;
 int g_rank = -1;                       // set before the handlers exist
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<long long>::is_always_lock_free);
 
@@ -73,7 +75,7 @@ void on_stop_signal(int signal) {
   int none = 0;
   if (g_signal.compare_exchange_strong(none, signal)) {
     g_first_ns.store(now);
-    SignalLine().text(name).text(": checkpointing at the next step boundary (a second signal stops at once)").write();
+    SignalLine().text(name).text(g_first_action).write();
   } else if (const long long first = g_first_ns.load();
              first == 0 || now - first < kRepeatSeconds * 1'000'000'000LL) {
     SignalLine().text(name).text(" again within ").number(kRepeatSeconds, 1).text(" s: the same stop request").write();
@@ -90,8 +92,9 @@ void on_stop_signal(int signal) {
 }
 }  // namespace
 
-void install_preemption_handlers(int rank) {
+void install_preemption_handlers(int rank, const char* first_action) {
   g_rank = rank;
+  g_first_action = first_action;
   struct sigaction action = {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);

@@ -25,7 +25,10 @@ inline constexpr int kExitStopped = 130;          // a second signal: stopped at
 inline constexpr int kRepeatSeconds = 1;
 
 // `rank` < 0: one process (as configure_logging); the handler's line carries the rank otherwise.
-void install_preemption_handlers(int rank);
+// `first_action`: what the first signal's line says happens next (a static string).
+inline constexpr const char* kCheckpointAction =
+    ": checkpointing at the next step boundary (a second signal stops at once)";
+void install_preemption_handlers(int rank, const char* first_action = kCheckpointAction);
 bool preemption_requested();
 const char* preemption_signal_name();  // the signal that set the flag, or ""
 

@@ -12,8 +12,7 @@
 #include "data/tasks.h"
 #include "data/text_codec.h"
 #include "serve/decode_engine.h"
-#include "train/checkpointing.h"
-#include "train/lora_base.h"
+#include "train/run_weights.h"
 
 namespace flywheel {
 namespace {
@@ -21,23 +20,8 @@ namespace {
 // The training streams are seed (SFT examples) and seed + 1 (RL prompts): see evaluate.h.
 constexpr uint64_t kHeldOutSeedOffset = 2;
 
-// A LoRA run's checkpoints hold its adapters: the base is rebuilt once (lora_base.h) and checked against each step.
 void load_step(DecodeEngine& engine, const EvalOptions& o, int64_t step, bool& base_loaded) {
-  ParameterSet& params = engine.model().params();
-  const ModelConfig& model = engine.model().config();
-  const bool lora = model.lora.enabled();
-  if (lora && !base_loaded) {
-    load_lora_base(params, model, o.train);
-    base_loaded = true;
-  }
-  std::unique_ptr<Comm> comm = make_local_comm("eval");
-  std::vector<TensorSlice> slices;
-  for (TensorSlice& s : whole_tensor_slices(params, nullptr, nullptr))
-    if (!lora || params.info(params.find(s.name)).adapter) slices.push_back(std::move(s));
-  const LoadResult loaded = load_checkpoint(*comm, o.run_dir, step, slices);
-  FW_INPUT_CHECK(loaded.step == step, "step ", step, " of ", o.run_dir, " is not loadable (it fell back to step ",
-                 loaded.step, "): run flywheel-ckpt verify ", o.run_dir, " --step ", step);
-  if (lora) check_lora_base(loaded.state.extra, lora_base_checksum(params), o.train, loaded.step_dir);
+  load_run_step(engine.model().params(), engine.model().config(), o.train, o.run_dir, step, base_loaded);
   engine.set_snapshot_step(step);
 }
 

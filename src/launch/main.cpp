@@ -4,6 +4,7 @@
 //   flywheel run --shape FILE [--section.key=value ...]       trainers + serving replicas (GRPO)
 //   flywheel plan --shape FILE [--ranks N]
 //   flywheel eval --run DIR [--task NAME] [--data FILE]
+//   flywheel serve --model DIR [--port N]                     the OpenAI-compatible endpoint
 //
 // Errors anywhere below are flywheel::Error exceptions; this is the one place that turns them into
 // a message and an exit code: 1, a usage error included (launch/command_line.h; its message points
@@ -34,6 +35,7 @@
 #include "launch/eval_command.h"
 #include "launch/plan_command.h"
 #include "launch/runtime.h"
+#include "launch/serve_command.h"
 #include "launch/shape.h"
 #include "parallel/mesh.h"
 #include "rl/flywheel_memory.h"
@@ -53,6 +55,7 @@ constexpr const char* kUsage =
     "  run --shape FILE [--section.key=value ...]     trainers + serving replicas: SFT warm-up, then GRPO\n"
     "  plan --shape FILE [--ranks N] [--device-mem GiB]   memory, communication and step-time plan\n"
     "  eval --run DIR [--task NAME] [--data FILE]     accuracy and held-out loss of a run's checkpoints\n"
+    "  serve --model DIR [--port N]                   an OpenAI-compatible HTTP endpoint for a model or a run\n"
     "\n"
     "Run `flywheel <command> --help` for the command's options. Launch under MPI with\n"
     "`mpirun -n N flywheel ...` or `srun --mpi=pmix flywheel ...`.\n";
@@ -160,7 +163,7 @@ Job plain_job(int code) {
 }
 
 bool is_command(const std::string& name) {
-  return name == "train" || name == "run" || name == "plan" || name == "eval";
+  return name == "train" || name == "run" || name == "plan" || name == "eval" || name == "serve";
 }
 
 // Reads and checks the command line (and for train/run the shape, the data and the memory need):
@@ -180,7 +183,8 @@ Job prepare(const Runtime& rt, int argc, char** argv) {
   if (command == "run") return run_job(rt, argc, argv);
   if (command == "plan") return plain_job(plan_command(rt, argc, argv));
   if (command == "eval") return plain_job(eval_command(rt, argc, argv));
-  FW_INPUT_THROW("unknown command '", command, "'; commands: train, run, plan, eval (see flywheel --help)");
+  if (command == "serve") return plain_job(serve_command(rt, argc, argv));
+  FW_INPUT_THROW("unknown command '", command, "'; commands: train, run, plan, eval, serve (see flywheel --help)");
 }
 
 // The error line of a failed command: an input error as it is (FLYWHEEL_LOG=debug adds where the

@@ -38,8 +38,10 @@ DecodeEngine::DecodeEngine(const ModelConfig& config, int64_t max_batch, DType w
   slots_.resize(static_cast<size_t>(max_batch));
 }
 
+void DecodeEngine::check(const GenerationRequest& request) const { validate_request(request, config_); }
+
 void DecodeEngine::submit(GenerationRequest request) {
-  validate_request(request, config_);
+  check(request);
   if (!request.adapter.empty()) {
     std::string loaded;
     if (adapters_)
@@ -90,24 +92,53 @@ bool DecodeEngine::sample_into(Slot& slot, float* scaled_logits) {
   const int64_t index = static_cast<int64_t>(slot.result.tokens.size());
   CounterRng rng({slot.request.seed, RngPurpose::kSampling, 0, static_cast<uint64_t>(index)});
   const int32_t token = sample_token(scaled_logits, config_.vocab_size, params, rng);
-  // The reported logprob: the trainer's cross-entropy code on the same scaled logits (it overwrites
-  // nothing when compute_grad is false).
-  float logprob = 0;
-  const float no_weight = 0;
-  model_.backend().cross_entropy(scaled_logits, &token, &no_weight, 1, config_.vocab_size, false, &logprob);
+  const float logprob = token_logprob(scaled_logits, token);
   slot.sequence.push_back(token);
   slot.result.tokens.push_back(token);
   slot.result.logprobs.push_back(logprob);
   slot.result.snapshot_steps.push_back(snapshot_step_);
+  SampledToken sampled{slot.request.id, token, logprob, snapshot_step_, {}, false};
+  if (params.top_logprobs > 0) {
+    for (int32_t id : top_ids(scaled_logits, config_.vocab_size, params.top_logprobs))
+      sampled.top_logprobs.push_back({id, id == token ? logprob : token_logprob(scaled_logits, id)});
+    slot.result.top_logprobs.push_back(sampled.top_logprobs);
+  }
   ++tokens_generated_;
   const auto& stops = params.stop_tokens;
   slot.result.stopped = std::find(stops.begin(), stops.end(), token) != stops.end();
-  return slot.result.stopped || index + 1 >= params.max_new_tokens ||
-         static_cast<int64_t>(slot.sequence.size()) >= config_.max_seq_len;
+  sampled.finished = slot.result.stopped || index + 1 >= params.max_new_tokens ||
+                     static_cast<int64_t>(slot.sequence.size()) >= config_.max_seq_len;
+  sampled_.push_back(std::move(sampled));
+  return sampled_.back().finished;
+}
+
+float DecodeEngine::token_logprob(float* scaled_logits, int32_t token) {
+  // The trainer's cross-entropy code on the same scaled logits (it overwrites nothing when compute_grad is false).
+  float logprob = 0;
+  const float no_weight = 0;
+  model_.backend().cross_entropy(scaled_logits, &token, &no_weight, 1, config_.vocab_size, false, &logprob);
+  return logprob;
+}
+
+bool DecodeEngine::cancel(int64_t id) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if (it->id != id) continue;
+    if (!it->adapter.empty()) adapters_->unpin(it->adapter);
+    waiting_.erase(it);
+    return true;
+  }
+  for (Slot& slot : slots_) {
+    if (!slot.active || slot.request.id != id) continue;
+    if (!slot.request.adapter.empty()) adapters_->unpin(slot.request.adapter);
+    slot = Slot{};  // the KV cache slot is rewritten from position 0 by the next sequence admitted to it
+    return true;
+  }
+  return false;
 }
 
 std::vector<GenerationResult> DecodeEngine::step() {
   const auto began = std::chrono::steady_clock::now();
+  sampled_.clear();
   admit_waiting();
   std::vector<CachedChunk> chunks;
   std::vector<Slot*> order;

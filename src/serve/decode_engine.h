@@ -41,7 +41,19 @@ struct GenerationResult {
   std::vector<int32_t> tokens;          // generated tokens only
   std::vector<float> logprobs;          // log softmax(logits / temperature)[token], untruncated distribution
   std::vector<int64_t> snapshot_steps;  // weights' snapshot step under which each token was sampled
-  bool stopped = false;                 // ended on a stop token (else max_new_tokens)
+  // sampling.top_logprobs > 0: per token, that many most likely ids and their logprobs (as `logprobs`).
+  std::vector<std::vector<TokenLogprob>> top_logprobs;
+  bool stopped = false;  // ended on a stop token (else max_new_tokens)
+};
+
+// A token one step() sampled: what a streaming client is sent as it happens.
+struct SampledToken {
+  int64_t id = 0;  // the request's
+  int32_t token = 0;
+  float logprob = 0;
+  int64_t snapshot_step = 0;
+  std::vector<TokenLogprob> top_logprobs;  // as GenerationResult::top_logprobs
+  bool finished = false;                   // the request's last token (its result is among step()'s)
 };
 
 class DecodeEngine {
@@ -59,11 +71,19 @@ class DecodeEngine {
 
   // Validates and queues a request (throws naming the bad field, or an adapter that is not loaded).
   void submit(GenerationRequest request);
+  // The checks of submit() on the prompt and the sampling parameters (not the adapter); reads only the config, so
+  // another thread may call it while this one steps.
+  void check(const GenerationRequest& request) const;
 
   // One iteration: while admitting, moves waiting requests into free slots; then one batched
   // forward over every active sequence's pending tokens (a new sequence's whole prompt, otherwise
   // its newest token), samples one token per sequence, and returns those that finished.
   std::vector<GenerationResult> step();
+  // Every token the last step() sampled, in slot order.
+  const std::vector<SampledToken>& sampled() const { return sampled_; }
+  // Drops a waiting or running request (a client gone, a stop string reached): its slot is free for the next
+  // step. Returns false when no request has that id (finished already).
+  bool cancel(int64_t id);
 
   void set_admitting(bool admit) { admitting_ = admit; }
   bool admitting() const { return admitting_; }
@@ -89,12 +109,14 @@ class DecodeEngine {
   std::vector<RowAdapterGroup> adapter_groups(const std::vector<CachedChunk>& chunks, const std::vector<Slot*>& order);
   // Samples slot s's next token from its scaled logits row; returns whether the sequence finished.
   bool sample_into(Slot& slot, float* scaled_logits);
+  float token_logprob(float* scaled_logits, int32_t token);  // cross_entropy takes a writable row; unchanged here
 
   ModelConfig config_;
   Transformer model_;
   KvCache cache_;
   std::vector<Slot> slots_;
   std::deque<GenerationRequest> waiting_;
+  std::vector<SampledToken> sampled_;
   AdapterSet* adapters_ = nullptr;
   bool admitting_ = true;
   int64_t snapshot_step_ = 0;

@@ -16,6 +16,8 @@ void validate_sampling(const SamplingParams& p, int64_t vocab) {
   FW_CHECK(p.max_new_tokens >= 1, "sampling.max_new_tokens = ", p.max_new_tokens, ": must be >= 1");
   for (int32_t id : p.stop_tokens)
     FW_CHECK(id >= 0 && id < vocab, "sampling.stop_tokens holds ", id, ": token ids must be in [0, ", vocab, ")");
+  FW_CHECK(p.top_logprobs >= 0 && p.top_logprobs <= vocab, "sampling.top_logprobs = ", p.top_logprobs,
+           ": must be in [0, ", vocab, "]");
 }
 
 namespace {
@@ -104,6 +106,13 @@ SamplingCandidates sampling_candidates(const float* z, int64_t vocab, const Samp
     c.probs.push_back(kept.prob(place));
   }
   return c;
+}
+
+std::vector<int32_t> top_ids(const float* z, int64_t vocab, int64_t count) {
+  OrderedIds order(z, vocab, std::min(count, vocab));
+  std::vector<int32_t> ids;
+  for (int64_t place = 0; place < order.size(); ++place) ids.push_back(order[place]);
+  return ids;
 }
 
 int32_t sample_token(const float* z, int64_t vocab, const SamplingParams& params, CounterRng& rng) {

@@ -32,7 +32,18 @@ struct SamplingParams {
   int64_t top_k = 0;         // 0: off
   int64_t max_new_tokens = 32;
   std::vector<int32_t> stop_tokens;  // generation ends after emitting one of these (it is included)
+  int64_t top_logprobs = 0;          // report the logprobs of this many most likely ids at each token (0: none)
 };
+
+// Most likely tokens are reported by id and log-probability (of the scaled, untruncated distribution).
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+  bool operator==(const TokenLogprob&) const = default;
+};
+
+// The `count` ids of highest scaled logit, highest first, ties by lower id first (step 1 of the rule).
+std::vector<int32_t> top_ids(const float* scaled_logits, int64_t vocab, int64_t count);
 
 // Throws naming the field, its value and the allowed range (vocab: for stop token ids).
 void validate_sampling(const SamplingParams& params, int64_t vocab);

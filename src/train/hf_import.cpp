@@ -75,6 +75,12 @@ void HfWeights::read_rows(const ParamInfo& info, int64_t row_begin, int64_t row_
   model_->file_of(info.name).read_rows_into(info.name, row_begin, row_end, dst);
 }
 
+void load_hf_weights(ParameterSet& whole, const std::string& dir, bool tied) {
+  const HfWeights weights(dir, whole, tied);
+  for (const ParamInfo& p : whole.list())
+    if (!p.adapter) weights.read_rows(p, 0, p.shape[0], whole.value(whole.find(p.name)));
+}
+
 void initialize_from_hf(Trainer& trainer, const std::string& dir) {
   const auto start = std::chrono::steady_clock::now();
   const ParameterSet& params = trainer.model().params();

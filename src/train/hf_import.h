@@ -60,6 +60,10 @@ class HfWeights {
 // read and the rate.
 void initialize_from_hf(Trainer& trainer, const std::string& dir);
 
+// One process: fills every base (non-adapter) tensor of a ParameterSet holding whole fp32 tensors from DIR (a
+// served model, a LoRA run's base rebuilt offline).
+void load_hf_weights(ParameterSet& whole, const std::string& dir, bool tied);
+
 // Rank 0 of a run that starts: copies DIR's files of kHfConfigFiles into run_dir/hf/.
 void copy_hf_files(const std::string& dir, const std::string& run_dir);
 

@@ -86,9 +86,7 @@ void check_lora_base(const nlohmann::json& extra, uint64_t checksum, const Train
 
 void load_lora_base(ParameterSet& whole, const ModelConfig& model, const TrainConfig& train) {
   if (!train.from_hf.empty()) {
-    const HfWeights weights(train.from_hf, whole, model.tie_embeddings);
-    for (const ParamInfo& p : whole.list())
-      if (!p.adapter) weights.read_rows(p, 0, p.shape[0], whole.value(whole.find(p.name)));
+    load_hf_weights(whole, train.from_hf, model.tie_embeddings);
     return;
   }
   if (!train.init_from.empty()) {  // as initialize_from: the newest good checkpoint's weights

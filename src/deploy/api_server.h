@@ -1,0 +1,55 @@
+// The HTTP side of `flywheel serve` (docs/serving.md), on cpp-httplib (Debian libcpp-httplib-dev): a thread pool of
+// connection handlers in front of the generation service.
+//
+//   GET  /health               200 {"status": "ok"} (no key needed: for load balancers and scripts)
+//   GET  /metrics              Prometheus text format 0.0.4: requests, tokens, queue depth, batch
+//   GET  /v1/models            the served model
+//   POST /v1/completions       deploy/openai_protocol.h
+//   POST /v1/chat/completions
+//
+// Streaming answers are server-sent events (`data: {chunk}\n\n` ... `data: [DONE]\n\n`). A streaming client that
+// disconnects is noticed at the next write and its sequences leave the batch; a non-streaming response is sent
+// chunked, with a space (JSON whitespace) every heartbeat while it is generated, so a client that went away is
+// noticed the same way. Security: with an API key every route but /health needs `Authorization: Bearer KEY` (401
+// otherwise); binding an address other than loopback without a key is refused by `flywheel serve`.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "deploy/completion_job.h"
+#include "deploy/generation_service.h"
+#include "deploy/openai_protocol.h"
+
+namespace flywheel {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;      // 0: any free port (the bound one is returned by bind())
+  std::string api_key;  // "" for none
+  int64_t max_body_bytes = 1 << 20;
+  int64_t connection_threads = 64;  // concurrent connections served; each open stream holds one
+  double heartbeat_seconds = 1.0;   // non-streaming responses: whitespace this often while generating
+  RequestLimits limits;
+};
+
+class ApiServer {
+ public:
+  ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service);
+  ~ApiServer();
+  // Binds the listening socket; returns the port. Throws InputError naming host:port when it cannot.
+  int bind();
+  // Serves until stop() (from another thread or a signal watcher).
+  void listen();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether `host` names only this machine (127.0.0.0/8, ::1, localhost): what may be served without a key.
+bool is_loopback_host(const std::string& host);
+
+}  // namespace flywheel

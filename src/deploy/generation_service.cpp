@@ -1,0 +1,154 @@
+#include "deploy/generation_service.h"
+
+#include <exception>
+#include <utility>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flywheel {
+
+SequenceStream::Update SequenceStream::take(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  arrived_.wait_for(lock, timeout, [&] { return done_ || !pending_.empty(); });
+  Update update;
+  update.tokens.swap(pending_);
+  update.done = done_;
+  update.error = error_;
+  return update;
+}
+
+void SequenceStream::push(const SampledToken& token) {
+  {
+    std::lock_guard lock(mutex_);
+    pending_.push_back(token);
+    if (token.finished) done_ = true;
+  }
+  arrived_.notify_all();
+}
+
+void SequenceStream::close(const std::string& error) {
+  {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    if (error_.empty()) error_ = error;
+  }
+  arrived_.notify_all();
+}
+
+GenerationService::GenerationService(DecodeEngine& engine, int64_t max_waiting)
+    : engine_(engine), max_waiting_(max_waiting), thread_([this] { run(); }) {}
+
+GenerationService::~GenerationService() { stop(); }
+
+std::shared_ptr<SequenceStream> GenerationService::submit(GenerationRequest request) {
+  auto stream = std::make_shared<SequenceStream>();
+  std::lock_guard lock(mutex_);
+  const int64_t waiting = engine_waiting_.load() + static_cast<int64_t>(incoming_.size());
+  if (waiting >= max_waiting_) throw QueueFull{waiting};
+  FW_CHECK(!stopping_, "the generation service is stopping");
+  request.id = next_id_++;
+  engine_.check(request);
+  streams_[request.id] = stream;
+  ids_[stream.get()] = request.id;
+  incoming_.push_back(std::move(request));
+  work_.notify_one();
+  return stream;
+}
+
+void GenerationService::cancel(const std::shared_ptr<SequenceStream>& stream) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = ids_.find(stream.get());
+    if (it == ids_.end()) return;  // finished already
+    cancels_.push_back(it->second);
+    work_.notify_one();
+  }
+  stream->close("");
+}
+
+ServiceStats GenerationService::stats() const {
+  ServiceStats s;
+  {
+    std::lock_guard lock(mutex_);
+    s.waiting = engine_waiting_.load() + static_cast<int64_t>(incoming_.size());
+  }
+  s.active = engine_active_.load();
+  s.max_batch = engine_.max_batch();
+  s.tokens_generated = tokens_generated_.load();
+  s.steps = steps_.load();
+  s.busy_seconds = busy_seconds_.load();
+  return s;
+}
+
+void GenerationService::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  work_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mutex_);
+  for (auto& [id, stream] : streams_) stream->close("the server is shutting down");
+  streams_.clear();
+  ids_.clear();
+}
+
+void GenerationService::run() {
+  for (;;) {
+    std::vector<GenerationRequest> incoming;
+    std::vector<int64_t> cancels;
+    {
+      std::unique_lock lock(mutex_);
+      work_.wait(lock, [&] { return stopping_ || !incoming_.empty() || !cancels_.empty() || !engine_.idle(); });
+      if (stopping_) return;
+      incoming.swap(incoming_);
+      cancels.swap(cancels_);
+      for (int64_t id : cancels) {
+        if (auto it = streams_.find(id); it != streams_.end()) {
+          ids_.erase(it->second.get());
+          streams_.erase(it);
+        }
+      }
+    }
+    for (int64_t id : cancels) engine_.cancel(id);
+    for (GenerationRequest& r : incoming) engine_.submit(std::move(r));  // checked at submit()
+    step_engine();
+  }
+}
+
+void GenerationService::step_engine() {
+  std::vector<GenerationResult> finished;
+  std::string error;
+  try {
+    finished = engine_.step();
+  } catch (const std::exception& e) {
+    error = e.what();
+    log_error("generation failed: ", error);
+  }
+  std::lock_guard lock(mutex_);
+  if (!error.empty()) {  // a failed step leaves no sequence in a known state: end them all, with the reason
+    for (auto& [id, stream] : streams_) {
+      engine_.cancel(id);
+      stream->close("generation failed: " + error);
+    }
+    streams_.clear();
+    ids_.clear();
+  }
+  for (const SampledToken& t : engine_.sampled())
+    if (auto it = streams_.find(t.id); it != streams_.end()) it->second->push(t);
+  for (const GenerationResult& r : finished) {
+    if (auto it = streams_.find(r.id); it != streams_.end()) {
+      ids_.erase(it->second.get());
+      streams_.erase(it);
+    }
+  }
+  engine_waiting_ = engine_.waiting();
+  engine_active_ = engine_.active();
+  tokens_generated_ = engine_.tokens_generated();
+  busy_seconds_ = engine_.busy_seconds();
+  ++steps_;
+}
+
+}  // namespace flywheel

@@ -1,0 +1,98 @@
+// The decode engine shared by many clients: one thread owns the DecodeEngine and steps it while any sequence is
+// waiting or running; client threads (the HTTP handlers) submit requests and read each sequence's tokens as they are
+// sampled. A request's tokens depend only on its prompt, sampling parameters and seed (serve/decode_engine.h), so
+// what a client gets does not depend on who else is being served in the same batch.
+//
+// Back-pressure: at most max_waiting requests wait for a slot; one more is refused (the server answers 429). A
+// cancelled sequence (its client disconnected, or a stop string ended it) leaves the batch at the next step.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "serve/decode_engine.h"
+
+namespace flywheel {
+
+// One sequence as its client sees it. Thread-safe.
+class SequenceStream {
+ public:
+  struct Update {
+    std::vector<SampledToken> tokens;  // sampled since the previous take()
+    bool done = false;                 // no more tokens will come
+    std::string error;                 // why the engine failed it ("" when it finished normally)
+  };
+  // Waits up to `timeout` for tokens or the end, then takes what arrived.
+  Update take(std::chrono::milliseconds timeout);
+
+ private:
+  friend class GenerationService;
+  void push(const SampledToken& token);
+  void close(const std::string& error);
+
+  std::mutex mutex_;
+  std::condition_variable arrived_;
+  std::vector<SampledToken> pending_;
+  bool done_ = false;
+  std::string error_;
+};
+
+struct ServiceStats {
+  int64_t waiting = 0;  // submitted, not yet in a batch slot
+  int64_t active = 0;   // in a slot
+  int64_t max_batch = 0;
+  int64_t tokens_generated = 0;
+  int64_t steps = 0;
+  double busy_seconds = 0;
+};
+
+class GenerationService {
+ public:
+  // Starts the engine thread. `engine` must outlive the service and is not touched by anyone else meanwhile.
+  GenerationService(DecodeEngine& engine, int64_t max_waiting);
+  ~GenerationService();
+  GenerationService(const GenerationService&) = delete;
+  GenerationService& operator=(const GenerationService&) = delete;
+
+  // Queues a request (its id is replaced by a fresh one). Throws Error naming the field when the engine would
+  // refuse it, and QueueFull when max_waiting requests already wait.
+  struct QueueFull {
+    int64_t waiting;
+  };
+  std::shared_ptr<SequenceStream> submit(GenerationRequest request);
+  // Ends a sequence early; its stream is closed. Harmless when it has finished.
+  void cancel(const std::shared_ptr<SequenceStream>& stream);
+
+  ServiceStats stats() const;
+  // Stops the engine thread; open streams are closed with an error.
+  void stop();
+
+ private:
+  void run();
+  void step_engine();
+
+  DecodeEngine& engine_;
+  const int64_t max_waiting_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_;
+  std::vector<GenerationRequest> incoming_;
+  std::vector<int64_t> cancels_;
+  std::map<int64_t, std::shared_ptr<SequenceStream>> streams_;  // by request id; the engine thread's after submit
+  std::map<const SequenceStream*, int64_t> ids_;
+  int64_t next_id_ = 1;
+  bool stopping_ = false;
+  std::atomic<int64_t> engine_waiting_{0}, engine_active_{0}, steps_{0};
+  std::atomic<int64_t> tokens_generated_{0};
+  std::atomic<double> busy_seconds_{0};
+  std::thread thread_;
+};
+
+}  // namespace flywheel

