@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -40,10 +41,12 @@ struct ApiServer::Impl {
   ServerOptions options;
   const ServedModel& model;
   GenerationService& service;
+  HotLoader* hot_loader;
   ServerMetrics metrics;
   httplib::Server http;
 
-  Impl(ServerOptions o, const ServedModel& m, GenerationService& s) : options(std::move(o)), model(m), service(s) {}
+  Impl(ServerOptions o, const ServedModel& m, GenerationService& s, HotLoader* h)
+      : options(std::move(o)), model(m), service(s), hot_loader(h) {}
 
   bool authorised(const httplib::Request& req, httplib::Response& res) {
     if (options.api_key.empty() || req.path == "/health") return true;
@@ -66,9 +69,52 @@ struct ApiServer::Impl {
           "model_not_found");
   }
 
+  // 425 while a sync hot-load drains the batch, unless the request names how long it may wait.
+  void wait_for_sync_swap(const httplib::Request& req) const {
+    if (!service.swapping()) return;
+    const std::string header = req.get_header_value("X-Flywheel-Drain-Timeout");
+    double seconds = 0;
+    if (!header.empty()) {
+      char* end = nullptr;
+      seconds = std::strtod(header.c_str(), &end);
+      if (end == header.c_str() || *end != '\0' || !(seconds >= 0 && seconds <= 3600))
+        invalid_request("X-Flywheel-Drain-Timeout", "the header X-Flywheel-Drain-Timeout = '" + header +
+                                                        "' is not a number of seconds in [0, 3600]");
+    }
+    if (seconds > 0 && service.wait_for_swap(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)))) return;
+    throw ApiError(425, "invalid_request_error",
+                   "a sync hot-load is in progress: retry when it is done, or send X-Flywheel-Drain-Timeout: SECONDS "
+                   "to wait for it",
+                   "", "swap_in_progress");
+  }
+
+  void hot_load(const httplib::Request& req, httplib::Response& res) {
+    const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      throw ApiError(400, "invalid_request_error",
+                     "the request body must be a JSON object {\"step\": N, \"mode\": "
+                     "\"sync\" | \"async\"}",
+                     "", "invalid_json");
+    const auto step = body.find("step");
+    if (step == body.end() || !step->is_number_integer() || step->get<int64_t>() < 0)
+      invalid_request("step", "'step' is required: the published step to load (an integer >= 0)");
+    const std::string mode = body.value("mode", nlohmann::json("sync")).is_string()
+                                 ? body.value("mode", std::string("sync"))
+                                 : std::string("?");
+    if (mode != "sync" && mode != "async")
+      invalid_request("mode",
+                      "'mode' must be \"sync\" (in-flight requests finish on the old weights) or \"async\" "
+                      "(they continue on the new ones)");
+    const nlohmann::json event =
+        hot_loader->load(step->get<int64_t>(),
+                         mode == "sync" ? GenerationService::SwapMode::kSync : GenerationService::SwapMode::kAsync);
+    res.set_content(dump_json(event), "application/json");
+  }
+
   void complete(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
     CompletionRequest request = parse_completion_request(req.body, endpoint, options.limits);
     check_model(request);
+    wait_for_sync_swap(req);
     auto job = std::make_shared<CompletionJob>(request, model, service);
     metrics.count_tokens(static_cast<int64_t>(job->prompt_ids().size()), 0);
     if (request.stream)
@@ -178,7 +224,10 @@ struct ApiServer::Impl {
                res.set_content("{\"status\":\"ok\"}", "application/json");
              }));
     http.Get("/metrics", route("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-               res.set_content(metrics.render(service.stats()), "text/plain; version=0.0.4");
+               ServerMetrics::HotLoads hot;
+               if (hot_loader) hot = {hot_loader->loads(), hot_loader->failures(), hot_loader->loaded_step()};
+               res.set_content(metrics.render(service.stats(), hot_loader ? &hot : nullptr),
+                               "text/plain; version=0.0.4");
              }));
     http.Get("/v1/models", route("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
                res.set_content(dump_json(models_list({&model})), "application/json");
@@ -190,6 +239,18 @@ struct ApiServer::Impl {
               route("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
                 complete(req, res, Endpoint::kChatCompletions);
               }));
+    if (hot_loader) {
+      http.Post("/v1/hot_load", route("/v1/hot_load", [this](const httplib::Request& req, httplib::Response& res) {
+                  hot_load(req, res);
+                }));
+      http.Get("/v1/ledger", route("/v1/ledger", [this](const httplib::Request&, httplib::Response& res) {
+                 res.set_content(dump_json(hot_loader->ledger()), "application/json");
+               }));
+      http.Post("/v1/ledger/reset", route("/v1/ledger/reset", [this](const httplib::Request&, httplib::Response& res) {
+                  hot_loader->reset();
+                  res.set_content(dump_json(hot_loader->ledger()), "application/json");
+                }));
+    }
     // What httplib answers by itself (404 no such route, 413 body too large, 400 unreadable request) gets an
     // OpenAI-style body too.
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -202,8 +263,8 @@ struct ApiServer::Impl {
   }
 };
 
-ApiServer::ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service)
-    : impl_(std::make_unique<Impl>(std::move(options), model, service)) {
+ApiServer::ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service, HotLoader* hot_loader)
+    : impl_(std::make_unique<Impl>(std::move(options), model, service, hot_loader)) {
   const auto threads = static_cast<size_t>(impl_->options.connection_threads);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->http.set_payload_max_length(static_cast<size_t>(impl_->options.max_body_bytes));

@@ -6,6 +6,11 @@
 //   GET  /v1/models            the served model
 //   POST /v1/completions       deploy/openai_protocol.h
 //   POST /v1/chat/completions
+//   POST /v1/hot_load          {"step": N, "mode": "sync" | "async"} (with --publish-dir: deploy/hot_load.h)
+//   GET  /v1/ledger            the hot-load history; POST /v1/ledger/reset clears it
+//
+// During a sync hot-load a new completion request gets 425 (Too Early), or with the header
+// `X-Flywheel-Drain-Timeout: SECONDS` waits up to that long for the swap to end.
 //
 // Streaming answers are server-sent events (`data: {chunk}\n\n` ... `data: [DONE]\n\n`). A streaming client that
 // disconnects is noticed at the next write and its sequences leave the batch; a non-streaming response is sent
@@ -20,6 +25,7 @@
 
 #include "deploy/completion_job.h"
 #include "deploy/generation_service.h"
+#include "deploy/hot_load.h"
 #include "deploy/openai_protocol.h"
 
 namespace flywheel {
@@ -36,7 +42,9 @@ struct ServerOptions {
 
 class ApiServer {
  public:
-  ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service);
+  // `hot_loader`: null when hot-loading is off (the hot-load routes then answer 404).
+  ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service,
+            HotLoader* hot_loader = nullptr);
   ~ApiServer();
   // Binds the listening socket; returns the port. Throws InputError naming host:port when it cannot.
   int bind();

@@ -47,7 +47,7 @@ CompletionJob::CompletionJob(const CompletionRequest& request, const ServedModel
                         std::to_string(prompt_length + std::max<int64_t>(max_tokens, 1)) + " (" +
                         std::to_string(prompt_length) + " in the prompt, " + std::to_string(max_tokens) +
                         " in the completion): shorten the prompt or ask for fewer tokens");
-  stop_tokens_ = model.codec->stop_tokens();
+  if (!request.ignore_eos) stop_tokens_ = model.codec->stop_tokens();
   submit_all(max_tokens);
 }
 

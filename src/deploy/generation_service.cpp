@@ -90,19 +90,74 @@ void GenerationService::stop() {
   work_.notify_all();
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mutex_);
+  if (pending_swap_) {  // never run: its caller is told
+    pending_swap_->error = std::make_exception_ptr(Error("the server stopped before the swap"));
+    pending_swap_->done = true;
+    pending_swap_ = nullptr;
+    sync_swapping_ = false;
+    swap_done_.notify_all();
+  }
   for (auto& [id, stream] : streams_) stream->close("the server is shutting down");
   streams_.clear();
   ids_.clear();
+}
+
+void GenerationService::swap_weights(SwapMode mode, const std::function<void(DecodeEngine&)>& swap) {
+  PendingSwap pending{mode, &swap, false, nullptr};
+  std::unique_lock lock(mutex_);
+  FW_CHECK(!stopping_, "the generation service is stopping");
+  FW_CHECK(pending_swap_ == nullptr, "a weight swap is already in progress");
+  pending_swap_ = &pending;
+  if (mode == SwapMode::kSync) sync_swapping_ = true;
+  work_.notify_one();
+  swap_done_.wait(lock, [&] { return pending.done; });
+  if (pending.error) std::rethrow_exception(pending.error);
+}
+
+bool GenerationService::wait_for_swap(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return swap_done_.wait_for(lock, timeout, [&] { return !sync_swapping_.load(); });
+}
+
+bool GenerationService::swap_due() const {
+  return pending_swap_ && (pending_swap_->mode == SwapMode::kAsync || engine_.active() == 0);
+}
+
+void GenerationService::run_swap() {
+  PendingSwap* pending;
+  {
+    std::lock_guard lock(mutex_);
+    pending = pending_swap_;
+  }
+  std::exception_ptr error;
+  try {
+    (*pending->swap)(engine_);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  engine_.set_admitting(true);
+  {
+    std::lock_guard lock(mutex_);
+    pending->error = error;
+    pending->done = true;
+    pending_swap_ = nullptr;
+    sync_swapping_ = false;
+  }
+  swap_done_.notify_all();
 }
 
 void GenerationService::run() {
   for (;;) {
     std::vector<GenerationRequest> incoming;
     std::vector<int64_t> cancels;
+    bool swap_now = false;
     {
       std::unique_lock lock(mutex_);
-      work_.wait(lock, [&] { return stopping_ || !incoming_.empty() || !cancels_.empty() || !engine_.idle(); });
+      work_.wait(lock,
+                 [&] { return stopping_ || !incoming_.empty() || !cancels_.empty() || !engine_.idle() || swap_due(); });
       if (stopping_) return;
+      swap_now = swap_due();
+      if (pending_swap_ && !swap_now) engine_.set_admitting(false);  // sync: let the batch drain first
       incoming.swap(incoming_);
       cancels.swap(cancels_);
       for (int64_t id : cancels) {
@@ -114,8 +169,17 @@ void GenerationService::run() {
     }
     for (int64_t id : cancels) engine_.cancel(id);
     for (GenerationRequest& r : incoming) engine_.submit(std::move(r));  // checked at submit()
-    step_engine();
+    if (swap_now) run_swap();
+    if (engine_.active() > 0 || (engine_.admitting() && engine_.waiting() > 0)) step_engine();
+    publish_stats();
   }
+}
+
+void GenerationService::publish_stats() {
+  engine_waiting_ = engine_.waiting();
+  engine_active_ = engine_.active();
+  tokens_generated_ = engine_.tokens_generated();
+  busy_seconds_ = engine_.busy_seconds();
 }
 
 void GenerationService::step_engine() {
@@ -144,10 +208,7 @@ void GenerationService::step_engine() {
       streams_.erase(it);
     }
   }
-  engine_waiting_ = engine_.waiting();
-  engine_active_ = engine_.active();
-  tokens_generated_ = engine_.tokens_generated();
-  busy_seconds_ = engine_.busy_seconds();
+  publish_stats();
   ++steps_;
 }
 

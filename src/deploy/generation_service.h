@@ -5,12 +5,21 @@
 //
 // Back-pressure: at most max_waiting requests wait for a slot; one more is refused (the server answers 429). A
 // cancelled sequence (its client disconnected, or a stop string ended it) leaves the batch at the next step.
+//
+// Weight swaps (hot-loads) run on the engine thread between two decode steps, under one of the seeds' transition
+// modes (serve/replica.h has the same two for the in-job replicas):
+//   async  at the next step boundary; sequences in flight continue on the new weights with their KV state, and each
+//          token records the snapshot step it was sampled under;
+//   sync   admission stops, the sequences in flight finish on the old weights, then the swap, then admission
+//          resumes; no sequence spans two snapshots. swapping() is true meanwhile (the server answers 425).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,6 +80,15 @@ class GenerationService {
   // Ends a sequence early; its stream is closed. Harmless when it has finished.
   void cancel(const std::shared_ptr<SequenceStream>& stream);
 
+  enum class SwapMode { kAsync, kSync };
+  // Runs `swap` on the engine thread under `mode` and waits for it; rethrows what it threw. One at a time (the
+  // caller serialises them).
+  void swap_weights(SwapMode mode, const std::function<void(DecodeEngine&)>& swap);
+  // A sync swap is draining the batch or running: new requests would wait for it.
+  bool swapping() const { return sync_swapping_.load(); }
+  // Waits until no sync swap is in progress, up to `timeout`; returns whether none is.
+  bool wait_for_swap(std::chrono::milliseconds timeout) const;
+
   ServiceStats stats() const;
   // Stops the engine thread; open streams are closed with an error.
   void stop();
@@ -78,6 +96,9 @@ class GenerationService {
  private:
   void run();
   void step_engine();
+  bool swap_due() const;  // under mutex_
+  void run_swap();        // on the engine thread, mutex_ not held
+  void publish_stats();   // the engine's counters into the atomics stats() reads
 
   DecodeEngine& engine_;
   const int64_t max_waiting_;
@@ -89,6 +110,15 @@ class GenerationService {
   std::map<const SequenceStream*, int64_t> ids_;
   int64_t next_id_ = 1;
   bool stopping_ = false;
+  struct PendingSwap {
+    SwapMode mode = SwapMode::kAsync;
+    const std::function<void(DecodeEngine&)>* swap = nullptr;
+    bool done = false;
+    std::exception_ptr error;
+  };
+  PendingSwap* pending_swap_ = nullptr;  // under mutex_
+  mutable std::condition_variable swap_done_;
+  std::atomic<bool> sync_swapping_{false};
   std::atomic<int64_t> engine_waiting_{0}, engine_active_{0}, steps_{0};
   std::atomic<int64_t> tokens_generated_{0};
   std::atomic<double> busy_seconds_{0};

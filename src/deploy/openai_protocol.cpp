@@ -149,6 +149,7 @@ void read_sampling(const json& body, const RequestLimits& limits, CompletionRequ
     if (const json* usage = field(*v, "include_usage")) r.include_usage = boolean(*usage, "include_usage");
   }
   if (const json* v = field(body, "return_token_ids")) r.return_token_ids = boolean(*v, "return_token_ids");
+  if (const json* v = field(body, "ignore_eos")) r.ignore_eos = boolean(*v, "ignore_eos");
 }
 
 }  // namespace

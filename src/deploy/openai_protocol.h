@@ -8,8 +8,9 @@
 //          logprobs (0 .. 5: that many most likely tokens per position; null or absent: none)
 //   chat:  messages (data/chat_messages.h: system/user/assistant with string content), max_completion_tokens or the
 //          older max_tokens (default: what the context leaves), logprobs (bool), top_logprobs (0 .. 20)
-//   extensions (vLLM's names): top_k (0 = off), return_token_ids (adds prompt_token_ids and per-choice token_ids,
-//          and Flywheel's per-choice sampling_logprobs and snapshot_steps).
+//   extensions (vLLM's names): top_k (0 = off), ignore_eos (generate past the model's stop tokens, up to max_tokens),
+//          return_token_ids (adds prompt_token_ids and per-choice token_ids, and Flywheel's per-choice
+//          sampling_logprobs and snapshot_steps).
 // Parameters that would change what is generated but are not implemented (tools, response_format, logit_bias,
 // non-zero presence/frequency penalties, echo, suffix, best_of != n) are refused by name rather than ignored; other
 // unknown keys are ignored, as vLLM does. Every error is an ApiError: an HTTP status and OpenAI's error body.
@@ -70,6 +71,7 @@ struct CompletionRequest {
   bool logprobs = false;       // report the sampled tokens' logprobs
   int64_t top_logprobs = 0;    // and this many most likely per position
   bool return_token_ids = false;
+  bool ignore_eos = false;
 };
 
 // Parses and checks a request body for `endpoint`. Throws ApiError (400 naming the field) for malformed JSON, a

@@ -17,7 +17,7 @@ void ServerMetrics::count_tokens(int64_t prompt, int64_t completion) {
   completion_tokens_ += completion;
 }
 
-std::string ServerMetrics::render(const ServiceStats& s) const {
+std::string ServerMetrics::render(const ServiceStats& s, const HotLoads* hot) const {
   std::ostringstream out;
   auto metric = [&](const char* name, const char* type, const char* help) {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
@@ -52,6 +52,13 @@ std::string ServerMetrics::render(const ServiceStats& s) const {
   out << "flywheel_active_sequences " << s.active << "\n";
   metric("flywheel_max_batch", "gauge", "Batch slots of the decode engine.");
   out << "flywheel_max_batch " << s.max_batch << "\n";
+  if (hot) {
+    metric("flywheel_hot_loads_total", "counter", "Hot-loads by result: loaded (the weights changed) or failed.");
+    out << "flywheel_hot_loads_total{result=\"loaded\"} " << hot->loads << "\n";
+    out << "flywheel_hot_loads_total{result=\"failed\"} " << hot->failures << "\n";
+    metric("flywheel_loaded_snapshot_step", "gauge", "The snapshot step served (-1: none hot-loaded).");
+    out << "flywheel_loaded_snapshot_step " << hot->loaded_step << "\n";
+  }
   return out.str();
 }
 

@@ -18,8 +18,11 @@ class ServerMetrics {
   void count_request(const std::string& route, int status, double seconds);
   void count_tokens(int64_t prompt, int64_t completion);
   void count_disconnect() { ++disconnects_; }
-  // The page: these counters and the generation service's gauges.
-  std::string render(const ServiceStats& service) const;
+  struct HotLoads {
+    int64_t loads = 0, failures = 0, loaded_step = -1;
+  };
+  // The page: these counters, the generation service's gauges, and the hot-loads (when enabled).
+  std::string render(const ServiceStats& service, const HotLoads* hot_loads) const;
 
  private:
   mutable std::mutex mutex_;

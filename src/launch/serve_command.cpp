@@ -19,6 +19,7 @@
 #include "core/signals.h"
 #include "core/threads.h"
 #include "deploy/api_server.h"
+#include "deploy/hot_load.h"
 #include "launch/command_line.h"
 #include "launch/hf_shape.h"
 #include "launch/shape.h"
@@ -62,6 +63,10 @@ CommandLine serve_command_line() {
       .option<int64_t>("max-body-bytes", "N", "largest request body", "1048576")
       .option<int64_t>("connections", "N", "connections served at once (each open stream holds one)", "64")
       .option<int64_t>("threads", "N", "compute threads of the decode engine (default: the cores)")
+      .option<std::string>("publish-dir", "DIR",
+                           "enable POST /v1/hot_load of fp32 snapshots published in DIR "
+                           "(a run's publish/, or flywheel-ckpt publish --out DIR)")
+      .option<std::string>("ledger", "FILE", "with --publish-dir: append each hot-load to FILE (ledger.jsonl)")
       .notes(
           "Example: flywheel serve --model checkpoints/default --port 8000, then\n"
           "  curl -s localhost:8000/v1/completions -H 'Content-Type: application/json' \\\n"
@@ -184,6 +189,7 @@ int serve_command(const Runtime& rt, int argc, char** argv) {
                  " ranks); start one server per port");
   const std::string dir = args.get<std::string>("model");
   ServerOptions options = server_options(args);
+  FW_INPUT_CHECK(!args.has("ledger") || args.has("publish-dir"), "--ledger records hot-loads: it needs --publish-dir");
   ModelSource source = model_source(dir, args);
   set_thread_count(args.has("threads") ? positive(args, "threads") : default_thread_count(1));
 
@@ -207,7 +213,13 @@ int serve_command(const Runtime& rt, int argc, char** argv) {
            served.codec->describe(), ", context ", served.max_seq_len, ", batch ", engine.max_batch(), ")");
 
   GenerationService service(engine, positive(args, "max-queue"));
-  ApiServer server(options, served, service);
+  std::unique_ptr<HotLoader> hot_loader;
+  if (args.has("publish-dir")) {
+    const std::string publish = args.get<std::string>("publish-dir");
+    FW_INPUT_CHECK(fs::is_directory(publish), "--publish-dir ", publish, " is not a directory");
+    hot_loader = std::make_unique<HotLoader>(publish, engine, service, args.find<std::string>("ledger").value_or(""));
+  }
+  ApiServer server(options, served, service, hot_loader.get());
   const int port = server.bind();
   install_preemption_handlers(-1, ": stopping the server (a second signal stops at once)");
   std::thread listener([&] { server.listen(); });

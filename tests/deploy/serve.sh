@@ -5,6 +5,9 @@
 #     bodies (malformed JSON, no such route, a body too large, a prompt too long), /health and /metrics;
 #  2. an API key: no key and a wrong key get 401 (/health stays open), the client with the key passes;
 #  3. a run directory (a tiny SFT run, byte tokenizer): served from its newest step, chat refused by name;
+#     `flywheel-ckpt publish` writes its steps 2 (full) and 4 (delta) as snapshots, a server started on step 2
+#     hot-loads them during streams (tests/deploy/hot_load.mjs: async and sync, 425, the ledger), and greedy
+#     tokens and logprobs sampled after hot-loading step 4 are those of a server started on step 4;
 #  4. bad starts exit 1 naming the problem: a non-loopback address without a key, a missing directory, a step that
 #     is not committed; and SIGTERM stops a server with exit 0.
 #   serve.sh FLYWHEEL PYTHON SOURCE_DIR
@@ -83,8 +86,9 @@ expect_http "health needs no key" 200 '"status":"ok"' "$url/health"
 stop_server key
 
 # 3. A run directory.
+# max_seq_len 512: room for the long streams the hot-load checks swap weights under.
 "$flywheel" train --shape "$src/configs/shapes/tiny-dense.ini" --train.steps=4 --train.checkpoint_every=2 \
-  --train.threads=2 --train.out_dir="$work" --train.run_name=run >"$work/train.log" 2>&1 ||
+  --model.max_seq_len=512 --train.threads=2 --train.out_dir="$work" --train.run_name=run >"$work/train.log" 2>&1 ||
   { echo "FAIL training: $(tail -3 "$work/train.log")"; exit 1; }
 start_server run --model "$work/run" --served-model-name adder
 grep -q "step 4" "$work/run.err" && ok "run: serves the newest step" || fail "run: $(cat "$work/run.err")"
@@ -96,7 +100,25 @@ grep -qE '"snapshot_steps":\[4(,4)*\]' "$work/body" && ok "run: tokens carry the
   fail "run: snapshot steps $(cat "$work/body")"
 expect_http "run: chat without a template" 400 'no chat template' "${json[@]}" "$url/v1/chat/completions" \
   -d '{"model": "adder", "messages": [{"role": "user", "content": "hi"}]}'
+sampled='{"model": "adder", "prompt": "3+4=", "max_tokens": 12, "ignore_eos": true, "seed": 9, "return_token_ids": true}'
+record() { curl -s "${json[@]}" "$url/v1/completions" -d "$sampled" | grep -oE '"(sampling_logprobs|token_ids)":\[[^]]*\]'; }
+record >"$work/step4.ids"
 stop_server run
+
+ckpt=$(dirname "$flywheel")/tools/ckpt/flywheel-ckpt
+"$ckpt" publish "$work/run" --out "$work/pub" --step 2 --step 4 >"$work/publish.log" 2>&1 &&
+  grep -q "step 2: .*step-00000002.full (full" "$work/publish.log" && grep -q "step 4: .*(delta over step 2" "$work/publish.log" &&
+  ok "flywheel-ckpt publish: step 2 full, step 4 a delta over it" || fail "publish: $(cat "$work/publish.log")"
+start_server hot --model "$work/run" --step 2 --served-model-name adder --publish-dir "$work/pub" \
+  --ledger "$work/ledger.jsonl" --max-batch 4
+node "$src/tests/deploy/hot_load.mjs" "$url/v1" adder 2 4 || fail "the hot-load checks (above)"
+record >"$work/hot4.ids"
+[ "$(wc -l <"$work/hot4.ids")" -eq 2 ] && cmp -s "$work/step4.ids" "$work/hot4.ids" &&
+  ok "hot-loaded step 4 samples the tokens and logprobs step 4 served directly does: $(tail -c 120 "$work/hot4.ids")" ||
+  fail "hot-loaded step 4: $(cat "$work/hot4.ids") vs served directly: $(cat "$work/step4.ids")"
+[ "$(wc -l <"$work/ledger.jsonl")" -eq 7 ] && ok "--ledger: every hot-load appended to ledger.jsonl" ||
+  fail "ledger.jsonl: $(cat "$work/ledger.jsonl")"
+stop_server hot
 
 # 4. Bad starts.
 expect_start_error() {  # expect_start_error NAME PATTERN ARGS...
@@ -113,5 +135,7 @@ expect_start_error "neither kind" "neither shape.ini .* nor config.json" --model
 expect_start_error "uncommitted step" "--step 3 is not a committed checkpoint" --model "$work/run" --step 3
 expect_start_error "--step on a model directory" "--step is for a run directory" --model "$model" --step 1
 expect_start_error "a bad port" "--port = 70000" --model "$model" --port 70000
+expect_start_error "--ledger without --publish-dir" "--ledger records hot-loads: it needs --publish-dir" \
+  --model "$model" --ledger "$work/l.jsonl"
 
 [ "$failures" -eq 0 ] && echo "serve: all checks passed" || { echo "serve: $failures check(s) failed"; exit 1; }

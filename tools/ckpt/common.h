@@ -39,6 +39,7 @@ int reshard_command(int argc, char** argv);
 int export_command(int argc, char** argv);
 int ledger_command(int argc, char** argv);
 int rollback_command(int argc, char** argv);
+int publish_command(int argc, char** argv);
 
 // The command line of subcommand `name` ("flywheel-ckpt <name>"). Its UsageErrors: main prints them
 // with a pointer to --help and exits 2.

@@ -7,6 +7,7 @@
 //   flywheel-ckpt reshard RUN_DIR --out OUT_RUN_DIR --mesh pp=2,fsdp=2,cp=1,ep=1 [--step N]
 //   flywheel-ckpt export  RUN_DIR --format safetensors --out FILE [--step N]
 //   flywheel-ckpt ledger  RUN_DIR
+//   flywheel-ckpt publish RUN_DIR --out DIR [--step N ...]
 //   flywheel-ckpt rollback RUN_DIR --step N
 //
 // Runs in one process without MPI. Reading never modifies the run directory (see ckpt/offline.h);
@@ -37,6 +38,7 @@ constexpr const char* kUsage =
     "  reshard RUN_DIR --out DIR --mesh pp=..,fsdp=.. rewrite a step laid out for another mesh\n"
     "  export  RUN_DIR --format safetensors --out F   weights as a Hugging Face safetensors file\n"
     "  ledger  RUN_DIR                                the hot-load ledger (ledger.jsonl)\n"
+    "  publish RUN_DIR --out DIR [--step N ...]       checkpoints as serving snapshots (full, then deltas)\n"
     "  rollback RUN_DIR --step N                      resume from step N: newer steps moved aside\n"
     "\n"
     "Run `flywheel-ckpt <command> --help` for a command's options.\n"
@@ -46,10 +48,10 @@ struct Command {
   const char* name;
   int (*run)(int, char**);
 };
-constexpr Command kCommands[] = {{"list", list_command},       {"inspect", inspect_command},
-                                 {"verify", verify_command},   {"diff", diff_command},
-                                 {"reshard", reshard_command}, {"export", export_command},
-                                 {"ledger", ledger_command},   {"rollback", rollback_command}};
+constexpr Command kCommands[] = {
+    {"list", list_command},     {"inspect", inspect_command},   {"verify", verify_command},
+    {"diff", diff_command},     {"reshard", reshard_command},   {"export", export_command},
+    {"ledger", ledger_command}, {"rollback", rollback_command}, {"publish", publish_command}};
 
 int dispatch(int argc, char** argv, std::string& command) {
   if (argc < 2) {
@@ -65,7 +67,7 @@ int dispatch(int argc, char** argv, std::string& command) {
     if (command == c.name) return c.run(argc - 1, argv + 1);  // argv[0] becomes the command name
   command.clear();
   usage_error("unknown command '", argv[1],
-              "'; commands: list, inspect, verify, diff, reshard, export, ledger, rollback");
+              "'; commands: list, inspect, verify, diff, reshard, export, ledger, rollback, publish");
 }
 
 }  // namespace
