@@ -42,11 +42,12 @@ struct ApiServer::Impl {
   const ServedModel& model;
   GenerationService& service;
   HotLoader* hot_loader;
+  ServedAdapters* adapters;
   ServerMetrics metrics;
   httplib::Server http;
 
-  Impl(ServerOptions o, const ServedModel& m, GenerationService& s, HotLoader* h)
-      : options(std::move(o)), model(m), service(s), hot_loader(h) {}
+  Impl(ServerOptions o, const ServedModel& m, GenerationService& s, HotLoader* h, ServedAdapters* a)
+      : options(std::move(o)), model(m), service(s), hot_loader(h), adapters(a) {}
 
   bool authorised(const httplib::Request& req, httplib::Response& res) {
     if (options.api_key.empty() || req.path == "/health") return true;
@@ -61,12 +62,46 @@ struct ApiServer::Impl {
     return false;
   }
 
-  void check_model(const CompletionRequest& r) const {
-    if (r.model != model.id)
-      throw ApiError(
-          404, "invalid_request_error",
-          "the model '" + r.model + "' does not exist: this server serves '" + model.id + "' (GET /v1/models)", "model",
-          "model_not_found");
+  // The adapter a request's model names: "" for the base model. Throws 404 for a name not served.
+  std::string adapter_of(const CompletionRequest& r) const {
+    if (r.model == model.id) return "";
+    if (adapters && adapters->has(r.model)) return r.model;
+    throw ApiError(404, "invalid_request_error",
+                   "the model '" + r.model + "' does not exist: this server serves '" + model.id + "'" +
+                       (adapters ? " and its LoRA adapters" : "") + " (GET /v1/models lists them)",
+                   "model", "model_not_found");
+  }
+
+  std::vector<std::string> adapter_names() const { return adapters ? adapters->names() : std::vector<std::string>{}; }
+
+  static nlohmann::json json_object(const httplib::Request& req, const char* shape) {
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      throw ApiError(400, "invalid_request_error", std::string("the request body must be a JSON object ") + shape, "",
+                     "invalid_json");
+    return body;
+  }
+
+  static std::string string_field(const nlohmann::json& body, const char* key) {
+    auto it = body.find(key);
+    if (it == body.end() || !it->is_string() || it->get<std::string>().empty())
+      invalid_request(key, std::string("'") + key + "' is required: a non-empty string");
+    return it->get<std::string>();
+  }
+
+  void load_adapter(const httplib::Request& req, httplib::Response& res) {
+    const nlohmann::json body = json_object(req, "{\"lora_name\": NAME, \"lora_path\": DIR}");
+    const std::string name = string_field(body, "lora_name"), dir = string_field(body, "lora_path");
+    if (name == model.id) invalid_request("lora_name", "'lora_name' is the base model's name: choose another");
+    adapters->load(name, dir);
+    res.set_content(dump_json({{"object", "lora_adapter"}, {"id", name}, {"path", dir}, {"loaded", true}}),
+                    "application/json");
+  }
+
+  void unload_adapter(const httplib::Request& req, httplib::Response& res) {
+    const std::string name = string_field(json_object(req, "{\"lora_name\": NAME}"), "lora_name");
+    adapters->unload(name);
+    res.set_content(dump_json({{"object", "lora_adapter"}, {"id", name}, {"loaded", false}}), "application/json");
   }
 
   // 425 while a sync hot-load drains the batch, unless the request names how long it may wait.
@@ -89,12 +124,7 @@ struct ApiServer::Impl {
   }
 
   void hot_load(const httplib::Request& req, httplib::Response& res) {
-    const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object())
-      throw ApiError(400, "invalid_request_error",
-                     "the request body must be a JSON object {\"step\": N, \"mode\": "
-                     "\"sync\" | \"async\"}",
-                     "", "invalid_json");
+    const nlohmann::json body = json_object(req, "{\"step\": N, \"mode\": \"sync\" | \"async\"}");
     const auto step = body.find("step");
     if (step == body.end() || !step->is_number_integer() || step->get<int64_t>() < 0)
       invalid_request("step", "'step' is required: the published step to load (an integer >= 0)");
@@ -113,9 +143,9 @@ struct ApiServer::Impl {
 
   void complete(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
     CompletionRequest request = parse_completion_request(req.body, endpoint, options.limits);
-    check_model(request);
+    std::string adapter = adapter_of(request);
     wait_for_sync_swap(req);
-    auto job = std::make_shared<CompletionJob>(request, model, service);
+    auto job = std::make_shared<CompletionJob>(request, model, service, std::move(adapter));
     metrics.count_tokens(static_cast<int64_t>(job->prompt_ids().size()), 0);
     if (request.stream)
       stream_response(res, job);
@@ -230,7 +260,7 @@ struct ApiServer::Impl {
                                "text/plain; version=0.0.4");
              }));
     http.Get("/v1/models", route("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-               res.set_content(dump_json(models_list({&model})), "application/json");
+               res.set_content(dump_json(models_list(model, adapter_names())), "application/json");
              }));
     http.Post("/v1/completions", route("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
                 complete(req, res, Endpoint::kCompletions);
@@ -251,6 +281,14 @@ struct ApiServer::Impl {
                   res.set_content(dump_json(hot_loader->ledger()), "application/json");
                 }));
     }
+    if (adapters) {
+      http.Post("/v1/load_lora_adapter",
+                route("/v1/load_lora_adapter",
+                      [this](const httplib::Request& req, httplib::Response& res) { load_adapter(req, res); }));
+      http.Post("/v1/unload_lora_adapter",
+                route("/v1/unload_lora_adapter",
+                      [this](const httplib::Request& req, httplib::Response& res) { unload_adapter(req, res); }));
+    }
     // What httplib answers by itself (404 no such route, 413 body too large, 400 unreadable request) gets an
     // OpenAI-style body too.
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -263,8 +301,9 @@ struct ApiServer::Impl {
   }
 };
 
-ApiServer::ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service, HotLoader* hot_loader)
-    : impl_(std::make_unique<Impl>(std::move(options), model, service, hot_loader)) {
+ApiServer::ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service, HotLoader* hot_loader,
+                     ServedAdapters* adapters)
+    : impl_(std::make_unique<Impl>(std::move(options), model, service, hot_loader, adapters)) {
   const auto threads = static_cast<size_t>(impl_->options.connection_threads);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->http.set_payload_max_length(static_cast<size_t>(impl_->options.max_body_bytes));

@@ -8,6 +8,8 @@
 //   POST /v1/chat/completions
 //   POST /v1/hot_load          {"step": N, "mode": "sync" | "async"} (with --publish-dir: deploy/hot_load.h)
 //   GET  /v1/ledger            the hot-load history; POST /v1/ledger/reset clears it
+//   POST /v1/load_lora_adapter {"lora_name", "lora_path"}, /v1/unload_lora_adapter {"lora_name"} (vLLM's routes;
+//                              with LoRA serving on: deploy/served_adapters.h)
 //
 // During a sync hot-load a new completion request gets 425 (Too Early), or with the header
 // `X-Flywheel-Drain-Timeout: SECONDS` waits up to that long for the swap to end.
@@ -27,6 +29,7 @@
 #include "deploy/generation_service.h"
 #include "deploy/hot_load.h"
 #include "deploy/openai_protocol.h"
+#include "deploy/served_adapters.h"
 
 namespace flywheel {
 
@@ -42,9 +45,9 @@ struct ServerOptions {
 
 class ApiServer {
  public:
-  // `hot_loader`: null when hot-loading is off (the hot-load routes then answer 404).
+  // `hot_loader`, `adapters`: null when hot-loading or LoRA serving is off (their routes then answer 404).
   ApiServer(ServerOptions options, const ServedModel& model, GenerationService& service,
-            HotLoader* hot_loader = nullptr);
+            HotLoader* hot_loader = nullptr, ServedAdapters* adapters = nullptr);
   ~ApiServer();
   // Binds the listening socket; returns the port. Throws InputError naming host:port when it cannot.
   int bind();

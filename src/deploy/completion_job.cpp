@@ -27,8 +27,9 @@ uint64_t random_seed() {
 
 }  // namespace
 
-CompletionJob::CompletionJob(const CompletionRequest& request, const ServedModel& model, GenerationService& service)
-    : request_(request), model_(model), service_(service) {
+CompletionJob::CompletionJob(const CompletionRequest& request, const ServedModel& model, GenerationService& service,
+                             std::string adapter)
+    : request_(request), adapter_(std::move(adapter)), model_(model), service_(service) {
   const bool chat = request.endpoint == Endpoint::kChatCompletions;
   id_ = fresh_id(chat ? "chatcmpl-" : "cmpl-");
   created_ = static_cast<int64_t>(std::time(nullptr));
@@ -86,6 +87,7 @@ void CompletionJob::submit_all(int64_t max_tokens) {
       GenerationRequest g;
       g.prompt = prompt_ids_;
       g.seed = seed + static_cast<uint64_t>(i);
+      g.adapter = adapter_;
       g.sampling.max_new_tokens = max_tokens;
       g.sampling.stop_tokens = stop_tokens_;
       g.sampling.top_p = request_.top_p;

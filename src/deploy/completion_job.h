@@ -53,7 +53,9 @@ class CompletionJob {
  public:
   // Encodes and checks the prompt and submits the n sequences. Throws ApiError: 400 for a bad prompt or a request
   // longer than the context, 429 when the queue is full (none of the n is left queued then).
-  CompletionJob(const CompletionRequest& request, const ServedModel& model, GenerationService& service);
+  // `adapter`: the LoRA adapter the request's "model" names ("" for the base model).
+  CompletionJob(const CompletionRequest& request, const ServedModel& model, GenerationService& service,
+                std::string adapter = "");
   ~CompletionJob();  // cancels the choices still generating (a client that went away)
   CompletionJob(const CompletionJob&) = delete;
   CompletionJob& operator=(const CompletionJob&) = delete;
@@ -77,6 +79,7 @@ class CompletionJob {
   std::optional<ChoiceDelta> advance(ChoiceState& choice, SequenceStream::Update update);
 
   CompletionRequest request_;
+  std::string adapter_;
   const ServedModel& model_;
   GenerationService& service_;
   std::vector<int32_t> prompt_ids_;

@@ -168,10 +168,30 @@ void GenerationService::run() {
       }
     }
     for (int64_t id : cancels) engine_.cancel(id);
-    for (GenerationRequest& r : incoming) engine_.submit(std::move(r));  // checked at submit()
+    for (GenerationRequest& r : incoming) queue_in_engine(std::move(r));
     if (swap_now) run_swap();
     if (engine_.active() > 0 || (engine_.admitting() && engine_.waiting() > 0)) step_engine();
     publish_stats();
+  }
+}
+
+void GenerationService::set_adapter_loader(std::function<void(const std::string&)> loader) {
+  std::lock_guard lock(mutex_);
+  adapter_loader_ = std::move(loader);
+}
+
+void GenerationService::queue_in_engine(GenerationRequest request) {
+  const int64_t id = request.id;
+  try {
+    if (!request.adapter.empty() && adapter_loader_) adapter_loader_(request.adapter);
+    engine_.submit(std::move(request));  // the prompt and sampling were checked at submit()
+  } catch (const std::exception& e) {    // an adapter that cannot be loaded: this request fails, nothing else
+    std::lock_guard lock(mutex_);
+    if (auto it = streams_.find(id); it != streams_.end()) {
+      it->second->close(e.what());
+      ids_.erase(it->second.get());
+      streams_.erase(it);
+    }
   }
 }
 

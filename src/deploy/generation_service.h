@@ -89,6 +89,10 @@ class GenerationService {
   // Waits until no sync swap is in progress, up to `timeout`; returns whether none is.
   bool wait_for_swap(std::chrono::milliseconds timeout) const;
 
+  // Called on the engine thread before a request naming an adapter is queued: makes sure it is loaded (throws when
+  // it cannot be; that request's stream then closes with the reason).
+  void set_adapter_loader(std::function<void(const std::string&)> loader);
+
   ServiceStats stats() const;
   // Stops the engine thread; open streams are closed with an error.
   void stop();
@@ -99,6 +103,7 @@ class GenerationService {
   bool swap_due() const;  // under mutex_
   void run_swap();        // on the engine thread, mutex_ not held
   void publish_stats();   // the engine's counters into the atomics stats() reads
+  void queue_in_engine(GenerationRequest request);
 
   DecodeEngine& engine_;
   const int64_t max_waiting_;
@@ -119,6 +124,7 @@ class GenerationService {
   PendingSwap* pending_swap_ = nullptr;  // under mutex_
   mutable std::condition_variable swap_done_;
   std::atomic<bool> sync_swapping_{false};
+  std::function<void(const std::string&)> adapter_loader_;  // set before requests arrive
   std::atomic<int64_t> engine_waiting_{0}, engine_active_{0}, steps_{0};
   std::atomic<int64_t> tokens_generated_{0};
   std::atomic<double> busy_seconds_{0};

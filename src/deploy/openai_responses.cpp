@@ -68,11 +68,11 @@ json usage(const CompletionJob& job) {
   return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
 }
 
-json envelope(const CompletionJob& job, const ServedModel& model, const char* object) {
+json envelope(const CompletionJob& job, const char* object) {
   return {{"id", job.id()},
           {"object", object},
           {"created", job.created()},
-          {"model", model.id},
+          {"model", job.request().model},
           {"system_fingerprint", nullptr}};
 }
 
@@ -106,19 +106,25 @@ json choice_body(const CompletionJob& job, const ServedModel& model, int64_t ind
 
 std::string dump_json(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-json models_list(const std::vector<const ServedModel*>& models) {
+json models_list(const ServedModel& model, const std::vector<std::string>& adapters) {
   json data = json::array();
-  for (const ServedModel* m : models)
-    data.push_back({{"id", m->id},
-                    {"object", "model"},
-                    {"created", m->created},
-                    {"owned_by", "flywheel"},
-                    {"max_model_len", m->max_seq_len}});
+  const json base = {{"id", model.id},
+                     {"object", "model"},
+                     {"created", model.created},
+                     {"owned_by", "flywheel"},
+                     {"max_model_len", model.max_seq_len}};
+  data.push_back(base);
+  for (const std::string& name : adapters) {  // vLLM lists a LoRA adapter with its base as "parent"
+    json adapter = base;
+    adapter["id"] = name;
+    adapter["parent"] = model.id;
+    data.push_back(adapter);
+  }
   return {{"object", "list"}, {"data", data}};
 }
 
 json completion_response(const CompletionJob& job, const ServedModel& model) {
-  json body = envelope(job, model, is_chat(job) ? "chat.completion" : "text_completion");
+  json body = envelope(job, is_chat(job) ? "chat.completion" : "text_completion");
   json choices = json::array();
   for (const ChoiceState& c : job.choices())
     choices.push_back(choice_body(job, model, c.index, c.text.text(), c.tokens, c.finish_reason, 0, false, false));
@@ -130,7 +136,7 @@ json completion_response(const CompletionJob& job, const ServedModel& model) {
 
 json completion_chunk(const CompletionJob& job, const ServedModel& model, const std::vector<ChoiceDelta>& deltas,
                       bool first) {
-  json body = envelope(job, model, is_chat(job) ? "chat.completion.chunk" : "text_completion");
+  json body = envelope(job, is_chat(job) ? "chat.completion.chunk" : "text_completion");
   json choices = json::array();
   for (const ChoiceDelta& d : deltas) {
     const ChoiceState& c = job.choices()[static_cast<size_t>(d.index)];
@@ -143,7 +149,7 @@ json completion_chunk(const CompletionJob& job, const ServedModel& model, const 
 }
 
 json usage_chunk(const CompletionJob& job, const ServedModel& model) {
-  json body = envelope(job, model, is_chat(job) ? "chat.completion.chunk" : "text_completion");
+  json body = envelope(job, is_chat(job) ? "chat.completion.chunk" : "text_completion");
   body["choices"] = json::array();
   body["usage"] = usage(job);
   return body;

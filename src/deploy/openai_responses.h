@@ -17,7 +17,8 @@
 
 namespace flywheel {
 
-nlohmann::json models_list(const std::vector<const ServedModel*>& models);
+// The base model and the LoRA adapters served beside it (each with "parent": the base).
+nlohmann::json models_list(const ServedModel& model, const std::vector<std::string>& adapters);
 
 // The whole response of a finished job (stream = false).
 nlohmann::json completion_response(const CompletionJob& job, const ServedModel& model);

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -20,9 +21,11 @@
 #include "core/threads.h"
 #include "deploy/api_server.h"
 #include "deploy/hot_load.h"
+#include "deploy/served_adapters.h"
 #include "launch/command_line.h"
 #include "launch/hf_shape.h"
 #include "launch/shape.h"
+#include "serve/adapter_set.h"
 #include "serve/decode_engine.h"
 #include "train/hf_import.h"
 #include "train/run_weights.h"
@@ -67,6 +70,13 @@ CommandLine serve_command_line() {
                            "enable POST /v1/hot_load of fp32 snapshots published in DIR "
                            "(a run's publish/, or flywheel-ckpt publish --out DIR)")
       .option<std::string>("ledger", "FILE", "with --publish-dir: append each hot-load to FILE (ledger.jsonl)")
+      .repeatable("lora", "NAME=DIR",
+                  "serve the PEFT adapter in DIR as model NAME (repeatable; more can be loaded "
+                  "with POST /v1/load_lora_adapter)")
+      .option<int64_t>("max-loras", "N",
+                       "LoRA adapters held in memory at once (least recently used evicted and "
+                       "reloaded on demand); 0: LoRA serving off unless --lora is given",
+                       "0")
       .notes(
           "Example: flywheel serve --model checkpoints/default --port 8000, then\n"
           "  curl -s localhost:8000/v1/completions -H 'Content-Type: application/json' \\\n"
@@ -169,11 +179,78 @@ ServerOptions server_options(const ParsedArgs& args) {
   return o;
 }
 
+// --lora NAME=DIR, each.
+std::vector<std::pair<std::string, std::string>> lora_specs(const ParsedArgs& args) {
+  std::vector<std::pair<std::string, std::string>> specs;
+  for (const std::string& spec : args.list("lora")) {
+    const size_t eq = spec.find('=');
+    if (eq == 0 || eq == std::string::npos || eq + 1 == spec.size())
+      usage_error("--lora '", spec, "': expected NAME=DIR (a PEFT adapter directory)");
+    specs.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+  }
+  return specs;
+}
+
 std::string model_name(const std::string& dir, const ParsedArgs& args) {
   if (args.has("served-model-name")) return args.get<std::string>("served-model-name");
   const fs::path path = fs::path(dir).lexically_normal();
   const std::string name = (path.has_filename() ? path.filename() : path.parent_path().filename()).string();
   return name.empty() ? "model" : name;
+}
+
+ServedModel served_model(const ModelSource& source, const std::string& dir, const ParsedArgs& args) {
+  ServedModel served;
+  served.id = model_name(dir, args);
+  served.codec = TextCodec::open(source.text);
+  served.codec->check_model_vocabulary(source.config.vocab_size);
+  served.max_seq_len = source.config.max_seq_len;
+  served.vocab_size = source.config.vocab_size;
+  served.max_prompt_tokens = args.find<int64_t>("max-prompt-tokens").value_or(served.max_seq_len - 1);
+  FW_INPUT_CHECK(served.max_prompt_tokens >= 1 && served.max_prompt_tokens < served.max_seq_len, "--max-prompt-tokens ",
+                 served.max_prompt_tokens, ": must be in 1 .. ", served.max_seq_len - 1, " (the context length - 1)");
+  served.created = static_cast<int64_t>(std::time(nullptr));
+  return served;
+}
+
+// Multi-LoRA serving: on with --lora or --max-loras > 0; the --lora adapters loaded.
+struct Adapters {
+  std::unique_ptr<AdapterSet> set;
+  std::unique_ptr<ServedAdapters> served;
+};
+
+Adapters serve_adapters(const ParsedArgs& args, const std::vector<std::pair<std::string, std::string>>& loras,
+                        const ModelSource& source, const ServedModel& served, DecodeEngine& engine,
+                        GenerationService& service) {
+  Adapters adapters;
+  const int64_t max_loras = std::max<int64_t>(args.get<int64_t>("max-loras"), loras.empty() ? 0 : 4);
+  if (max_loras == 0) return adapters;
+  FW_INPUT_CHECK(!source.config.lora.enabled(), "--lora: ", source.describe, " is a LoRA run itself; serve its ",
+                 "base model directory with --lora NAME=<its adapter, flywheel-ckpt export --format peft> instead");
+  adapters.set = std::make_unique<AdapterSet>(engine.model().params(), max_loras);
+  engine.set_adapters(adapters.set.get());
+  adapters.served = std::make_unique<ServedAdapters>(*adapters.set, service);
+  for (const auto& [name, dir] : loras) {
+    FW_INPUT_CHECK(name != served.id, "--lora ", name, ": that is the base model's name; choose another");
+    try {
+      adapters.served->load(name, dir);
+    } catch (const ApiError& e) {
+      FW_INPUT_THROW("--lora ", name, "=", dir, ": ", e.what());
+    }
+  }
+  return adapters;
+}
+
+// Listens until SIGINT or SIGTERM, then stops taking connections.
+void serve_until_signal(ApiServer& server, const ServerOptions& options, const ServedModel& served) {
+  const int port = server.bind();
+  install_preemption_handlers(-1, ": stopping the server (a second signal stops at once)");
+  std::thread listener([&] { server.listen(); });
+  std::printf("flywheel serve: model '%s' at http://%s:%d/v1%s\n", served.id.c_str(), options.host.c_str(), port,
+              options.api_key.empty() ? "" : " (API key required)");
+  std::fflush(stdout);
+  while (!preemption_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server.stop();
+  listener.join();
 }
 
 }  // namespace
@@ -190,20 +267,11 @@ int serve_command(const Runtime& rt, int argc, char** argv) {
   const std::string dir = args.get<std::string>("model");
   ServerOptions options = server_options(args);
   FW_INPUT_CHECK(!args.has("ledger") || args.has("publish-dir"), "--ledger records hot-loads: it needs --publish-dir");
+  const std::vector<std::pair<std::string, std::string>> loras = lora_specs(args);
   ModelSource source = model_source(dir, args);
   set_thread_count(args.has("threads") ? positive(args, "threads") : default_thread_count(1));
 
-  ServedModel served;
-  served.id = model_name(dir, args);
-  served.codec = TextCodec::open(source.text);
-  served.codec->check_model_vocabulary(source.config.vocab_size);
-  served.max_seq_len = source.config.max_seq_len;
-  served.vocab_size = source.config.vocab_size;
-  served.max_prompt_tokens = args.find<int64_t>("max-prompt-tokens").value_or(served.max_seq_len - 1);
-  FW_INPUT_CHECK(served.max_prompt_tokens >= 1 && served.max_prompt_tokens < served.max_seq_len, "--max-prompt-tokens ",
-                 served.max_prompt_tokens, ": must be in 1 .. ", served.max_seq_len - 1, " (the context length - 1)");
-  served.created = static_cast<int64_t>(std::time(nullptr));
-
+  const ServedModel served = served_model(source, dir, args);
   const auto began = std::chrono::steady_clock::now();
   DecodeEngine engine(source.config, positive(args, "max-batch"));  // fp32 weights
   source.load(engine.model());
@@ -219,16 +287,9 @@ int serve_command(const Runtime& rt, int argc, char** argv) {
     FW_INPUT_CHECK(fs::is_directory(publish), "--publish-dir ", publish, " is not a directory");
     hot_loader = std::make_unique<HotLoader>(publish, engine, service, args.find<std::string>("ledger").value_or(""));
   }
-  ApiServer server(options, served, service, hot_loader.get());
-  const int port = server.bind();
-  install_preemption_handlers(-1, ": stopping the server (a second signal stops at once)");
-  std::thread listener([&] { server.listen(); });
-  std::printf("flywheel serve: model '%s' at http://%s:%d/v1%s\n", served.id.c_str(), options.host.c_str(), port,
-              options.api_key.empty() ? "" : " (API key required)");
-  std::fflush(stdout);
-  while (!preemption_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  server.stop();
-  listener.join();
+  const Adapters adapters = serve_adapters(args, loras, source, served, engine, service);
+  ApiServer server(options, served, service, hot_loader.get(), adapters.served.get());
+  serve_until_signal(server, options, served);
   service.stop();
   return kExitOk;
 }

@@ -8,7 +8,10 @@
 #     `flywheel-ckpt publish` writes its steps 2 (full) and 4 (delta) as snapshots, a server started on step 2
 #     hot-loads them during streams (tests/deploy/hot_load.mjs: async and sync, 425, the ledger), and greedy
 #     tokens and logprobs sampled after hot-loading step 4 are those of a server started on step 4;
-#  4. bad starts exit 1 naming the problem: a non-loopback address without a key, a missing directory, a step that
+#  4. multi-LoRA: two LoRA runs on a Hugging Face base, exported with flywheel-ckpt export --format peft, served as
+#     models beside the base (tests/deploy/lora.mjs: listing, load / unload while serving, mixed batches bit for
+#     bit, bad adapters); with --max-loras 1 an evicted adapter is reloaded on demand and samples the same bits;
+#  5. bad starts exit 1 naming the problem: a non-loopback address without a key, a missing directory, a step that
 #     is not committed; and SIGTERM stops a server with exit 0.
 #   serve.sh FLYWHEEL PYTHON SOURCE_DIR
 set -u
@@ -120,7 +123,37 @@ record >"$work/hot4.ids"
   fail "ledger.jsonl: $(cat "$work/ledger.jsonl")"
 stop_server hot
 
-# 4. Bad starts.
+# 4. Multi-LoRA.
+base=$work/lora-base
+"$python" "$src/tests/hf/make_hf_model.py" --arch qwen3 --tied --out "$base" >/dev/null || { echo "FAIL make_hf_model.py"; exit 1; }
+lora_run() {  # lora_run NAME ARGS...: a LoRA run on the base, exported as a PEFT adapter in $work/NAME-peft
+  local name=$1
+  shift
+  "$flywheel" train --shape "$src/tests/hf/import.ini" --model.from_hf="$base" --train.steps=4 --train.checkpoint_every=4 \
+    --train.lr=3e-2 --train.threads=2 --train.out_dir="$work" --train.run_name="$name" --lora.rank=4 --lora.alpha=8 "$@" \
+    >"$work/train-$name.log" 2>&1 || { echo "FAIL training $name: $(tail -3 "$work/train-$name.log")"; exit 1; }
+  "$ckpt" export "$work/$name" --format peft --out "$work/$name-peft" --no-progress >/dev/null 2>&1 ||
+    { echo "FAIL peft export of $name"; exit 1; }
+}
+lora_run a --lora.targets=q_proj,v_proj
+lora_run b --lora.targets=all-linear --lora.seed=5
+cp -r "$work/b-peft" "$work/bad-peft"  # rank 4 tensors under a config that says r = 3
+sed -i 's/"r": *4/"r": 3/' "$work/bad-peft/adapter_config.json"
+start_server lora --model "$base" --lora "sql=$work/a-peft" --max-loras 4 --max-batch 8
+node "$src/tests/deploy/lora.mjs" "$url/v1" lora-base sql "$work/b-peft" "$work/bad-peft" || fail "the LoRA checks (above)"
+request() { curl -s "${json[@]}" "$url/v1/completions" -d "{\"model\": \"$1\", \"prompt\": \"5+5=\", \"max_tokens\": 8,
+  \"ignore_eos\": true, \"seed\": 2, \"return_token_ids\": true}" | grep -oE '"sampling_logprobs":\[[^]]*\]'; }
+request sql >"$work/sql.roomy"
+stop_server lora
+start_server evict --model "$base" --lora "sql=$work/a-peft" --lora "other=$work/b-peft" --max-loras 1
+{ request sql; request other; request sql; } >"$work/evict"
+[ "$(sed -n 1p "$work/evict")" = "$(cat "$work/sql.roomy")" ] && [ "$(sed -n 3p "$work/evict")" = "$(cat "$work/sql.roomy")" ] &&
+  [ "$(sed -n 2p "$work/evict")" != "$(sed -n 1p "$work/evict")" ] &&
+  ok "--max-loras 1: an evicted adapter is reloaded on demand and samples the same bits" ||
+  fail "--max-loras 1: $(cat "$work/evict") vs $(cat "$work/sql.roomy")"
+stop_server evict
+
+# 5. Bad starts.
 expect_start_error() {  # expect_start_error NAME PATTERN ARGS...
   local name=$1 pattern=$2
   shift 2
@@ -135,6 +168,10 @@ expect_start_error "neither kind" "neither shape.ini .* nor config.json" --model
 expect_start_error "uncommitted step" "--step 3 is not a committed checkpoint" --model "$work/run" --step 3
 expect_start_error "--step on a model directory" "--step is for a run directory" --model "$model" --step 1
 expect_start_error "a bad port" "--port = 70000" --model "$model" --port 70000
+expect_start_error "--lora without NAME=" "--lora 'x': expected NAME=DIR" --model "$base" --lora x
+"$python" "$src/tests/hf/make_hf_model.py" --arch qwen3 --tied --hidden 48 --out "$work/wider" >/dev/null
+expect_start_error "--lora for another base" "--lora sql=.*a-peft: adapter 'sql' .*shape" --model "$work/wider" \
+  --lora "sql=$work/a-peft"
 expect_start_error "--ledger without --publish-dir" "--ledger records hot-loads: it needs --publish-dir" \
   --model "$model" --ledger "$work/l.jsonl"
 
