@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -16,6 +17,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kStreamPoll = std::chrono::milliseconds(50);
+constexpr int kAcceptBacklog = 1024;
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
@@ -45,6 +47,7 @@ struct ApiServer::Impl {
   ServedAdapters* adapters;
   ServerMetrics metrics;
   httplib::Server http;
+  int listening_socket = -1;  // captured while httplib creates it (socket options)
 
   Impl(ServerOptions o, const ServedModel& m, GenerationService& s, HotLoader* h, ServedAdapters* a)
       : options(std::move(o)), model(m), service(s), hot_loader(h), adapters(a) {}
@@ -308,6 +311,13 @@ ApiServer::ApiServer(ServerOptions options, const ServedModel& model, Generation
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->http.set_payload_max_length(static_cast<size_t>(impl_->options.max_body_bytes));
   impl_->http.set_read_timeout(30, 0);
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server bind the same port and
+  // share its connections instead of failing with "in use". The socket is kept to deepen its accept queue below.
+  impl_->http.set_socket_options([impl = impl_.get()](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    impl->listening_socket = sock;
+  });
   impl_->install_routes();
 }
 
@@ -315,14 +325,18 @@ ApiServer::~ApiServer() { stop(); }
 
 int ApiServer::bind() {
   const ServerOptions& o = impl_->options;
+  int port = o.port;
   if (o.port == 0) {
-    const int port = impl_->http.bind_to_any_port(o.host);
+    port = impl_->http.bind_to_any_port(o.host);
     FW_INPUT_CHECK(port > 0, "cannot listen on ", o.host, " (any port): is the address one of this machine's?");
-    return port;
+  } else {
+    FW_INPUT_CHECK(impl_->http.bind_to_port(o.host, o.port), "cannot listen on ", o.host, ":", o.port,
+                   ": the port is in use or the address is not this machine's (--port 0 picks a free port)");
   }
-  FW_INPUT_CHECK(impl_->http.bind_to_port(o.host, o.port), "cannot listen on ", o.host, ":", o.port,
-                 ": the port is in use or the address is not this machine's (--port 0 picks a free port)");
-  return o.port;
+  // httplib listens with a backlog of 5: a burst of clients connecting at once would overflow it. listen() again
+  // on the bound socket only resizes the queue (the kernel caps it at net.core.somaxconn).
+  if (impl_->listening_socket >= 0) ::listen(impl_->listening_socket, kAcceptBacklog);
+  return port;
 }
 
 void ApiServer::listen() { impl_->http.listen_after_bind(); }

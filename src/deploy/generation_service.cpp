@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/threads.h"
 
 namespace flywheel {
 
@@ -37,7 +38,15 @@ void SequenceStream::close(const std::string& error) {
 }
 
 GenerationService::GenerationService(DecodeEngine& engine, int64_t max_waiting)
-    : engine_(engine), max_waiting_(max_waiting), thread_([this] { run(); }) {}
+    : engine_(engine), max_waiting_(max_waiting) {
+  // OpenMP's thread count is per thread (omp_set_num_threads sets the caller's): the engine thread takes the
+  // creator's, or it would run with the default (every core) whatever --threads said.
+  const int threads = thread_count();
+  thread_ = std::thread([this, threads] {
+    set_thread_count(threads);
+    run();
+  });
+}
 
 GenerationService::~GenerationService() { stop(); }
 
