@@ -138,9 +138,10 @@ void read_sampling(const json& body, const RequestLimits& limits, CompletionRequ
   if (const json* v = field(body, "top_p")) r.top_p = number_in(*v, "top_p", 0, 1, true);
   if (const json* v = field(body, "top_k")) r.top_k = integer_in(*v, "top_k", -1, std::numeric_limits<int32_t>::max());
   if (r.top_k < 0) r.top_k = 0;  // vLLM: -1 turns top-k off
-  if (const json* v = field(body, "seed"))
-    r.seed = static_cast<uint64_t>(
-        integer_in(*v, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  if (const json* v = field(body, "seed")) {  // any 64-bit integer: signed (OpenAI's), or unsigned (a replica's u64)
+    if (!v->is_number_integer()) wrong_type("seed", *v, "an integer");
+    r.seed = v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(v->get<int64_t>());
+  }
   if (const json* v = field(body, "stop")) r.stop = stops(*v);
   if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
   if (const json* v = field(body, "stream_options")) {

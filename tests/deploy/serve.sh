@@ -88,6 +88,10 @@ expect_http "no key" 401 '"code":"invalid_api_key"' "$url/v1/models"
 expect_http "wrong key" 401 '"code":"invalid_api_key"' -H 'Authorization: Bearer wrong' "$url/v1/models"
 expect_http "right key" 200 '"id":"tiny-qwen3"' -H 'Authorization: Bearer sekret' "$url/v1/models"
 expect_http "health needs no key" 200 '"status":"ok"' "$url/health"
+FLYWHEEL_API_KEY=x timeout 60 "$flywheel" serve --model "$model" --port "${url##*:}" --max-seq-len 64 \
+  >"$work/twice.out" 2>"$work/twice.err"
+[ $? -eq 1 ] && grep -q "cannot listen on 127.0.0.1:${url##*:}: the port is in use" "$work/twice.err" &&
+  ok "a second server on the same port fails: $(tail -c 150 "$work/twice.err")" || fail "second server: $(cat "$work/twice.err")"
 stop_server key
 
 # 3. A run directory.

@@ -8,7 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "data/text_codec.h"
 #include "data/tokenizer.h"
+#include "deploy/completion_job.h"
 #include "deploy/generation_service.h"
 #include "deploy/openai_protocol.h"
 #include "deploy/text_stream.h"
@@ -94,6 +96,8 @@ TEST(OpenAiRequest, RefusesNamingTheField) {
   EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "stop": [""]})"), "stop");
   EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "stop": 5})"), "stop");
   EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "logprobs": 6})"), "logprobs");
+  EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "seed": 1.5})"), "seed");
+  EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "seed": "7"})"), "seed");
   EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "stream": "yes"})"), "stream");
   EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "stream_options": {}})"), "stream_options");
   EXPECT_EQ(refused_param(R"({"model": "m", "prompt": "x", "echo": true})"), "echo");
@@ -285,6 +289,53 @@ TEST(GenerationService, CancelFreesTheSlotAndAFullQueueRefuses) {
   EXPECT_EQ(next.size(), 4u);
   EXPECT_EQ(service.stats().active, 0);
   EXPECT_THROW(service.submit(request(3, 5000)), Error);  // longer than the context: the engine's own check
+}
+
+// The in-job rollout path hands the decode engine a GenerationRequest (rl/rollout_coordinator.cpp: prompt, a u64
+// seed per sample, temperature, top_p, top_k, max_new_tokens, the codec's stop tokens); an HTTP request with the same
+// prompt ids, seed and sampling fields must become the same requests -- choice i on seed + i -- and so the same bits.
+TEST(CompletionJob, AnHttpRequestSamplesWhatTheRolloutPathSamples) {
+  const ModelConfig config = tiny_model();
+  ServedModel served;
+  served.id = "m";
+  served.codec = TextCodec::open(DataConfig{});
+  served.max_seq_len = config.max_seq_len;
+  served.vocab_size = config.vocab_size;
+  served.max_prompt_tokens = config.max_seq_len - 1;
+  const uint64_t seed = (uint64_t{1} << 63) + 12345;  // a replica's seeds use all 64 bits
+  const CompletionRequest request = parse_completion_request(
+      R"({"model": "m", "prompt": [256, 51, 43, 52, 61], "n": 2, "seed": )" + std::to_string(seed) +
+          R"(, "temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_tokens": 10, "return_token_ids": true})",
+      Endpoint::kCompletions, RequestLimits{});
+  DecodeEngine served_engine(config, 4);
+  served_engine.model().initialize(21);
+  GenerationService service(served_engine, 16);
+  CompletionJob job(request, served, service);
+  while (!job.done()) job.poll(std::chrono::milliseconds(100));
+  ASSERT_TRUE(job.error().empty()) << job.error();
+  for (int64_t i = 0; i < 2; ++i) {
+    DecodeEngine alone(config, 1);
+    alone.model().initialize(21);
+    GenerationRequest r;  // as RolloutCoordinator::request builds it
+    r.prompt = {256, 51, 43, 52, 61};
+    r.seed = seed + static_cast<uint64_t>(i);
+    r.sampling.temperature = 0.7f;
+    r.sampling.top_p = 0.9f;
+    r.sampling.top_k = 20;
+    r.sampling.max_new_tokens = 10;
+    r.sampling.stop_tokens = served.codec->stop_tokens();
+    alone.submit(r);
+    std::vector<GenerationResult> results;
+    while (!alone.idle())
+      for (GenerationResult& g : alone.step()) results.push_back(std::move(g));
+    ASSERT_EQ(results.size(), 1u);
+    const ChoiceState& choice = job.choices()[static_cast<size_t>(i)];
+    ASSERT_EQ(choice.tokens.size(), results[0].tokens.size()) << "choice " << i;
+    for (size_t t = 0; t < choice.tokens.size(); ++t) {
+      EXPECT_EQ(choice.tokens[t].token, results[0].tokens[t]);
+      EXPECT_EQ(std::bit_cast<uint32_t>(choice.tokens[t].logprob), std::bit_cast<uint32_t>(results[0].logprobs[t]));
+    }
+  }
 }
 
 }  // namespace
