@@ -37,8 +37,9 @@ void SequenceStream::close(const std::string& error) {
   arrived_.notify_all();
 }
 
-GenerationService::GenerationService(DecodeEngine& engine, int64_t max_waiting)
-    : engine_(engine), max_waiting_(max_waiting) {
+GenerationService::GenerationService(DecodeEngine& engine, int64_t max_waiting, Driver driver, int64_t first_id)
+    : engine_(engine), max_waiting_(max_waiting), driver_(driver), next_id_(first_id) {
+  if (driver == Driver::kExternal) return;
   // OpenMP's thread count is per thread (omp_set_num_threads sets the caller's): the engine thread takes the
   // creator's, or it would run with the default (every core) whatever --threads said.
   const int threads = thread_count();
@@ -112,6 +113,7 @@ void GenerationService::stop() {
 }
 
 void GenerationService::swap_weights(SwapMode mode, const std::function<void(DecodeEngine&)>& swap) {
+  FW_CHECK(driver_ == Driver::kOwnThread, "swap_weights: the engine is stepped by someone else, who swaps");
   PendingSwap pending{mode, &swap, false, nullptr};
   std::unique_lock lock(mutex_);
   FW_CHECK(!stopping_, "the generation service is stopping");
@@ -155,10 +157,49 @@ void GenerationService::run_swap() {
   swap_done_.notify_all();
 }
 
+bool GenerationService::has_incoming() const {
+  std::lock_guard lock(mutex_);
+  return !incoming_.empty() || !cancels_.empty();
+}
+
+void GenerationService::admit() {
+  std::vector<GenerationRequest> incoming;
+  std::vector<int64_t> cancels;
+  {
+    std::lock_guard lock(mutex_);
+    incoming.swap(incoming_);
+    cancels.swap(cancels_);
+    for (int64_t id : cancels) {
+      if (auto it = streams_.find(id); it != streams_.end()) {
+        ids_.erase(it->second.get());
+        streams_.erase(it);
+      }
+    }
+  }
+  for (int64_t id : cancels) engine_.cancel(id);
+  for (GenerationRequest& r : incoming) queue_in_engine(std::move(r));
+  publish_stats();
+}
+
+void GenerationService::route(const std::vector<GenerationResult>& finished, bool stepped) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stepped)
+      for (const SampledToken& t : engine_.sampled())
+        if (auto it = streams_.find(t.id); it != streams_.end()) it->second->push(t);
+    for (const GenerationResult& r : finished) {
+      if (auto it = streams_.find(r.id); it != streams_.end()) {
+        ids_.erase(it->second.get());
+        streams_.erase(it);
+      }
+    }
+  }
+  publish_stats();
+  if (stepped) ++steps_;
+}
+
 void GenerationService::run() {
   for (;;) {
-    std::vector<GenerationRequest> incoming;
-    std::vector<int64_t> cancels;
     bool swap_now = false;
     {
       std::unique_lock lock(mutex_);
@@ -167,17 +208,8 @@ void GenerationService::run() {
       if (stopping_) return;
       swap_now = swap_due();
       if (pending_swap_ && !swap_now) engine_.set_admitting(false);  // sync: let the batch drain first
-      incoming.swap(incoming_);
-      cancels.swap(cancels_);
-      for (int64_t id : cancels) {
-        if (auto it = streams_.find(id); it != streams_.end()) {
-          ids_.erase(it->second.get());
-          streams_.erase(it);
-        }
-      }
     }
-    for (int64_t id : cancels) engine_.cancel(id);
-    for (GenerationRequest& r : incoming) queue_in_engine(std::move(r));
+    admit();
     if (swap_now) run_swap();
     if (engine_.active() > 0 || (engine_.admitting() && engine_.waiting() > 0)) step_engine();
     publish_stats();
@@ -220,25 +252,17 @@ void GenerationService::step_engine() {
     error = e.what();
     log_error("generation failed: ", error);
   }
-  std::lock_guard lock(mutex_);
   if (!error.empty()) {  // a failed step leaves no sequence in a known state: end them all, with the reason
+    std::lock_guard lock(mutex_);
     for (auto& [id, stream] : streams_) {
       engine_.cancel(id);
       stream->close("generation failed: " + error);
     }
     streams_.clear();
     ids_.clear();
+    return;
   }
-  for (const SampledToken& t : engine_.sampled())
-    if (auto it = streams_.find(t.id); it != streams_.end()) it->second->push(t);
-  for (const GenerationResult& r : finished) {
-    if (auto it = streams_.find(r.id); it != streams_.end()) {
-      ids_.erase(it->second.get());
-      streams_.erase(it);
-    }
-  }
-  publish_stats();
-  ++steps_;
+  route(finished, true);
 }
 
 }  // namespace flywheel

@@ -65,8 +65,13 @@ struct ServiceStats {
 
 class GenerationService {
  public:
-  // Starts the engine thread. `engine` must outlive the service and is not touched by anyone else meanwhile.
-  GenerationService(DecodeEngine& engine, int64_t max_waiting);
+  // kOwnThread: the service starts the engine thread and is the engine's only user. kExternal: someone else steps
+  // the engine (a flywheel replica's loop, serve/run_replica.h) and calls admit() and route() around each step on
+  // its own thread; hot-load swaps are theirs too (swap_weights is not available).
+  enum class Driver { kOwnThread, kExternal };
+  // `engine` must outlive the service. Request ids start at first_id (a replica's clients: kClientRequestIdBase).
+  GenerationService(DecodeEngine& engine, int64_t max_waiting, Driver driver = Driver::kOwnThread,
+                    int64_t first_id = 1);
   ~GenerationService();
   GenerationService(const GenerationService&) = delete;
   GenerationService& operator=(const GenerationService&) = delete;
@@ -97,6 +102,12 @@ class GenerationService {
   // Stops the engine thread; open streams are closed with an error.
   void stop();
 
+  // kExternal, on the thread that steps the engine: whether requests or cancellations wait; move them into the
+  // engine; after a step (`stepped`: engine.sampled() is that step's), hand out its tokens and drop the finished.
+  bool has_incoming() const;
+  void admit();
+  void route(const std::vector<GenerationResult>& finished, bool stepped);
+
  private:
   void run();
   void step_engine();
@@ -107,6 +118,7 @@ class GenerationService {
 
   DecodeEngine& engine_;
   const int64_t max_waiting_;
+  const Driver driver_;
   mutable std::mutex mutex_;
   std::condition_variable work_;
   std::vector<GenerationRequest> incoming_;

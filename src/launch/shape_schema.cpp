@@ -58,37 +58,34 @@ po::typed_value<std::string>* layer_list(std::vector<int64_t>* layers) {
 
 po::options_description rl_options(RlConfig& r) {
   po::options_description rl("[rl] rollouts and the RL objective (flywheel run)");
-  rl.add_options()
-      ("rl.task", with_default(&r.task), "built-in task for prompts and rewards: addition | reverse")
-      ("rl.prompts", with_default(&r.prompts),
-       "task: rl.task's examples | chat:FILE: JSONL of {\"messages\": [..., user], \"answer\": ...} (docs/rl.md)")
-      ("rl.sft_steps", with_default(&r.sft_steps),
-       "SFT warm-up steps before RL, on data.source when it is a file (chat:, jsonl:, text:), else on rl.task")
-      ("rl.prompts_per_step", with_default(&r.prompts_per_step), "prompts per RL step")
-      ("rl.group_size", with_default(&r.group_size), "samples per prompt (G)")
-      ("rl.max_new_tokens", with_default(&r.max_new_tokens), "completion budget")
-      ("rl.temperature", with_default(&r.temperature), "sampling temperature (> 0)")
-      ("rl.top_p", with_default(&r.top_p), "nucleus sampling mass; 1: off")
-      ("rl.top_k", with_default(&r.top_k), "top-k sampling; 0: off")
-      ("rl.rollout_lag", with_default(&r.rollout_lag),
-       "0: on-policy | 1: generate step s+1 while step s trains")
-      ("rl.serve_dtype", with_default(&r.serve_dtype),
-       "fp32 (exact: bit-identical train/serve) | bf16 (fast)")
-      ("rl.swap", with_default(&r.swap),
-       "sync: in-flight sequences finish on old weights | async: swap between decode steps")
-      ("rl.full_every", with_default(&r.full_every), "full snapshot every K steps")
-      ("rl.max_batch", with_default(&r.max_batch), "decode slots per replica")
-      ("rl.lr", with_default(&r.lr), "constant learning rate of the RL phase")
-      ("rl.clip_low", with_default(&r.clip_low), "PPO clip below 1")
-      ("rl.clip_high", with_default(&r.clip_high), "PPO clip above 1")
-      ("rl.kl_beta", with_default(&r.kl_beta), "k3 KL penalty to the reference; 0: off")
-      ("rl.tis_cap", with_default(&r.tis_cap),
-       "truncated importance sampling cap vs inference logprobs; 0: off")
-      ("rl.dpo_beta", with_default(&r.dpo_beta),
-       "DPO beta (flywheel train with train.objective = dpo)")
-      ("rl.reward", with_default(&r.reward), "task | file (see rl.reward_command)")
-      ("rl.reward_command", with_default(&r.reward_command),
-       "reward = file: command run as `<command> ROLLOUTS.jsonl SCORED.jsonl`");
+  rl.add_options()("rl.task", with_default(&r.task), "built-in task for prompts and rewards: addition | reverse")(
+      "rl.prompts", with_default(&r.prompts),
+      "task: rl.task's examples | chat:FILE: JSONL of {\"messages\": [..., user], \"answer\": ...} (docs/rl.md)")(
+      "rl.sft_steps", with_default(&r.sft_steps),
+      "SFT warm-up steps before RL, on data.source when it is a file (chat:, jsonl:, text:), else on rl.task")(
+      "rl.prompts_per_step", with_default(&r.prompts_per_step), "prompts per RL step")(
+      "rl.group_size", with_default(&r.group_size), "samples per prompt (G)")(
+      "rl.max_new_tokens", with_default(&r.max_new_tokens), "completion budget")(
+      "rl.temperature", with_default(&r.temperature), "sampling temperature (> 0)")(
+      "rl.top_p", with_default(&r.top_p), "nucleus sampling mass; 1: off")("rl.top_k", with_default(&r.top_k),
+                                                                           "top-k sampling; 0: off")(
+      "rl.rollout_lag", with_default(&r.rollout_lag), "0: on-policy | 1: generate step s+1 while step s trains")(
+      "rl.serve_dtype", with_default(&r.serve_dtype), "fp32 (exact: bit-identical train/serve) | bf16 (fast)")(
+      "rl.swap", with_default(&r.swap),
+      "sync: in-flight sequences finish on old weights | async: swap between decode steps")(
+      "rl.full_every", with_default(&r.full_every), "full snapshot every K steps")(
+      "rl.max_batch", with_default(&r.max_batch), "decode slots per replica")(
+      "rl.serve_port", with_default(&r.serve_port),
+      "replica r serves the OpenAI API on 127.0.0.1:serve_port + r (0: a free port each; -1: none)")(
+      "rl.lr", with_default(&r.lr), "constant learning rate of the RL phase")("rl.clip_low", with_default(&r.clip_low),
+                                                                              "PPO clip below 1")(
+      "rl.clip_high", with_default(&r.clip_high), "PPO clip above 1")("rl.kl_beta", with_default(&r.kl_beta),
+                                                                      "k3 KL penalty to the reference; 0: off")(
+      "rl.tis_cap", with_default(&r.tis_cap), "truncated importance sampling cap vs inference logprobs; 0: off")(
+      "rl.dpo_beta", with_default(&r.dpo_beta), "DPO beta (flywheel train with train.objective = dpo)")(
+      "rl.reward", with_default(&r.reward), "task | file (see rl.reward_command)")(
+      "rl.reward_command", with_default(&r.reward_command),
+      "reward = file: command run as `<command> ROLLOUTS.jsonl SCORED.jsonl`");
   return rl;
 }
 

@@ -33,6 +33,8 @@ void RlConfig::validate() const {
   positive("max_new_tokens", max_new_tokens);
   positive("full_every", full_every);
   positive("max_batch", max_batch);
+  FW_INPUT_CHECK(serve_port >= -1 && serve_port <= 65535, "rl.serve_port = ", serve_port,
+                 ": allowed -1 (no endpoint), 0 (a free port per replica) or a port 1 .. 65535");
   non_negative("top_k", top_k);
   FW_INPUT_CHECK(temperature > 0, "rl.temperature = ", temperature, ": must be > 0 (use rl.top_k = 1 for greedy)");
   FW_INPUT_CHECK(top_p > 0 && top_p <= 1, "rl.top_p = ", top_p, ": must be in (0, 1]");

@@ -32,6 +32,9 @@ struct RlConfig {
   std::string swap = "sync";         // sync: in-flight sequences finish on old weights | async: swap mid-sequence
   int64_t full_every = 10;           // a full snapshot every K published steps, deltas in between
   int64_t max_batch = 32;            // decode slots per replica (continuous batching)
+  // The replicas' OpenAI-compatible endpoints (docs/serving.md): replica r listens on 127.0.0.1:serve_port + r;
+  // 0 picks a free port for each; -1 (default) serves none. FLYWHEEL_API_KEY, when set, is their key.
+  int64_t serve_port = -1;
 
   double lr = 2e-4;        // constant learning rate of the RL phase (AdamW normalises the sparse, noisy
                            // policy gradient to steps of ~lr, so RL wants far less than SFT)

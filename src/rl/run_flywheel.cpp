@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/signals.h"
 #include "rl/flywheel_trainer.h"
+#include "rl/replica_endpoint.h"
 #include "rl/rl_report.h"
 #include "serve/run_replica.h"
 #include "train/run_loop.h"
@@ -109,7 +110,8 @@ int run_flywheel(const FlywheelSpec& spec, Mesh& mesh) {
   }
   mesh.world().control().barrier();
   if (!mesh.is_trainer()) {
-    run_replica(replica_options(spec, mesh.world().rank(), dir), mesh.world());
+    const ReplicaOptions options = replica_options(spec, mesh.world().rank(), dir);
+    run_replica(options, mesh.world(), replica_endpoint(spec, dir.string(), options.replica));
     return kExitOk;
   }
   return train_and_serve(spec, mesh, dir);

@@ -66,12 +66,19 @@ ReplicaServer::Progress ReplicaServer::pump() {
       engine_.set_admitting(false);
     }
   }
-  if (loader_.loaded_step() >= 0 && !engine_.idle()) collect(engine_.step(), progress);
+  if (loader_.loaded_step() >= 0 && !engine_.idle()) {
+    progress.stepped = true;
+    collect(engine_.step(), progress);
+  }
   return progress;
 }
 
 void ReplicaServer::collect(std::vector<GenerationResult> done, Progress& progress) {
   for (GenerationResult& result : done) {
+    if (result.id >= kClientRequestIdBase) {
+      progress.client_results.push_back(std::move(result));
+      continue;
+    }
     const auto where = batch_of_request_.find(result.id);
     FW_CHECK(where != batch_of_request_.end(), "replica ", options_.replica, ": finished request ", result.id,
              " belongs to no open batch");

@@ -27,6 +27,9 @@
 
 namespace flywheel {
 
+// Ids of requests from a replica's own clients (its OpenAI endpoint) start here; the trainer's are below.
+inline constexpr int64_t kClientRequestIdBase = int64_t{1} << 62;
+
 struct ReplicaOptions {
   ModelConfig model;
   int64_t max_batch = 32;
@@ -47,6 +50,8 @@ class ReplicaServer {
   struct Progress {
     std::vector<ResultsMessage> finished;  // request batches whose every sequence is done
     std::vector<LoadedMessage> loads;      // snapshots swapped in during this call
+    std::vector<GenerationResult> client_results;  // finished requests of ids >= kClientRequestIdBase
+    bool stepped = false;                          // the engine stepped (engine().sampled() is this call's)
   };
   // One unit of work: a due swap, then one engine step (admission + one decode step).
   Progress pump();

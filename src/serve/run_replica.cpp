@@ -1,14 +1,17 @@
 #include "serve/run_replica.h"
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
-#include "core/log.h"
 #include "core/fault_injection.h"
+#include "core/log.h"
 
 namespace flywheel {
 
-void run_replica(const ReplicaOptions& options, Comm& world) {
+void run_replica(const ReplicaOptions& options, Comm& world, const ReplicaClientsFactory& make_clients) {
   ReplicaServer server(options);
+  const std::unique_ptr<ReplicaClients> clients = make_clients ? make_clients(server.engine()) : nullptr;
   const ParameterSet& weights = server.engine().model().params();
   char size[96];
   std::snprintf(size, sizeof(size), "%.1f MiB = %.2f bytes/parameter", weights.storage_bytes() / 1048576.0,
@@ -19,8 +22,16 @@ void run_replica(const ReplicaOptions& options, Comm& world) {
   bool shutdown = false;
   while (!shutdown) {
     ControlChannel::Envelope envelope;
-    // Take every waiting message; wait for one only when idle.
-    while (!shutdown && (world.control().probe(0, ControlChannel::kAnyTag, &envelope) || !server.has_work())) {
+    // Take every waiting message; wait for one only when idle (with clients: for a message or a client request).
+    while (!shutdown) {
+      if (clients) clients->admit(server.engine());
+      if (!world.control().probe(0, ControlChannel::kAnyTag, &envelope)) {
+        if (server.has_work()) break;
+        if (clients) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
+      }
       const std::vector<uint8_t> bytes = world.control().recv(0, ControlChannel::kAnyTag, &envelope);
       switch (envelope.tag) {
         case kTagGenerate: {
@@ -36,6 +47,7 @@ void run_replica(const ReplicaOptions& options, Comm& world) {
     }
     if (shutdown) break;
     ReplicaServer::Progress progress = server.pump();
+    if (clients) clients->route(server.engine(), progress.client_results, progress.stepped);
     for (const LoadedMessage& load : progress.loads) send_message(world.control(), encode(load), 0, kTagLoaded);
     for (const ResultsMessage& results : progress.finished) send_message(world.control(), encode(results), 0, kTagResults);
   }

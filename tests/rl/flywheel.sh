@@ -42,6 +42,10 @@
 #                 copy saved); checkpoints hold the adapters and their moments only, naming the base by its checksum;
 #                 preempted at step 6 and relaunched (the base rebuilt and checked), the run ends bit-identical to an
 #                 uninterrupted one.
+#   endpoint      the replica serves the OpenAI API while the job trains (rl.serve_port = 0): requests sent at start
+#                 wait for the first snapshot, are answered from the live policy (tokens carry RL snapshot steps),
+#                 streaming works, and the run stays exact (k3 = 0: client sequences in the rollouts' batches
+#                 change no rollout's bits); the endpoint goes away with the job.
 #   flywheel.sh FLYWHEEL_BINARY FLYWHEEL_CKPT SOURCE_DIR PYTHON SCENARIO
 set -u
 flywheel=$1 ckpt=$2 src=$3 python=$4 scenario=$5
@@ -116,6 +120,37 @@ exact_checks() {  # exact_checks NAME
 }
 
 case "$scenario" in
+  endpoint)
+    run a 2 --rl.serve_port=0 &
+    job=$!
+    for _ in $(seq 600); do
+      url=$(grep -oE 'OpenAI endpoint: .* at http://127\.0\.0\.1:[0-9]+' "$work/a.log" 2>/dev/null | grep -oE 'http://[0-9.:]+')
+      [ -n "$url" ] && break
+      sleep 0.1
+    done
+    [ -n "$url" ] || fail "no endpoint line: $(tail -5 "$work/a.log")"
+    curl -s "$url/v1/completions" -H 'Content-Type: application/json' -d '{"model": "a", "prompt": "12+7=",
+      "max_tokens": 6, "seed": 3, "return_token_ids": true}' >"$work/reply.json" &
+    curl -sN "$url/v1/completions" -H 'Content-Type: application/json' -d '{"model": "a", "prompt": "3+4=",
+      "max_tokens": 6, "stream": true, "return_token_ids": true}' >"$work/stream.txt" &
+    wait "$job" || fail "run failed: $(tail -5 "$work/a.log")"
+    wait
+    exact_checks a
+    "$python" - "$work/reply.json" "$work/stream.txt" <<'PY' || fail "the endpoint's answers are wrong"
+import json, sys
+reply = json.load(open(sys.argv[1]))
+choice = reply["choices"][0]
+assert reply["object"] == "text_completion" and reply["model"] == "a", reply
+assert 1 <= len(choice["token_ids"]) <= 6 and len(choice["sampling_logprobs"]) == len(choice["token_ids"]), choice
+assert all(4 <= s <= 7 for s in choice["snapshot_steps"]), choice  # RL steps 4..7 publish the snapshots
+events = [l[6:] for l in open(sys.argv[2]).read().split("\n") if l.startswith("data: ")]
+assert events[-1] == "[DONE]", events[-3:]
+ids = [t for e in events[:-1] for c in json.loads(e)["choices"] for t in c.get("token_ids", [])]
+assert 1 <= len(ids) <= 6, ids
+print(f"endpoint: answered on snapshot steps {sorted(set(choice['snapshot_steps']))}, streamed {len(ids)} tokens")
+PY
+    ! curl -s -m 2 "$url/health" >/dev/null || fail "the endpoint outlived the job"
+    ;;
   exact)
     run a 2 || fail "run failed: $(tail -5 "$work/a.log")"
     exact_checks a
