@@ -7,6 +7,12 @@
 // by summing a buffer 4x larger than the last-level cache with the same threads the engine uses.
 //
 //   decode_bench [--shape FILE] [--batches 1,32] [--prompt 16] [--new 32] [--threads N] [--adapters K --lora-rank R]
+//                [--group G --group-prompt P]
+//
+// With --group G (RL rollouts: G samples of each prompt): for each batch size B, B / G prompts of P tokens with G
+// samples each run to the end twice in the same run, prefilling each sample's prompt separately and sharing one
+// prefill per prompt (DecodeEngine::set_shared_prefill), and the rollout tokens/s of both (prefill included) are
+// printed with their ratio.
 //
 // With --adapters K (multi-LoRA, serve/adapter_set.h): K random rank-R adapters on every linear layer are loaded
 // beside the base, and each batch size runs three ways in the same run: the base alone, every sequence on one
@@ -118,6 +124,29 @@ void load_random_adapters(AdapterSet& set, const ModelConfig& base, int64_t coun
   }
 }
 
+// Rollout tokens/s of B sequences = B / G prompts x G samples, prefill included.
+double rollout_tokens_per_second(DecodeEngine& engine, int64_t batch, int64_t group, int64_t prompt, int64_t new_tokens,
+                                 bool shared) {
+  engine.set_shared_prefill(shared);
+  for (int64_t b = 0; b < batch; ++b) {
+    GenerationRequest r;
+    r.id = b;
+    r.seed = 1000 + static_cast<uint64_t>(b);
+    for (int64_t t = 0; t < prompt; ++t) r.prompt.push_back(static_cast<int32_t>(((b / group) * 31 + t * 7) % 256));
+    r.sampling.max_new_tokens = new_tokens;
+    r.sampling.top_k = 50;
+    engine.submit(r);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  while (!engine.idle()) {
+    engine.step();
+    tokens += static_cast<int64_t>(engine.sampled().size());
+  }
+  engine.set_shared_prefill(true);
+  return static_cast<double>(tokens) / seconds_since(start);
+}
+
 std::vector<int64_t> parse_list(const std::string& text) {
   std::vector<int64_t> out;
   std::stringstream in(text);
@@ -129,14 +158,17 @@ int run(int argc, char** argv) {
   CommandLine command("decode_bench",
                       "Decode tokens/s of the serving engine (KV cache, batch-invariant kernels) at each batch size,\n"
                       "against batch x bandwidth / weight bytes with the bandwidth measured in the same run.");
-  command.option<std::string>("shape", "FILE", "model shape (INI)",
-                              std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/gpt2-124m.ini")
+  command
+      .option<std::string>("shape", "FILE", "model shape (INI)",
+                           std::string(FLYWHEEL_SOURCE_DIR) + "/configs/shapes/gpt2-124m.ini")
       .option<std::string>("batches", "LIST", "batch sizes, comma-separated", "1,32")
       .option<int64_t>("prompt", "N", "prompt tokens per sequence", "16")
       .option<int64_t>("new", "N", "new tokens per sequence", "32")
       .option<int>("threads", "N", "threads; 0: all cores", "0")
       .option<int64_t>("adapters", "K", "multi-LoRA: K random adapters; 0: none", "0")
-      .option<int64_t>("lora-rank", "R", "rank of those adapters", "16");
+      .option<int64_t>("lora-rank", "R", "rank of those adapters", "16")
+      .option<int64_t>("group", "G", "RL rollouts: G samples per prompt, shared vs separate prefill; 0: skip", "0")
+      .option<int64_t>("group-prompt", "P", "prompt tokens of those rollouts", "128");
   const ParsedArgs args = command.parse(argc, argv);
   if (args.help()) {
     std::fputs(command.help().c_str(), stdout);
@@ -164,6 +196,19 @@ int run(int argc, char** argv) {
     const double gflops = f.tokens_per_second * 2.0 * static_cast<double>(engine.model().params().numel()) / 1e9;
     std::printf("%6lld %14.1f %16.1f %8.3f %12.1f\n", static_cast<long long>(b), f.tokens_per_second, bound,
                 f.tokens_per_second / bound, gflops);
+  }
+  if (const int64_t group = args.get<int64_t>("group"); group > 0) {
+    const int64_t group_prompt = args.get<int64_t>("group-prompt");
+    std::printf("\nRL rollouts: %lld samples per prompt of %lld tokens, %lld new tokens each (top_k 50)\n",
+                static_cast<long long>(group), static_cast<long long>(group_prompt),
+                static_cast<long long>(new_tokens));
+    std::printf("%6s %18s %18s %8s\n", "batch", "separate tok/s", "shared tok/s", "ratio");
+    for (int64_t b : batches) {
+      if (b % group != 0) continue;
+      const double separate = rollout_tokens_per_second(engine, b, group, group_prompt, new_tokens, false);
+      const double shared = rollout_tokens_per_second(engine, b, group, group_prompt, new_tokens, true);
+      std::printf("%6lld %18.1f %18.1f %8.3f\n", static_cast<long long>(b), separate, shared, shared / separate);
+    }
   }
   const int64_t count = args.get<int64_t>("adapters");
   if (count <= 0) return 0;

@@ -157,11 +157,6 @@ void GenerationService::run_swap() {
   swap_done_.notify_all();
 }
 
-bool GenerationService::has_incoming() const {
-  std::lock_guard lock(mutex_);
-  return !incoming_.empty() || !cancels_.empty();
-}
-
 void GenerationService::admit() {
   std::vector<GenerationRequest> incoming;
   std::vector<int64_t> cancels;

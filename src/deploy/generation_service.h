@@ -102,9 +102,8 @@ class GenerationService {
   // Stops the engine thread; open streams are closed with an error.
   void stop();
 
-  // kExternal, on the thread that steps the engine: whether requests or cancellations wait; move them into the
+  // kExternal, on the thread that steps the engine: move the requests and cancellations that arrived into the
   // engine; after a step (`stepped`: engine.sampled() is that step's), hand out its tokens and drop the finished.
-  bool has_incoming() const;
   void admit();
   void route(const std::vector<GenerationResult>& finished, bool stepped);
 

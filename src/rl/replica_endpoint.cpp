@@ -43,7 +43,6 @@ class ReplicaEndpoint final : public ReplicaClients {
     service_.stop();
   }
 
-  bool has_incoming() override { return service_.has_incoming(); }
   void admit(DecodeEngine&) override { service_.admit(); }
   void route(const DecodeEngine&, const std::vector<GenerationResult>& finished, bool stepped) override {
     service_.route(finished, stepped);

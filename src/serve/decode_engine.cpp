@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <utility>
 
@@ -136,15 +137,43 @@ bool DecodeEngine::cancel(int64_t id) {
   return false;
 }
 
+int64_t DecodeEngine::prefill_leader(const Slot& slot, const std::vector<CachedChunk>& chunks,
+                                     const std::vector<Slot*>& order) const {
+  if (!shared_prefill_ || slot.cached != 0) return -1;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const Slot& other = *order[c];
+    if (other.cached == 0 && other.sequence == slot.sequence && other.request.adapter == slot.request.adapter)
+      return static_cast<int64_t>(c);
+  }
+  return -1;
+}
+
+void DecodeEngine::copy_prefill(int64_t from_slot, int64_t to_slot, int64_t positions) {
+  const size_t bytes = sizeof(float) * static_cast<size_t>(positions * cache_.kv_width());
+  for (int64_t layer = 0; layer < config_.n_layers; ++layer) {
+    std::memcpy(cache_.keys(layer, to_slot), cache_.keys(layer, from_slot), bytes);
+    std::memcpy(cache_.values(layer, to_slot), cache_.values(layer, from_slot), bytes);
+  }
+}
+
 std::vector<GenerationResult> DecodeEngine::step() {
   const auto began = std::chrono::steady_clock::now();
   sampled_.clear();
   admit_waiting();
   std::vector<CachedChunk> chunks;
   std::vector<Slot*> order;
+  struct Follower {
+    int64_t slot;
+    int64_t leader;  // index into chunks
+  };
+  std::vector<Follower> followers;
   for (int64_t s = 0; s < max_batch(); ++s) {
     Slot& slot = slots_[s];
     if (!slot.active) continue;
+    if (const int64_t leader = prefill_leader(slot, chunks, order); leader >= 0) {
+      followers.push_back({s, leader});
+      continue;
+    }
     const auto length = static_cast<int64_t>(slot.sequence.size());
     chunks.push_back({s, slot.cached, slot.sequence.data() + slot.cached, length - slot.cached});
     order.push_back(&slot);
@@ -163,11 +192,22 @@ std::vector<GenerationResult> DecodeEngine::step() {
   }
   model_.set_row_adapters(nullptr);
   const int64_t m = static_cast<int64_t>(chunks.size()), vocab = config_.vocab_size;
-  Buffer<float> logits(m * vocab);
+  const int64_t rows = m + static_cast<int64_t>(followers.size());
+  Buffer<float> logits(rows * vocab);
   model_.head_logits(hidden.data(), m, logits.data());
-  for (int64_t c = 0; c < m; ++c) {
+  for (size_t f = 0; f < followers.size(); ++f) {  // before any row is scaled by its own temperature
+    const Follower& follower = followers[f];
+    const int64_t positions = chunks[static_cast<size_t>(follower.leader)].count;
+    copy_prefill(chunks[static_cast<size_t>(follower.leader)].slot, follower.slot, positions);
+    std::memcpy(logits.data() + (m + static_cast<int64_t>(f)) * vocab, logits.data() + follower.leader * vocab,
+                sizeof(float) * static_cast<size_t>(vocab));
+    slots_[follower.slot].cached = positions;
+    order.push_back(&slots_[follower.slot]);
+  }
+  prefills_shared_ += static_cast<int64_t>(followers.size());
+  for (int64_t c = 0; c < rows; ++c) {
     Slot& slot = *order[c];
-    slot.cached += chunks[c].count;
+    if (c < m) slot.cached += chunks[c].count;
     float* row = logits.data() + c * vocab;
     const float scale = logit_scale_for(slot.request.sampling.temperature);
     if (scale != 1.0f)  // the trainer's head multiplies the same way (Transformer::set_logit_scale)

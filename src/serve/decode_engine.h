@@ -79,11 +79,18 @@ class DecodeEngine {
   // forward over every active sequence's pending tokens (a new sequence's whole prompt, otherwise
   // its newest token), samples one token per sequence, and returns those that finished.
   std::vector<GenerationResult> step();
-  // Every token the last step() sampled, in slot order.
+  // Every token the last step() sampled (a shared prefill's followers after the others).
   const std::vector<SampledToken>& sampled() const { return sampled_; }
   // Drops a waiting or running request (a client gone, a stop string reached): its slot is free for the next
   // step. Returns false when no request has that id (finished already).
   bool cancel(int64_t id);
+
+  // Shared prefill (on by default): sequences admitted in the same step with the same prompt and adapter -- an RL
+  // group's G samples -- run the prompt once; the others copy its K/V rows and last-position logits, which are
+  // their own bits anyway (a row's results do not depend on the batch with the batch-invariant kernels), and
+  // sample from them with their own seed and temperature. Off: every sequence prefills its own prompt.
+  void set_shared_prefill(bool shared) { shared_prefill_ = shared; }
+  int64_t prefills_shared() const { return prefills_shared_; }  // sequences that copied a prompt's prefill
 
   void set_admitting(bool admit) { admitting_ = admit; }
   bool admitting() const { return admitting_; }
@@ -109,6 +116,11 @@ class DecodeEngine {
   std::vector<RowAdapterGroup> adapter_groups(const std::vector<CachedChunk>& chunks, const std::vector<Slot*>& order);
   // Samples slot s's next token from its scaled logits row; returns whether the sequence finished.
   bool sample_into(Slot& slot, float* scaled_logits);
+  // A fresh sequence of this step with `slot`'s prompt and adapter among chunks (its index), or -1.
+  int64_t prefill_leader(const Slot& slot, const std::vector<CachedChunk>& chunks,
+                         const std::vector<Slot*>& order) const;
+  // A follower's K/V rows [0, positions) from its leader's slot.
+  void copy_prefill(int64_t from_slot, int64_t to_slot, int64_t positions);
   float token_logprob(float* scaled_logits, int32_t token);  // cross_entropy takes a writable row; unchanged here
 
   ModelConfig config_;
@@ -119,6 +131,8 @@ class DecodeEngine {
   std::vector<SampledToken> sampled_;
   AdapterSet* adapters_ = nullptr;
   bool admitting_ = true;
+  bool shared_prefill_ = true;
+  int64_t prefills_shared_ = 0;
   int64_t snapshot_step_ = 0;
   int64_t tokens_generated_ = 0;
   double busy_seconds_ = 0;

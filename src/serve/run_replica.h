@@ -17,18 +17,16 @@ namespace flywheel {
 class ReplicaClients {
  public:
   virtual ~ReplicaClients() = default;
-  virtual bool has_incoming() = 0;  // requests or cancellations waiting to enter the engine
-  virtual void admit(DecodeEngine& engine) = 0;
+  virtual void admit(DecodeEngine& engine) = 0;  // requests and cancellations that arrived, into the engine
   // After a pump: the step's tokens (when `stepped`) and the client requests that finished.
   virtual void route(const DecodeEngine& engine, const std::vector<GenerationResult>& finished, bool stepped) = 0;
 };
 // Builds the clients once the replica's engine exists (its weights not loaded yet).
 using ReplicaClientsFactory = std::function<std::unique_ptr<ReplicaClients>(DecodeEngine& engine)>;
 
-// Serves until trainer rank 0 of `world` sends kTagShutdown. Blocks in a receive only when there is
-// nothing to decode and no swap due (with clients: polls every millisecond instead, so their requests
-// are picked up while the trainer is quiet), so new requests and snapshot notices are picked up between
-// decode steps.
+// Serves until trainer rank 0 of `world` sends kTagShutdown. New requests and snapshot notices are picked up
+// between decode steps; with nothing to decode and no swap due it blocks in a receive (with clients it polls every
+// millisecond instead, so their requests get in while the trainer is quiet).
 void run_replica(const ReplicaOptions& options, Comm& world, const ReplicaClientsFactory& make_clients = nullptr);
 
 }  // namespace flywheel

@@ -519,3 +519,48 @@ TEST(DecodeEngineAdmission, NotAdmittingDrainsActiveSequencesAndKeepsTheQueue) {
 
 }  // namespace
 }  // namespace flywheel
+
+namespace flywheel {
+namespace {
+
+// An RL group's G samples of one prompt, admitted together, prefill once (DecodeEngine::set_shared_prefill): every
+// sequence still gets the tokens and logprobs, bit for bit, of prefilling its own prompt.
+TEST(DecodeEngineSharedPrefill, GroupsOfOnePromptGetTheBitsOfSeparatePrefills) {
+  const ModelConfig cfg = tiny_config("tiny-dense", "invariant");
+  auto run = [&](bool shared, int64_t* prefills_shared) {
+    DecodeEngine engine(cfg, 12);
+    engine.model().initialize(5);
+    engine.set_shared_prefill(shared);
+    for (int64_t p = 0; p < 3; ++p)
+      for (int64_t g = 0; g < 4; ++g) {
+        GenerationRequest r;
+        r.id = p * 4 + g;
+        for (int64_t t = 0; t < 20 + 7 * p; ++t) r.prompt.push_back(static_cast<int32_t>((t * 13 + p * 5) % 250));
+        r.seed = 77 + static_cast<uint64_t>(r.id);
+        r.sampling.temperature = g % 2 ? 0.7f : 1.0f;
+        r.sampling.top_k = g == 3 ? 5 : 0;
+        r.sampling.max_new_tokens = 6 + g;
+        engine.submit(r);
+      }
+    std::vector<GenerationResult> results(12);
+    while (!engine.idle())
+      for (GenerationResult& r : engine.step()) results[static_cast<size_t>(r.id)] = std::move(r);
+    *prefills_shared = engine.prefills_shared();
+    return results;
+  };
+  int64_t shared_count = 0, separate_count = 0;
+  const std::vector<GenerationResult> shared = run(true, &shared_count), separate = run(false, &separate_count);
+  EXPECT_EQ(shared_count, 9);  // 3 prompts x (4 - 1) followers
+  EXPECT_EQ(separate_count, 0);
+  for (size_t i = 0; i < shared.size(); ++i) {
+    ASSERT_EQ(shared[i].tokens, separate[i].tokens) << "request " << i;
+    ASSERT_EQ(shared[i].logprobs.size(), separate[i].logprobs.size());
+    for (size_t t = 0; t < shared[i].logprobs.size(); ++t)
+      EXPECT_EQ(std::bit_cast<uint32_t>(shared[i].logprobs[t]), std::bit_cast<uint32_t>(separate[i].logprobs[t]))
+          << "request " << i << " token " << t;
+  }
+  EXPECT_NE(shared[0].tokens, shared[1].tokens);  // the group's samples differ: own seeds after a common prefill
+}
+
+}  // namespace
+}  // namespace flywheel
