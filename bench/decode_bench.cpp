@@ -147,13 +147,6 @@ double rollout_tokens_per_second(DecodeEngine& engine, int64_t batch, int64_t gr
   return static_cast<double>(tokens) / seconds_since(start);
 }
 
-std::vector<int64_t> parse_list(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoll(item));
-  return out;
-}
-
 int run(int argc, char** argv) {
   CommandLine command("decode_bench",
                       "Decode tokens/s of the serving engine (KV cache, batch-invariant kernels) at each batch size,\n"
@@ -174,7 +167,7 @@ int run(int argc, char** argv) {
     std::fputs(command.help().c_str(), stdout);
     return 0;
   }
-  const std::vector<int64_t> batches = parse_list(args.get<std::string>("batches"));
+  const std::vector<int64_t> batches = bench::parse_int_list(args.get<std::string>("batches"));
   const int64_t prompt = args.get<int64_t>("prompt"), new_tokens = args.get<int64_t>("new");
   const int threads = args.get<int>("threads");
   const Shape shape = load_shape(args.get<std::string>("shape"), {});

@@ -118,13 +118,6 @@ StreamTiming http_stream(int port, const std::string& model, int64_t stream, int
   return timing;
 }
 
-std::vector<int64_t> parse_list(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoll(item));
-  return out;
-}
-
 int run(int argc, char** argv) {
   CommandLine command("serve_bench",
                       "Time to first token, inter-token latency and tokens/s of `flywheel serve`'s OpenAI endpoint at\n"
@@ -141,7 +134,7 @@ int run(int argc, char** argv) {
     std::fputs(command.help().c_str(), stdout);
     return 0;
   }
-  const std::vector<int64_t> streams = parse_list(args.get<std::string>("streams"));
+  const std::vector<int64_t> streams = bench::parse_int_list(args.get<std::string>("streams"));
   const int64_t prompt = args.get<int64_t>("prompt"), new_tokens = args.get<int64_t>("new");
   const Shape shape = load_shape(args.get<std::string>("shape"), {});
   const int threads = args.get<int>("threads");

@@ -8,28 +8,13 @@
 //   a step past the newest snapshot falls back to the newest reachable one, a step before every full snapshot fails
 //   with the weights unchanged; then the ledger lists the loads in order, and a reset clears it.
 //   node hot_load.mjs BASE_URL MODEL OLD NEW
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "..", "oracle", "package.json"));
-const OpenAI = require("openai").default ?? require("openai");
+import { check, report, openaiClient, post as postTo, same } from "./harness.mjs";
 
 const [baseURL, model, oldText, newText] = process.argv.slice(2);
 const [OLD, NEW] = [Number(oldText), Number(newText)];
 const root = baseURL.replace(/\/v1$/, "");
-const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0, timeout: 120000 });
-let failures = 0;
-const check = (ok, what, detail = "") => {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}${ok || !detail ? "" : ": " + detail}`);
-  if (!ok) failures++;
-};
-const post = async (route, body, headers = {}) => {
-  const r = await fetch(root + route, { method: "POST", headers: { "Content-Type": "application/json", ...headers },
-    body: JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
-};
+const client = openaiClient(baseURL);
+const post = (route, body, headers = {}) => postTo(root, route, body, headers);
 const hotLoad = (step, mode) => post("/v1/hot_load", { step, mode });
 const long = { model, prompt: "7+5=", max_tokens: 400, ignore_eos: true, temperature: 1.0, seed: 3, return_token_ids: true };
 
@@ -121,5 +106,4 @@ check(/flywheel_hot_loads_total\{result="loaded"\} 6/.test(metrics) && /flywheel
   new RegExp(`flywheel_loaded_snapshot_step ${NEW}`).test(metrics), "metrics count the hot-loads",
   metrics.split("\n").filter((l) => /hot_load|snapshot_step/.test(l)).join("; "));
 
-console.log(failures ? `${failures} check(s) failed` : "all checks passed");
-process.exit(failures ? 1 : 0);
+report();

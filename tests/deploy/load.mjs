@@ -4,18 +4,13 @@
 // server's resident memory must not grow from the first round to the last (a leak per request would show).
 //   node load.mjs BASE_URL MODEL SERVER_PID [CLIENTS] [REQUESTS] [ROUNDS]
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "..", "oracle", "package.json"));
-const OpenAI = require("openai").default ?? require("openai");
+import { openaiClient } from "./harness.mjs";
 
 const [baseURL, model, pid, clientsText = "32", requestsText = "4", roundsText = "3"] = process.argv.slice(2);
 const [CLIENTS, REQUESTS, ROUNDS] = [Number(clientsText), Number(requestsText), Number(roundsText)];
 const MAX_TOKENS = 16;
-const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0, timeout: 300000 });
+const client = openaiClient(baseURL);
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
 
 // One streamed request; returns a description of what was wrong, or "".

@@ -2,28 +2,12 @@
 // parent, loaded and unloaded while serving (vLLM's /v1/load_lora_adapter, /v1/unload_lora_adapter), and mixed in
 // one decode batch with each sequence getting the bits it gets alone.
 //   node lora.mjs BASE_URL BASE_MODEL ADAPTER_A ADAPTER_B_DIR BAD_ADAPTER_DIR
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "..", "oracle", "package.json"));
-const OpenAI = require("openai").default ?? require("openai");
+import { check, report, openaiClient, post as postTo, same } from "./harness.mjs";
 
 const [baseURL, base, adapterA, dirB, badDir] = process.argv.slice(2);
 const root = baseURL.replace(/\/v1$/, "");
-const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0, timeout: 120000 });
-let failures = 0;
-const check = (ok, what, detail = "") => {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}${ok || !detail ? "" : ": " + detail}`);
-  if (!ok) failures++;
-};
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-const post = async (route, body) => {
-  const r = await fetch(root + route, { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
-};
+const client = openaiClient(baseURL);
+const post = (route, body, headers = {}) => postTo(root, route, body, headers);
 const generate = async (model, prompt, seed) => {
   const r = await client.completions.create({ model, prompt, max_tokens: 12, ignore_eos: true, seed, return_token_ids: true });
   return { ids: r.choices[0].token_ids, logprobs: r.choices[0].sampling_logprobs, model: r.model };
@@ -74,5 +58,4 @@ check(again.status === 404, "unloading it again gets 404");
 const stillA = await generate(adapterA, "2+2=", 1);
 check(same(stillA.ids, onA.ids) && same(stillA.logprobs, onA.logprobs), "the other adapter is untouched by all that");
 
-console.log(failures ? `${failures} check(s) failed` : "all checks passed");
-process.exit(failures ? 1 : 0);
+report();

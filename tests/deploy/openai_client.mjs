@@ -3,22 +3,10 @@
 // top_logprobs), streaming (SSE chunks reassembled by the client), concurrency and a client that disconnects.
 //   node openai_client.mjs BASE_URL MODEL [API_KEY]
 // Prints "ok   ..." / "FAIL ..." lines; exits 1 when a check failed.
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "..", "oracle", "package.json"));
-const OpenAI = require("openai").default ?? require("openai");
+import { check, report, openaiClient, same } from "./harness.mjs";
 
 const [baseURL, model, apiKey] = process.argv.slice(2);
-const client = new OpenAI({ baseURL, apiKey: apiKey ?? "none", maxRetries: 0, timeout: 120000 });
-let failures = 0;
-const check = (ok, what, detail = "") => {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}${ok || !detail ? "" : ": " + detail}`);
-  if (!ok) failures++;
-};
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const client = openaiClient(baseURL, apiKey ?? "none");
 
 async function expectStatus(what, status, param, call) {
   try {
@@ -159,5 +147,4 @@ await expectStatus("tools", 400, "tools", () => client.chat.completions.create({
 await expectStatus("max_tokens beyond the context", 400, "max_tokens",
   () => client.completions.create({ model, prompt: "x", max_tokens: 100000 }));
 
-console.log(failures ? `${failures} check(s) failed` : "all checks passed");
-process.exit(failures ? 1 : 0);
+report();
