@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "core/error.h"
@@ -29,7 +30,9 @@ struct Before {
 };
 
 // The ids of the first `limit` places of the order, sorted a block at a time as they are asked for
-// (blocks double, so a walk through all of them costs O(V log V), no more than one sort).
+// (blocks double). A walk that goes deep (a flat distribution: an untrained model, a high temperature)
+// switches to one radix sort of the rest, O(V), rather than partial sorts that add up to O(V log V): the
+// same total order, so the same ids in the same places and the same draws.
 class OrderedIds {
  public:
   OrderedIds(const float* z, int64_t vocab, int64_t limit) : z_(z), limit_(limit), ids_(static_cast<size_t>(vocab)) {
@@ -42,12 +45,50 @@ class OrderedIds {
   }
 
  private:
+  static constexpr int64_t kRadixFrom = 4096;  // places sorted before the rest is radix-sorted at once
+  static constexpr int kDigitBits = 11;
+  static constexpr int64_t kBuckets = int64_t{1} << kDigitBits;
+
   void extend() {
+    if (sorted_ + block_ > kRadixFrom) return radix_sort_rest();
     const int64_t end = std::min(limit_, sorted_ + block_);
     std::partial_sort(ids_.begin() + sorted_, ids_.begin() + end, ids_.end(), Before{z_});
     sorted_ = end;
     block_ *= 2;
   }
+
+  // A key whose ascending order is z descending: the float's bits made monotone (negatives flipped, the sign bit
+  // set on the others), then complemented. -0 becomes +0 first, as the comparison z[a] > z[b] sees them equal.
+  uint32_t key(int32_t id) const {
+    const float v = z_[id] == 0.0f ? 0.0f : z_[id];
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+    return ~bits;
+  }
+
+  // The places [sorted_, vocab): their ids in ascending order, then a stable LSD radix sort by key in 11-bit
+  // digits, so equal z keep the lower id first -- Before's order.
+  void radix_sort_rest() {
+    const auto vocab = static_cast<int64_t>(ids_.size());
+    std::vector<char> present(static_cast<size_t>(vocab), 0);
+    for (int64_t i = sorted_; i < vocab; ++i) present[static_cast<size_t>(ids_[static_cast<size_t>(i)])] = 1;
+    std::vector<int32_t> rest;
+    rest.reserve(static_cast<size_t>(vocab - sorted_));
+    for (int32_t id = 0; id < vocab; ++id)
+      if (present[static_cast<size_t>(id)]) rest.push_back(id);
+    std::vector<int32_t> scratch(rest.size());
+    for (int shift = 0; shift < 32; shift += kDigitBits) {
+      std::vector<int64_t> start(kBuckets + 1, 0);
+      for (int32_t id : rest) ++start[((key(id) >> shift) & (kBuckets - 1)) + 1];
+      for (int64_t b = 0; b < kBuckets; ++b) start[b + 1] += start[b];
+      for (int32_t id : rest) scratch[static_cast<size_t>(start[(key(id) >> shift) & (kBuckets - 1)]++)] = id;
+      rest.swap(scratch);
+    }
+    std::copy(rest.begin(), rest.end(), ids_.begin() + sorted_);
+    sorted_ = limit_;
+  }
+
   const float* z_;
   int64_t limit_, sorted_ = 0, block_ = 64;
   std::vector<int32_t> ids_;

@@ -382,12 +382,16 @@ TEST(DecodeSampling, LazyOrderDrawsWhatTheRuleWithAFullSortDraws) {
   // A vocabulary of Qwen3's size (151,936), peaked and flat logits, ties, every truncation mode.
   const int64_t vocab = 151936;
   CounterRng values({3, RngPurpose::kSampling, 1, 0});
-  std::vector<float> peaked(vocab), flat(vocab);
+  // signs: -0 and +0 (equal to the comparison, different bits), negatives and ties, all near-flat: the walk goes
+  // deep and sorts the rest by radix.
+  constexpr float kSigned[] = {-0.0f, 0.0f, -0.01f, 0.01f, -1.5f, 0.0f};
+  std::vector<float> peaked(vocab), flat(vocab), signs(vocab);
   for (int64_t i = 0; i < vocab; ++i) {
     peaked[i] = static_cast<float>(8.0 * values.uniform() * values.uniform() * values.uniform());
     flat[i] = static_cast<float>(std::floor(4.0 * values.uniform()) * 0.01);  // many ties
+    signs[i] = kSigned[static_cast<int64_t>(6.0 * values.uniform()) % 6];
   }
-  for (const std::vector<float>* z : {&peaked, &flat})
+  for (const std::vector<float>* z : {&peaked, &flat, &signs})
     for (const auto& [top_k, top_p] :
          std::vector<std::pair<int64_t, float>>{{0, 1.0f}, {0, 0.9f}, {50, 1.0f}, {1000, 0.5f}, {1, 1.0f}}) {
       SamplingParams p;
@@ -397,7 +401,10 @@ TEST(DecodeSampling, LazyOrderDrawsWhatTheRuleWithAFullSortDraws) {
         const RngKey key{11, RngPurpose::kSampling, 0, draw};
         CounterRng rng(key), same(key);
         ASSERT_EQ(sample_token(z->data(), vocab, p, rng), rule_draw(*z, p, same.uniform()))
-            << "top_k " << top_k << " top_p " << top_p << " draw " << draw << (z == &flat ? " (flat)" : " (peaked)");
+            << "top_k " << top_k << " top_p " << top_p << " draw " << draw
+            << (z == &flat    ? " (flat)"
+                : z == &signs ? " (signs)"
+                              : " (peaked)");
       }
     }
 }
