@@ -22,6 +22,11 @@ std::string ServerMetrics::render(const ServiceStats& s, const HotLoads* hot) co
   auto metric = [&](const char* name, const char* type, const char* help) {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
   };
+  // A metric without labels: its description and its one value.
+  auto scalar = [&](const char* name, const char* type, const char* help, auto value) {
+    metric(name, type, help);
+    out << name << " " << value << "\n";
+  };
   {
     std::lock_guard lock(mutex_);
     metric("flywheel_requests_total", "counter",
@@ -34,30 +39,20 @@ std::string ServerMetrics::render(const ServiceStats& s, const HotLoads* hot) co
       out << "flywheel_request_duration_seconds_count{route=\"" << route << "\"} " << v.second << "\n";
     }
   }
-  metric("flywheel_prompt_tokens_total", "counter", "Prompt tokens of the completion requests served.");
-  out << "flywheel_prompt_tokens_total " << prompt_tokens_.load() << "\n";
-  metric("flywheel_completion_tokens_total", "counter", "Tokens generated and sent to clients.");
-  out << "flywheel_completion_tokens_total " << completion_tokens_.load() << "\n";
-  metric("flywheel_client_disconnects_total", "counter", "Requests whose client went away before the end.");
-  out << "flywheel_client_disconnects_total " << disconnects_.load() << "\n";
-  metric("flywheel_generated_tokens_total", "counter", "Tokens the decode engine sampled (cancelled ones included).");
-  out << "flywheel_generated_tokens_total " << s.tokens_generated << "\n";
-  metric("flywheel_decode_steps_total", "counter", "Batched decode steps.");
-  out << "flywheel_decode_steps_total " << s.steps << "\n";
-  metric("flywheel_decode_busy_seconds_total", "counter", "Seconds the decode engine spent stepping.");
-  out << "flywheel_decode_busy_seconds_total " << s.busy_seconds << "\n";
-  metric("flywheel_queue_depth", "gauge", "Sequences waiting for a batch slot.");
-  out << "flywheel_queue_depth " << s.waiting << "\n";
-  metric("flywheel_active_sequences", "gauge", "Sequences in the decode batch.");
-  out << "flywheel_active_sequences " << s.active << "\n";
-  metric("flywheel_max_batch", "gauge", "Batch slots of the decode engine.");
-  out << "flywheel_max_batch " << s.max_batch << "\n";
+  scalar("flywheel_prompt_tokens_total", "counter", "Prompt tokens of the completion requests served.", prompt_tokens_.load());
+  scalar("flywheel_completion_tokens_total", "counter", "Tokens generated and sent to clients.", completion_tokens_.load());
+  scalar("flywheel_client_disconnects_total", "counter", "Requests whose client went away before the end.", disconnects_.load());
+  scalar("flywheel_generated_tokens_total", "counter", "Tokens the decode engine sampled (cancelled ones included).", s.tokens_generated);
+  scalar("flywheel_decode_steps_total", "counter", "Batched decode steps.", s.steps);
+  scalar("flywheel_decode_busy_seconds_total", "counter", "Seconds the decode engine spent stepping.", s.busy_seconds);
+  scalar("flywheel_queue_depth", "gauge", "Sequences waiting for a batch slot.", s.waiting);
+  scalar("flywheel_active_sequences", "gauge", "Sequences in the decode batch.", s.active);
+  scalar("flywheel_max_batch", "gauge", "Batch slots of the decode engine.", s.max_batch);
   if (hot) {
     metric("flywheel_hot_loads_total", "counter", "Hot-loads by result: loaded (the weights changed) or failed.");
     out << "flywheel_hot_loads_total{result=\"loaded\"} " << hot->loads << "\n";
     out << "flywheel_hot_loads_total{result=\"failed\"} " << hot->failures << "\n";
-    metric("flywheel_loaded_snapshot_step", "gauge", "The snapshot step served (-1: none hot-loaded).");
-    out << "flywheel_loaded_snapshot_step " << hot->loaded_step << "\n";
+    scalar("flywheel_loaded_snapshot_step", "gauge", "The snapshot step served (-1: none hot-loaded).", hot->loaded_step);
   }
   return out.str();
 }
