@@ -177,6 +177,9 @@ void GenerationService::admit() {
 }
 
 void GenerationService::route(const std::vector<GenerationResult>& finished, bool stepped) {
+  // The counters first: a client that sees its sequence end then sees stats() without it.
+  publish_stats();
+  if (stepped) ++steps_;
   {
     std::lock_guard lock(mutex_);
     if (stepped)
@@ -189,8 +192,6 @@ void GenerationService::route(const std::vector<GenerationResult>& finished, boo
       }
     }
   }
-  publish_stats();
-  if (stepped) ++steps_;
 }
 
 void GenerationService::run() {
